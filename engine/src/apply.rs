@@ -1,0 +1,701 @@
+//! Carrying out a plan: turns its steps into a DAG of cloud calls, walks it,
+//! and journals every mutation.
+//!
+//! **Invariant:** a mutation's `intent` is in the journal before its request
+//! is sent, and its `done` or `failed` right after the answer. The state is
+//! the fold of the journal, saved (atomically, coalesced) by a background
+//! thread after every finished step and once more at the end.
+//!
+//! Guarantees: an apply cut off at any `.await` (Ctrl-C, kill -9) leaves a
+//! journal from which the next run knows every request that might have
+//! created something; it then finds those resources by ownership tags (see
+//! `refresh::recover`). Caveat: a journal line is written but not fsynced, so
+//! it survives the process dying, not the machine losing power.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{CreateRequest, DriverError, Ownership, Registry, ResourceHandle, UpdateRequest};
+use crate::error::Result;
+use crate::graph::StackGraph;
+use crate::journal::{Entry, Op, Phase};
+use crate::model::{hex, service_of, CloudContext, StackSpec};
+use crate::plan::{Action, Plan, ReplaceOrder, Step};
+use crate::resolve::{resolve, resolve_map, Lookup, Unresolved};
+use crate::state::{protect_secrets, State};
+use crate::store::{now_ms, JournalWriter, StateStore};
+use crate::walker::{walk, Dag, Limits, Outcome};
+
+impl Lookup for State {
+    fn physical_id(&self, id: &str) -> Option<&str> {
+        self.resources.get(id).map(|r| r.physical_id.as_str())
+    }
+    fn attributes(&self, id: &str) -> Option<&Map<String, Value>> {
+        self.resources.get(id).map(|r| &r.attributes)
+    }
+}
+
+/// One cloud operation of the apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Update,
+    /// The new half of a replacement.
+    CreateReplacement,
+    /// The old half of a replacement.
+    DeleteReplaced,
+    Delete,
+}
+
+impl Operation {
+    /// "creating", "updating", ... for progress lines.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::Create | Operation::CreateReplacement => "creating",
+            Operation::Update => "updating",
+            Operation::DeleteReplaced | Operation::Delete => "deleting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Done { elapsed_ms: u64 },
+    Failed { error: String },
+    Skipped { because: String },
+    NotStarted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub logical_id: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub operation: Operation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_id: Option<String>,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    pub results: Vec<TaskResult>,
+    pub cancelled: bool,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        !self.cancelled
+            && self
+                .results
+                .iter()
+                .all(|r| matches!(r.status, Status::Done { .. }))
+    }
+
+    pub fn count(&self, f: impl Fn(&Status) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.status)).count()
+    }
+}
+
+/// Progress of an apply, for people watching it.
+#[derive(Debug, Clone)]
+pub enum ApplyEvent {
+    Started {
+        logical_id: String,
+        type_name: String,
+        operation: Operation,
+    },
+    Finished {
+        logical_id: String,
+        type_name: String,
+        operation: Operation,
+        physical_id: Option<String>,
+        result: std::result::Result<(), String>,
+        elapsed: Duration,
+    },
+}
+
+pub type EventSink = Arc<dyn Fn(&ApplyEvent) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ApplyOptions {
+    pub limits: Limits,
+    pub cancel: CancellationToken,
+    pub on_event: Option<EventSink>,
+    /// Attempts per call for throttling and dependency violations.
+    pub max_attempts: u32,
+    /// First pause between attempts; doubles up to ten seconds.
+    pub retry_base: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            limits: Limits::default(),
+            cancel: CancellationToken::new(),
+            on_event: None,
+            max_attempts: 6,
+            retry_base: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    step: usize,
+    op: Operation,
+}
+
+/// The DAG of cloud operations for a plan.
+fn build_tasks(plan: &Plan, graph: &StackGraph, state: &State) -> (Vec<Task>, Dag) {
+    let mut tasks = Vec::new();
+    let mut forward: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut deletes: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut delete_first: BTreeMap<usize, bool> = BTreeMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let id = s.logical_id.as_str();
+        let mut push = |op: Operation| {
+            tasks.push(Task { step: i, op });
+            tasks.len() - 1
+        };
+        match s.action {
+            Action::Create => {
+                forward.insert(id, push(Operation::Create));
+            }
+            Action::Update => {
+                forward.insert(id, push(Operation::Update));
+            }
+            Action::Replace => {
+                forward.insert(id, push(Operation::CreateReplacement));
+                let d = push(Operation::DeleteReplaced);
+                deletes.entry(id).or_default().push(d);
+                delete_first.insert(d, s.replace_order == Some(ReplaceOrder::DeleteBeforeCreate));
+            }
+            Action::Delete => {
+                let d = push(Operation::Delete);
+                deletes.entry(id).or_default().push(d);
+            }
+        }
+    }
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    // Forward operations wait for their dependencies' forward operations.
+    for (&id, &t) in &forward {
+        for dep in graph.dependencies(id) {
+            if let Some(&f) = forward.get(dep) {
+                deps[t].push(f);
+            }
+        }
+    }
+    // Who depends (or depended) on whom, old and new edges together.
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, r) in &state.resources {
+        for d in &r.dependencies {
+            dependents.entry(d.as_str()).or_default().push(id.as_str());
+        }
+    }
+    for id in graph.topological() {
+        for d in graph.dependencies(id) {
+            dependents.entry(d).or_default().push(id);
+        }
+    }
+    for (&id, dels) in &deletes {
+        for &del in dels {
+            let first = delete_first.get(&del).copied().unwrap_or(false);
+            match (forward.get(id), first) {
+                // Delete-before-create: the new object waits for the delete.
+                (Some(&f), true) => deps[f].push(del),
+                // Otherwise the old object goes after the new one exists.
+                (Some(&f), false) => deps[del].push(f),
+                (None, _) => {}
+            }
+            for y in dependents.get(id).into_iter().flatten() {
+                if *y == id {
+                    continue;
+                }
+                for &yd in deletes.get(y).into_iter().flatten() {
+                    deps[del].push(yd);
+                }
+                if !first {
+                    if let Some(&yf) = forward.get(y) {
+                        deps[del].push(yf);
+                    }
+                }
+            }
+        }
+    }
+    for d in &mut deps {
+        d.sort_unstable();
+        d.dedup();
+    }
+    let services = tasks
+        .iter()
+        .map(|t| service_of(&plan.steps[t.step].type_name).to_string())
+        .collect();
+    (tasks, Dag { deps, services })
+}
+
+struct Book {
+    state: State,
+    journal: JournalWriter,
+}
+
+/// Saves the state on a background thread, coalescing bursts of changes.
+struct Persister {
+    signal: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Persister {
+    fn start(store: StateStore, book: Arc<Mutex<Book>>) -> Self {
+        // (dirty, stop)
+        let signal = Arc::new((Mutex::new((false, false)), Condvar::new()));
+        let s = signal.clone();
+        let thread = std::thread::spawn(move || -> Result<()> {
+            let (lock, cv) = &*s;
+            loop {
+                let mut flags = lock.lock().expect("persister lock");
+                while !flags.0 && !flags.1 {
+                    flags = cv.wait(flags).expect("persister lock");
+                }
+                let (dirty, stop) = *flags;
+                flags.0 = false;
+                drop(flags);
+                if dirty {
+                    let snapshot = {
+                        let mut b = book.lock().expect("book lock");
+                        b.state.serial += 1;
+                        b.state.clone()
+                    };
+                    store.save_unchecked(&snapshot)?;
+                } else if stop {
+                    return Ok(());
+                }
+            }
+        });
+        Persister {
+            signal,
+            thread: Some(thread),
+        }
+    }
+
+    fn kick(&self) {
+        let (lock, cv) = &*self.signal;
+        lock.lock().expect("persister lock").0 = true;
+        cv.notify_one();
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let (lock, cv) = &*self.signal;
+        lock.lock().expect("persister lock").1 = true;
+        cv.notify_one();
+        self.thread
+            .take()
+            .expect("finished once")
+            .join()
+            .expect("persister does not panic")
+    }
+}
+
+struct Shared {
+    plan: Plan,
+    tasks: Vec<Task>,
+    stack: StackSpec,
+    deps_of: BTreeMap<String, Vec<String>>,
+    registry: Registry,
+    ctx: CloudContext,
+    owner: Ownership,
+    book: Arc<Mutex<Book>>,
+    persister: Persister,
+    opts: ApplyOptions,
+    journal_failed: AtomicBool,
+}
+
+impl Shared {
+    fn journal(&self, mut e: Entry) -> std::result::Result<(), String> {
+        {
+            let mut b = self.book.lock().expect("book lock");
+            e.seq = b.state.journal_seq + 1;
+            e.at_ms = now_ms();
+            e.lineage = b.state.lineage.clone();
+            if let Err(err) = b.journal.append(&e) {
+                self.journal_failed.store(true, Ordering::SeqCst);
+                return Err(format!("{err}; the request was not sent"));
+            }
+            b.state.record(&e);
+        }
+        self.persister.kick();
+        Ok(())
+    }
+
+    fn emit(&self, e: ApplyEvent) {
+        if let Some(f) = &self.opts.on_event {
+            f(&e);
+        }
+    }
+
+    async fn retrying<T, F, Fut>(&self, call: F) -> std::result::Result<T, DriverError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, DriverError>>,
+    {
+        let mut delay = self.opts.retry_base;
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < self.opts.max_attempts
+                        && !self.opts.cancel.is_cancelled() =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>, t: usize) -> std::result::Result<(), String> {
+        let task = self.tasks[t];
+        let step = &self.plan.steps[task.step];
+        self.emit(ApplyEvent::Started {
+            logical_id: step.logical_id.clone(),
+            type_name: step.type_name.clone(),
+            operation: task.op,
+        });
+        let start = tokio::time::Instant::now();
+        let result = match task.op {
+            Operation::Create | Operation::CreateReplacement => self.create(step).await,
+            Operation::Update => self.update(step).await,
+            Operation::Delete | Operation::DeleteReplaced => self.delete(step).await,
+        };
+        let physical_id = match (&result, task.op) {
+            (Ok(pid), _) => pid.clone(),
+            _ => step.physical_id.clone(),
+        };
+        self.emit(ApplyEvent::Finished {
+            logical_id: step.logical_id.clone(),
+            type_name: step.type_name.clone(),
+            operation: task.op,
+            physical_id,
+            result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+            elapsed: start.elapsed(),
+        });
+        result.map(|_| ())
+    }
+
+    fn resolved(&self, step: &Step) -> std::result::Result<(Map<String, Value>, Vec<String>), String> {
+        let spec = self
+            .stack
+            .resource(&step.logical_id)
+            .ok_or_else(|| format!("{} is not in the stack", step.logical_id))?;
+        let b = self.book.lock().expect("book lock");
+        let props = resolve_map(&spec.properties, &self.ctx, &b.state).map_err(|e| match e {
+            Unresolved::KnownAfterApply(ids) => format!(
+                "needs {} which did not get created",
+                ids.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            Unresolved::Invalid(m) => m,
+        })?;
+        let deps = self
+            .deps_of
+            .get(&step.logical_id)
+            .cloned()
+            .unwrap_or_default();
+        Ok((props, deps))
+    }
+
+    async fn create(&self, step: &Step) -> std::result::Result<Option<String>, String> {
+        let driver = self.registry.get(&step.type_name).expect("validated");
+        let schema = driver.schema();
+        let (props, deps) = self.resolved(step)?;
+        if step.action == Action::Create {
+            if let Some(gone) = &step.physical_id {
+                // The old object vanished outside fastcart: drop it from state.
+                let mut e = Entry::new(Op::Delete, Phase::Done, &step.logical_id, &step.type_name);
+                e.physical_id = Some(gone.clone());
+                e.error = Some("deleted outside fastcart".into());
+                self.journal(e)?;
+            }
+        }
+        let protected = protect_secrets(&props, schema);
+        let tags = self.owner.tags_for(&step.logical_id, &self.stack.tags);
+        let token = {
+            let b = self.book.lock().expect("book lock");
+            let mut h = Sha256::new();
+            h.update(b.state.lineage.as_bytes());
+            h.update(step.logical_id.as_bytes());
+            h.update(b.state.journal_seq.to_le_bytes());
+            hex(&h.finalize())[..32].to_string()
+        };
+        let mut intent = Entry::new(Op::Create, Phase::Intent, &step.logical_id, &step.type_name);
+        intent.properties = Some(protected.clone());
+        intent.dependencies = deps.clone();
+        self.journal(intent)?;
+        let result = self
+            .retrying(|| {
+                driver.create(CreateRequest {
+                    logical_id: &step.logical_id,
+                    properties: &props,
+                    tags: &tags,
+                    idempotency_token: &token,
+                    context: &self.ctx,
+                })
+            })
+            .await;
+        match result {
+            Ok(created) => {
+                let mut done = Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
+                done.physical_id = Some(created.physical_id.clone());
+                done.properties = Some(protected);
+                done.attributes = Some(created.attributes);
+                done.dependencies = deps;
+                self.journal(done)?;
+                Ok(Some(created.physical_id))
+            }
+            Err(e) => self.failed(Op::Create, step, None, e),
+        }
+    }
+
+    fn failed<T>(
+        &self,
+        op: Op,
+        step: &Step,
+        physical_id: Option<String>,
+        e: DriverError,
+    ) -> std::result::Result<T, String> {
+        let mut f = Entry::new(op, Phase::Failed, &step.logical_id, &step.type_name);
+        f.physical_id = physical_id;
+        f.error = Some(e.to_string());
+        let _ = self.journal(f);
+        Err(e.to_string())
+    }
+
+    async fn update(&self, step: &Step) -> std::result::Result<Option<String>, String> {
+        let driver = self.registry.get(&step.type_name).expect("validated");
+        let (props, deps) = self.resolved(step)?;
+        let (physical_id, previous) = {
+            let b = self.book.lock().expect("book lock");
+            let r = b
+                .state
+                .resources
+                .get(&step.logical_id)
+                .ok_or_else(|| format!("{} is not in state", step.logical_id))?;
+            (r.physical_id.clone(), r.properties.clone())
+        };
+        let protected = protect_secrets(&props, driver.schema());
+        let changed: Vec<String> = step.changes.iter().map(|c| c.path.clone()).collect();
+        let tags = self.owner.tags_for(&step.logical_id, &self.stack.tags);
+        let mut intent = Entry::new(Op::Update, Phase::Intent, &step.logical_id, &step.type_name);
+        intent.physical_id = Some(physical_id.clone());
+        intent.properties = Some(protected.clone());
+        self.journal(intent)?;
+        let result = self
+            .retrying(|| {
+                driver.update(UpdateRequest {
+                    logical_id: &step.logical_id,
+                    physical_id: &physical_id,
+                    properties: &props,
+                    previous: &previous,
+                    changed: &changed,
+                    tags: &tags,
+                    context: &self.ctx,
+                })
+            })
+            .await;
+        match result {
+            Ok(attributes) => {
+                let mut done = Entry::new(Op::Update, Phase::Done, &step.logical_id, &step.type_name);
+                done.physical_id = Some(physical_id.clone());
+                done.properties = Some(protected);
+                done.attributes = Some(attributes);
+                done.dependencies = deps;
+                self.journal(done)?;
+                Ok(Some(physical_id))
+            }
+            Err(e) => self.failed(Op::Update, step, Some(physical_id), e),
+        }
+    }
+
+    async fn delete(&self, step: &Step) -> std::result::Result<Option<String>, String> {
+        let driver = self
+            .registry
+            .get(&step.type_name)
+            .ok_or_else(|| format!("no driver for {}", step.type_name))?;
+        let physical_id = step
+            .physical_id
+            .clone()
+            .ok_or_else(|| format!("{} has no physical id to delete", step.logical_id))?;
+        let properties = {
+            let b = self.book.lock().expect("book lock");
+            b.state
+                .resources
+                .get(&step.logical_id)
+                .and_then(|r| {
+                    if r.physical_id == physical_id {
+                        Some(r.properties.clone())
+                    } else {
+                        r.deposed
+                            .iter()
+                            .find(|d| d.physical_id == physical_id)
+                            .map(|d| d.properties.clone())
+                    }
+                })
+                .unwrap_or_default()
+        };
+        let handle = ResourceHandle {
+            logical_id: step.logical_id.clone(),
+            physical_id: physical_id.clone(),
+            properties,
+        };
+        let mut intent = Entry::new(Op::Delete, Phase::Intent, &step.logical_id, &step.type_name);
+        intent.physical_id = Some(physical_id.clone());
+        self.journal(intent)?;
+        match self.retrying(|| driver.delete(&handle)).await {
+            Ok(()) => {
+                let mut done = Entry::new(Op::Delete, Phase::Done, &step.logical_id, &step.type_name);
+                done.physical_id = Some(physical_id.clone());
+                self.journal(done)?;
+                Ok(Some(physical_id))
+            }
+            Err(e) => self.failed(Op::Delete, step, Some(physical_id), e),
+        }
+    }
+}
+
+/// Runs the plan. The caller holds the lock and has checked the plan is
+/// current; `state` is the state the plan was made against.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_plan(
+    store: &StateStore,
+    journal: JournalWriter,
+    state: State,
+    stack: &StackSpec,
+    graph: &StackGraph,
+    registry: &Registry,
+    ctx: &CloudContext,
+    plan: &Plan,
+    opts: ApplyOptions,
+) -> Result<(State, ApplyReport)> {
+    let (tasks, dag) = build_tasks(plan, graph, &state);
+    let deps_of = graph
+        .topological()
+        .map(|id| {
+            (
+                id.to_string(),
+                graph.dependencies(id).into_iter().map(String::from).collect(),
+            )
+        })
+        .collect();
+    let book = Arc::new(Mutex::new(Book { state, journal }));
+    let persister = Persister::start(store.clone(), book.clone());
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        tasks: tasks.clone(),
+        stack: stack.clone(),
+        deps_of,
+        registry: registry.clone(),
+        ctx: ctx.clone(),
+        owner: Ownership {
+            stack: stack.name.clone(),
+            env: stack.env.clone(),
+        },
+        book: book.clone(),
+        persister,
+        opts: opts.clone(),
+        journal_failed: AtomicBool::new(false),
+    });
+    let s = shared.clone();
+    let outcomes = walk(&dag, &opts.limits, &opts.cancel, move |t| s.clone().run(t)).await;
+
+    // Outputs, from whatever now exists.
+    {
+        let mut b = book.lock().expect("book lock");
+        let mut outputs = Map::new();
+        for (name, value) in &stack.outputs {
+            if let Ok(v) = resolve(value, ctx, &b.state) {
+                outputs.insert(name.clone(), v);
+            }
+        }
+        b.state.outputs = outputs;
+    }
+    shared.persister.kick();
+    let shared = Arc::into_inner(shared).expect("all tasks finished");
+    shared.persister.finish()?;
+    let state = Arc::into_inner(book)
+        .expect("all tasks finished")
+        .into_inner()
+        .expect("book lock")
+        .state;
+
+    let results = tasks
+        .iter()
+        .zip(outcomes)
+        .map(|(t, o)| {
+            let step = &plan.steps[t.step];
+            let status = match o {
+                Outcome::Done { elapsed } => Status::Done {
+                    elapsed_ms: elapsed.as_millis() as u64,
+                },
+                Outcome::Failed { error, .. } => Status::Failed { error },
+                Outcome::Skipped { because } => {
+                    let cause = &plan.steps[tasks[because].step];
+                    Status::Skipped {
+                        because: format!("{} failed", cause.logical_id),
+                    }
+                }
+                Outcome::NotStarted => Status::NotStarted,
+            };
+            let physical_id = match t.op {
+                Operation::Create | Operation::CreateReplacement => state
+                    .resources
+                    .get(&step.logical_id)
+                    .filter(|_| matches!(status, Status::Done { .. }))
+                    .map(|r| r.physical_id.clone()),
+                _ => step.physical_id.clone(),
+            };
+            TaskResult {
+                logical_id: step.logical_id.clone(),
+                type_name: step.type_name.clone(),
+                operation: t.op,
+                physical_id,
+                status,
+            }
+        })
+        .collect();
+    Ok((
+        state,
+        ApplyReport {
+            results,
+            cancelled: opts.cancel.is_cancelled(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_verbs() {
+        assert_eq!(Operation::CreateReplacement.verb(), "creating");
+        assert_eq!(Operation::DeleteReplaced.verb(), "deleting");
+    }
+
+    #[test]
+    fn error_type_is_sendable() {
+        fn assert_send<T: Send + Sync>() {}
+        assert_send::<crate::Error>();
+    }
+}

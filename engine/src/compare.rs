@@ -1,0 +1,125 @@
+//! Comparing a desired property value with what the cloud reports, after
+//! normalizing both by the property's [`ValueKind`].
+
+use serde_json::{Map, Value};
+
+use crate::schema::ValueKind;
+
+/// The canonical form of a value of the given kind.
+pub fn normalize(value: &Value, kind: ValueKind) -> Value {
+    match kind {
+        ValueKind::Plain => value.clone(),
+        ValueKind::JsonDocument => match value {
+            Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| value.clone()),
+            other => other.clone(),
+        },
+        ValueKind::Tags => match value {
+            Value::Array(items) => {
+                let mut map = Map::new();
+                for item in items {
+                    if let (Some(k), Some(v)) = (
+                        item.get("Key").and_then(Value::as_str),
+                        item.get("Value"),
+                    ) {
+                        map.insert(k.to_string(), v.clone());
+                    }
+                }
+                Value::Object(map)
+            }
+            other => other.clone(),
+        },
+        ValueKind::UnorderedList => match value {
+            Value::Array(items) => {
+                let mut items = items.clone();
+                items.sort_by_cached_key(|v| v.to_string());
+                Value::Array(items)
+            }
+            other => other.clone(),
+        },
+    }
+}
+
+/// Whether the cloud's value satisfies the desired one.
+///
+/// Tags compare only the keys the stack sets (AWS and fastcart add others).
+/// Scalars compare by text where one side is a string, as CloudFormation
+/// accepts `"24"` for `24`.
+pub fn satisfies(desired: &Value, actual: Option<&Value>, kind: ValueKind) -> bool {
+    let Some(actual) = actual else {
+        return desired.is_null();
+    };
+    let d = normalize(desired, kind);
+    let a = normalize(actual, kind);
+    if kind == ValueKind::Tags {
+        if let (Value::Object(d), Value::Object(a)) = (&d, &a) {
+            return d
+                .iter()
+                .all(|(k, v)| a.get(k).is_some_and(|av| loosely_equal(v, av)));
+        }
+    }
+    loosely_equal(&d, &a)
+}
+
+fn loosely_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(s), Value::Number(_) | Value::Bool(_))
+        | (Value::Number(_) | Value::Bool(_), Value::String(s)) => {
+            let other = if a.is_string() { b } else { a };
+            *s == other.to_string()
+        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| loosely_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x
+                    .iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| loosely_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_documents_compare_as_json() {
+        let desired = json!({"Version": "2012-10-17", "Statement": []});
+        let actual = json!("{\"Statement\": [], \"Version\": \"2012-10-17\"}");
+        assert!(satisfies(&desired, Some(&actual), ValueKind::JsonDocument));
+        assert!(!satisfies(&desired, Some(&actual), ValueKind::Plain));
+    }
+
+    #[test]
+    fn tags_compare_as_maps_of_the_keys_the_stack_sets() {
+        let desired = json!([{"Key": "A", "Value": "1"}, {"Key": "B", "Value": "2"}]);
+        let actual = json!([
+            {"Key": "fastcart:stack", "Value": "s"},
+            {"Key": "B", "Value": "2"},
+            {"Key": "A", "Value": "1"}
+        ]);
+        assert!(satisfies(&desired, Some(&actual), ValueKind::Tags));
+        let changed = json!([{"Key": "A", "Value": "9"}, {"Key": "B", "Value": "2"}]);
+        assert!(!satisfies(&desired, Some(&changed), ValueKind::Tags));
+    }
+
+    #[test]
+    fn unordered_lists_and_loose_scalars() {
+        assert!(satisfies(
+            &json!(["b", "a"]),
+            Some(&json!(["a", "b"])),
+            ValueKind::UnorderedList
+        ));
+        assert!(!satisfies(
+            &json!(["b", "a"]),
+            Some(&json!(["a", "b"])),
+            ValueKind::Plain
+        ));
+        assert!(satisfies(&json!("24"), Some(&json!(24)), ValueKind::Plain));
+        assert!(!satisfies(&json!(24), None, ValueKind::Plain));
+    }
+}

@@ -1,0 +1,202 @@
+//! The driver trait: the engine's only window on a cloud.
+//!
+//! A driver manages one resource type. It is handed properties with every
+//! reference already resolved, and it returns what AWS reports in the shape
+//! of the type's schema, so that reading right after creating compares equal
+//! to what was asked for.
+//!
+//! Guarantees a driver gives the engine:
+//! - `read` takes many resources and answers for all of them, with as few
+//!   requests as the API allows (one Describe/List per page).
+//! - `create` tags the resource with the [`Ownership`] tags it is handed, so
+//!   that `find_by_tags` can find it after the engine lost track of it.
+//! - `delete` of a resource that is already gone succeeds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::{CloudContext, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK};
+use crate::schema::TypeSchema;
+
+/// A resource the engine already knows: its logical and physical id and the
+/// properties last applied (with secrets hashed), which some APIs need to find
+/// a resource again (a route is found through its route table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceHandle {
+    pub logical_id: String,
+    pub physical_id: String,
+    pub properties: Map<String, Value>,
+}
+
+/// What AWS reports about a resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Properties in the schema's shape. Write-only properties are absent.
+    pub properties: Map<String, Value>,
+    /// Read-only attributes (`Fn::GetAtt`).
+    pub attributes: Map<String, Value>,
+}
+
+/// Which stack and environment own a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    pub stack: String,
+    pub env: String,
+}
+
+impl Ownership {
+    /// The ownership tags for one resource, merged over the stack's own tags.
+    pub fn tags_for(
+        &self,
+        logical_id: &str,
+        stack_tags: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut tags = stack_tags.clone();
+        tags.insert(TAG_STACK.into(), self.stack.clone());
+        tags.insert(TAG_ENV.into(), self.env.clone());
+        tags.insert(TAG_LOGICAL_ID.into(), logical_id.into());
+        tags
+    }
+}
+
+pub struct CreateRequest<'a> {
+    pub logical_id: &'a str,
+    pub properties: &'a Map<String, Value>,
+    /// Tags to attach at creation: the stack's tags plus ownership tags.
+    pub tags: &'a BTreeMap<String, String>,
+    /// Stable across retries of the same create, for APIs that take a client
+    /// token.
+    pub idempotency_token: &'a str,
+    pub context: &'a CloudContext,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    pub physical_id: String,
+    pub attributes: Map<String, Value>,
+}
+
+pub struct UpdateRequest<'a> {
+    pub logical_id: &'a str,
+    pub physical_id: &'a str,
+    pub properties: &'a Map<String, Value>,
+    /// The properties last applied (secrets hashed).
+    pub previous: &'a Map<String, Value>,
+    /// Top-level property names that changed.
+    pub changed: &'a [String],
+    pub tags: &'a BTreeMap<String, String>,
+    pub context: &'a CloudContext,
+}
+
+/// A resource found by its ownership tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub logical_id: String,
+    pub physical_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Rate exceeded: worth retrying after a pause.
+    Throttled,
+    /// Another resource still uses this one: worth retrying for a while.
+    DependencyViolation,
+    NotFound,
+    InvalidRequest,
+    Other,
+}
+
+/// An error from the cloud: which operation, on what, and what it said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverError {
+    pub kind: ErrorKind,
+    /// The API operation, such as `ec2:CreateVpc`.
+    pub operation: String,
+    pub message: String,
+}
+
+impl DriverError {
+    pub fn new(kind: ErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        DriverError {
+            kind,
+            operation: operation.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::DependencyViolation
+        )
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.operation, self.message)
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+#[async_trait]
+pub trait Driver: Send + Sync {
+    fn schema(&self) -> &TypeSchema;
+
+    /// Reads many resources of this type. The answer has one entry per
+    /// handle, in order: `None` when the resource no longer exists.
+    async fn read(&self, resources: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError>;
+
+    async fn create(&self, request: CreateRequest<'_>) -> Result<Created, DriverError>;
+
+    /// Updates in place; returns the attributes after the update.
+    async fn update(&self, request: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError>;
+
+    /// Deletes and waits until the resource is gone. Deleting a resource that
+    /// does not exist succeeds.
+    async fn delete(&self, resource: &ResourceHandle) -> Result<(), DriverError>;
+
+    /// Every resource of this type carrying the owner's tags.
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError>;
+}
+
+/// Type name to driver.
+#[derive(Clone, Default)]
+pub struct Registry {
+    drivers: BTreeMap<String, Arc<dyn Driver>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, driver: Arc<dyn Driver>) -> &mut Self {
+        self.drivers
+            .insert(driver.schema().type_name.clone(), driver);
+        self
+    }
+
+    pub fn get(&self, type_name: &str) -> Option<&Arc<dyn Driver>> {
+        self.drivers.get(type_name)
+    }
+
+    pub fn schema(&self, type_name: &str) -> Option<&TypeSchema> {
+        self.get(type_name).map(|d| d.schema())
+    }
+
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.drivers.keys().map(String::as_str)
+    }
+
+    pub fn schemas(&self) -> impl Iterator<Item = &TypeSchema> {
+        self.drivers.values().map(|d| d.schema())
+    }
+}

@@ -1,0 +1,471 @@
+//! A fake cloud implementing [`Driver`] for any schema, in memory: for engine
+//! tests and benchmarks, with no AWS SDK.
+//!
+//! It can delay each operation per type, fail chosen operations, throttle,
+//! and it keeps an event log (start and end of every mutation, on tokio's
+//! clock) and call counters that tests assert on.
+//!
+//! Like AWS, it commits a create when the request arrives and answers after
+//! the latency: an apply cut off while waiting leaves the resource behind,
+//! tagged, for the next run to find.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::driver::{
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
+    ResourceHandle, UpdateRequest,
+};
+use crate::model::{service_of, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK};
+use crate::schema::{TypeSchema, ValueKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FakeOp {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Find,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Start,
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub at: Instant,
+    pub phase: Phase,
+    pub op: FakeOp,
+    pub logical_id: String,
+    pub physical_id: String,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeResource {
+    pub type_name: String,
+    pub physical_id: String,
+    pub properties: Map<String, Value>,
+    pub attributes: Map<String, Value>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl FakeResource {
+    pub fn logical_id(&self) -> Option<&str> {
+        self.tags.get(TAG_LOGICAL_ID).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    resources: BTreeMap<String, FakeResource>,
+    events: Vec<Event>,
+    calls: BTreeMap<(String, FakeOp), u64>,
+    latency: BTreeMap<String, Duration>,
+    default_latency: Duration,
+    failures: BTreeMap<(String, FakeOp), String>,
+    throttles: BTreeMap<String, u32>,
+}
+
+/// The fake cloud. Share it with `Arc`; every method takes `&self`.
+#[derive(Default)]
+pub struct FakeCloud {
+    inner: Mutex<Inner>,
+}
+
+impl FakeCloud {
+    pub fn new() -> Arc<Self> {
+        Arc::new(FakeCloud::default())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().expect("fake cloud lock"))
+    }
+
+    /// A registry with one fake driver per schema.
+    pub fn registry(self: &Arc<Self>, schemas: impl IntoIterator<Item = TypeSchema>) -> Registry {
+        let mut r = Registry::new();
+        for schema in schemas {
+            r.register(Arc::new(FakeDriver {
+                cloud: self.clone(),
+                schema,
+            }));
+        }
+        r
+    }
+
+    pub fn set_latency(&self, type_name: &str, d: Duration) {
+        self.with(|i| i.latency.insert(type_name.into(), d));
+    }
+
+    pub fn set_default_latency(&self, d: Duration) {
+        self.with(|i| i.default_latency = d);
+    }
+
+    /// Makes every `op` on `logical_id` fail with `message` until cleared.
+    pub fn fail(&self, logical_id: &str, op: FakeOp, message: &str) {
+        self.with(|i| i.failures.insert((logical_id.into(), op), message.into()));
+    }
+
+    pub fn clear_failures(&self) {
+        self.with(|i| i.failures.clear());
+    }
+
+    /// Makes the next `times` mutations of `type_name` fail as throttled.
+    pub fn throttle(&self, type_name: &str, times: u32) {
+        self.with(|i| i.throttles.insert(type_name.into(), times));
+    }
+
+    pub fn resources(&self) -> Vec<FakeResource> {
+        self.with(|i| i.resources.values().cloned().collect())
+    }
+
+    pub fn get(&self, physical_id: &str) -> Option<FakeResource> {
+        self.with(|i| i.resources.get(physical_id).cloned())
+    }
+
+    pub fn len(&self) -> usize {
+        self.with(|i| i.resources.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes a property behind the engine's back (drift).
+    pub fn set_property(&self, physical_id: &str, name: &str, value: Value) {
+        self.with(|i| {
+            if let Some(r) = i.resources.get_mut(physical_id) {
+                r.properties.insert(name.into(), value);
+            }
+        });
+    }
+
+    /// Deletes a resource behind the engine's back.
+    pub fn remove(&self, physical_id: &str) {
+        self.with(|i| i.resources.remove(physical_id));
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.with(|i| i.events.clone())
+    }
+
+    pub fn clear_events(&self) {
+        self.with(|i| {
+            i.events.clear();
+            i.calls.clear();
+        });
+    }
+
+    /// How many calls of `op` were made for `type_name`.
+    pub fn calls(&self, type_name: &str, op: FakeOp) -> u64 {
+        self.with(|i| i.calls.get(&(type_name.into(), op)).copied().unwrap_or(0))
+    }
+
+    /// Calls of `op` over all types.
+    pub fn total_calls(&self, op: FakeOp) -> u64 {
+        self.with(|i| {
+            i.calls
+                .iter()
+                .filter(|((_, o), _)| *o == op)
+                .map(|(_, n)| n)
+                .sum()
+        })
+    }
+}
+
+struct FakeDriver {
+    cloud: Arc<FakeCloud>,
+    schema: TypeSchema,
+}
+
+impl FakeDriver {
+    fn op_name(&self, op: FakeOp) -> String {
+        let verb = match op {
+            FakeOp::Read => "Describe",
+            FakeOp::Create => "Create",
+            FakeOp::Update => "Modify",
+            FakeOp::Delete => "Delete",
+            FakeOp::Find => "GetResources",
+        };
+        let short = self.schema.type_name.rsplit("::").next().unwrap_or_default();
+        format!("fake:{verb}{short}")
+    }
+
+    /// Counts the call, records its start, and applies injected faults.
+    fn begin(&self, op: FakeOp, logical_id: &str, physical_id: &str) -> Result<Duration, DriverError> {
+        let t = &self.schema.type_name;
+        self.cloud.with(|i| {
+            *i.calls.entry((t.clone(), op)).or_default() += 1;
+            if op == FakeOp::Read || op == FakeOp::Find {
+                return Ok(Duration::ZERO);
+            }
+            i.events.push(Event {
+                at: Instant::now(),
+                phase: Phase::Start,
+                op,
+                logical_id: logical_id.into(),
+                physical_id: physical_id.into(),
+                ok: true,
+            });
+            let fault = if let Some(n) = i.throttles.get_mut(t).filter(|n| **n > 0) {
+                *n -= 1;
+                Some(DriverError::new(
+                    ErrorKind::Throttled,
+                    self.op_name(op),
+                    "Rate exceeded",
+                ))
+            } else {
+                i.failures
+                    .get(&(logical_id.to_string(), op))
+                    .map(|m| DriverError::new(ErrorKind::InvalidRequest, self.op_name(op), m.clone()))
+            };
+            match fault {
+                Some(e) => {
+                    i.events.push(Event {
+                        at: Instant::now(),
+                        phase: Phase::End,
+                        op,
+                        logical_id: logical_id.into(),
+                        physical_id: physical_id.into(),
+                        ok: false,
+                    });
+                    Err(e)
+                }
+                None => Ok(i.latency.get(t).copied().unwrap_or(i.default_latency)),
+            }
+        })
+    }
+
+    fn end(&self, op: FakeOp, logical_id: &str, physical_id: &str) {
+        self.cloud.with(|i| {
+            i.events.push(Event {
+                at: Instant::now(),
+                phase: Phase::End,
+                op,
+                logical_id: logical_id.into(),
+                physical_id: physical_id.into(),
+                ok: true,
+            })
+        });
+    }
+
+    fn readable(&self, props: &Map<String, Value>) -> Map<String, Value> {
+        props
+            .iter()
+            .filter(|(k, _)| !self.schema.is_write_only(k))
+            .map(|(k, v)| {
+                // Like AWS, documents come back as JSON strings.
+                let v = match (self.schema.kind_of(k), v) {
+                    (ValueKind::JsonDocument, Value::Object(_)) => Value::String(v.to_string()),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, resources: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        self.begin(FakeOp::Read, "", "")?;
+        Ok(self.cloud.with(|i| {
+            resources
+                .iter()
+                .map(|h| {
+                    i.resources
+                        .get(&h.physical_id)
+                        .filter(|r| r.type_name == self.schema.type_name)
+                        .map(|r| Observed {
+                            properties: self.readable(&r.properties),
+                            attributes: r.attributes.clone(),
+                        })
+                })
+                .collect()
+        }))
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let latency = self.begin(FakeOp::Create, req.logical_id, "")?;
+        let t = &self.schema.type_name;
+        let fixed = self
+            .schema
+            .fixed_name_property
+            .as_ref()
+            .and_then(|p| req.properties.get(p))
+            .and_then(Value::as_str)
+            .map(String::from);
+        let created = self.cloud.with(|i| {
+            if let Some(name) = &fixed {
+                if i.resources.contains_key(name) {
+                    return Err(DriverError::new(
+                        ErrorKind::InvalidRequest,
+                        self.op_name(FakeOp::Create),
+                        format!("{name} already exists"),
+                    ));
+                }
+            }
+            i.next_id += 1;
+            let short = t.rsplit("::").next().unwrap_or("res").to_lowercase();
+            let physical_id = fixed.unwrap_or_else(|| format!("{short}-{:05}", i.next_id));
+            let attributes: Map<String, Value> = self
+                .schema
+                .attributes
+                .iter()
+                .map(|a| {
+                    let v = if a == "Arn" {
+                        format!(
+                            "arn:{}:{}:{}:{}:{short}/{physical_id}",
+                            req.context.partition,
+                            service_of(t).to_lowercase(),
+                            req.context.region,
+                            req.context.account_id
+                        )
+                    } else {
+                        format!("{physical_id}.{a}")
+                    };
+                    (a.clone(), Value::String(v))
+                })
+                .collect();
+            i.resources.insert(
+                physical_id.clone(),
+                FakeResource {
+                    type_name: t.clone(),
+                    physical_id: physical_id.clone(),
+                    properties: req.properties.clone(),
+                    attributes: attributes.clone(),
+                    tags: req.tags.clone(),
+                },
+            );
+            Ok(Created {
+                physical_id,
+                attributes,
+            })
+        });
+        tokio::time::sleep(latency).await;
+        let created = created?;
+        self.end(FakeOp::Create, req.logical_id, &created.physical_id);
+        Ok(created)
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let latency = self.begin(FakeOp::Update, req.logical_id, req.physical_id)?;
+        tokio::time::sleep(latency).await;
+        let attrs = self.cloud.with(|i| {
+            i.resources.get_mut(req.physical_id).map(|r| {
+                r.properties = req.properties.clone();
+                r.attributes.clone()
+            })
+        });
+        let attrs = attrs.ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::NotFound,
+                self.op_name(FakeOp::Update),
+                format!("{} does not exist", req.physical_id),
+            )
+        })?;
+        self.end(FakeOp::Update, req.logical_id, req.physical_id);
+        Ok(attrs)
+    }
+
+    async fn delete(&self, r: &ResourceHandle) -> Result<(), DriverError> {
+        let latency = self.begin(FakeOp::Delete, &r.logical_id, &r.physical_id)?;
+        tokio::time::sleep(latency).await;
+        self.cloud.with(|i| i.resources.remove(&r.physical_id));
+        self.end(FakeOp::Delete, &r.logical_id, &r.physical_id);
+        Ok(())
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        self.begin(FakeOp::Find, "", "")?;
+        Ok(self.cloud.with(|i| {
+            i.resources
+                .values()
+                .filter(|r| {
+                    r.type_name == self.schema.type_name
+                        && r.tags.get(TAG_STACK) == Some(&owner.stack)
+                        && r.tags.get(TAG_ENV) == Some(&owner.env)
+                })
+                .filter_map(|r| {
+                    Some(Found {
+                        logical_id: r.logical_id()?.to_string(),
+                        physical_id: r.physical_id.clone(),
+                    })
+                })
+                .collect()
+        }))
+    }
+}
+
+/// Schemas of a small made-up cloud, shaped like AWS's, for tests, benches
+/// and examples.
+pub fn demo_schemas() -> Vec<TypeSchema> {
+    vec![
+        TypeSchema::new("Fake::Net::Network")
+            .required("CidrBlock")
+            .create_only("CidrBlock")
+            .prop("Tags")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("NetworkId")
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(2)),
+        TypeSchema::new("Fake::Net::Subnet")
+            .required("NetworkId")
+            .create_only("NetworkId")
+            .required("CidrBlock")
+            .create_only("CidrBlock")
+            .prop("Zone")
+            .create_only("Zone")
+            .prop("Tags")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("SubnetId")
+            .typical_duration(Duration::from_secs(2)),
+        TypeSchema::new("Fake::Queue::Stream")
+            .fixed_name("StreamName")
+            .prop("RetentionHours")
+            .prop("Shards")
+            .prop("KeyId")
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(20)),
+        TypeSchema::new("Fake::Db::Instance")
+            .fixed_name("Identifier")
+            .required("Engine")
+            .create_only("Engine")
+            .prop("SubnetIds")
+            .kind("SubnetIds", ValueKind::UnorderedList)
+            .prop("Size")
+            .write_only("MasterPassword")
+            .attribute("Endpoint.Address")
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(600)),
+        TypeSchema::new("Fake::Iam::Role")
+            .required("PolicyDocument")
+            .kind("PolicyDocument", ValueKind::JsonDocument)
+            .prop("Description")
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(3)),
+        TypeSchema::new("Fake::Generic::Thing")
+            .prop("Name")
+            .create_only("Name")
+            .prop("Size")
+            .prop("Inputs")
+            .prop("Secret")
+            .write_only("Secret")
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(1)),
+    ]
+}

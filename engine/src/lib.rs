@@ -1,0 +1,45 @@
+//! fastcart-engine: the model, validation, graph, diff, plan, apply walker
+//! and state of fastcart.
+//!
+//! **Architecture invariant:** this crate does no AWS I/O and depends on no
+//! AWS SDK crate. It reaches a cloud only through the [`Driver`] trait.
+
+pub mod apply;
+pub mod compare;
+pub mod driver;
+pub mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
+pub mod graph;
+pub mod journal;
+pub mod model;
+pub mod plan;
+pub mod refresh;
+pub mod render;
+pub mod resolve;
+pub mod schema;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod validate;
+pub mod walker;
+
+pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskResult};
+pub use driver::{
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
+    ResourceHandle, UpdateRequest,
+};
+pub use error::{Error, Result};
+pub use graph::StackGraph;
+pub use model::{
+    get_att, get_azs, join, r#ref, select, sub, tag_list, CloudContext, Properties, ResourceSpec,
+    StackSpec, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
+};
+pub use plan::{Action, After, Change, Plan, ReplaceOrder, Step, Summary};
+pub use render::render_plan;
+pub use schema::{PropertySchema, TypeSchema, ValueKind};
+pub use session::Session;
+pub use state::State;
+pub use store::StateStore;
+pub use validate::{validate, Problem, ValidationErrors};
+pub use walker::Limits;

@@ -1,0 +1,189 @@
+//! Refresh: settle what an interrupted apply left behind, then read every
+//! resource in state, one batched call per type.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use crate::driver::{Driver, DriverError, Found, Observed, Ownership, Registry, ResourceHandle};
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Op, Phase};
+use crate::model::StackSpec;
+use crate::plan::Observations;
+use crate::state::{Deposed, ResourceState, State};
+
+/// Runs one batched call per type concurrently and collects the answers.
+async fn per_type<T, F, Fut>(
+    registry: &Registry,
+    types: impl IntoIterator<Item = String>,
+    call: F,
+) -> Result<BTreeMap<String, T>>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn Driver>, String) -> Fut,
+    Fut: Future<Output = Result<T, DriverError>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for t in types {
+        let driver = registry.get(&t).cloned().ok_or_else(|| Error::NoDriver {
+            logical_id: String::new(),
+            type_name: t.clone(),
+        })?;
+        let fut = call(driver, t.clone());
+        set.spawn(async move { (t, fut.await) });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (t, result) = joined.expect("refresh tasks do not panic");
+        out.insert(
+            t.clone(),
+            result.map_err(|source| Error::Refresh {
+                type_name: t,
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Adopts resources that carry this stack's ownership tags but are missing
+/// from the state: creates an interrupted apply sent but never saw answered,
+/// and twins made by retried creates. Returns what it did, for the plan.
+pub async fn recover(
+    stack: &StackSpec,
+    registry: &Registry,
+    state: &mut State,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    // Types to search: those of stack resources missing from the state, and
+    // those of creates that were pending when the last apply stopped.
+    let mut missing: BTreeMap<String, String> = stack
+        .resources
+        .iter()
+        .filter(|r| !state.resources.contains_key(&r.logical_id))
+        .map(|r| (r.logical_id.clone(), r.type_name.clone()))
+        .collect();
+    for (id, p) in &state.pending {
+        if p.op == Op::Create {
+            missing.insert(id.clone(), p.type_name.clone());
+        }
+    }
+    let types: BTreeSet<String> = missing.values().cloned().collect();
+    let owner = Ownership {
+        stack: stack.name.clone(),
+        env: stack.env.clone(),
+    };
+    let found = per_type(registry, types, |driver, _| {
+        let owner = owner.clone();
+        async move { driver.find_by_tags(&owner).await }
+    })
+    .await?;
+
+    let known: BTreeSet<String> = state
+        .resources
+        .values()
+        .flat_map(|r| {
+            std::iter::once(r.physical_id.clone())
+                .chain(r.deposed.iter().map(|d| d.physical_id.clone()))
+        })
+        .collect();
+    let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    for (t, list) in found {
+        for f in list {
+            if missing.get(&f.logical_id) == Some(&t) && !known.contains(&f.physical_id) {
+                adopt.entry(f.logical_id.clone()).or_default().push(f);
+            }
+        }
+    }
+    for (id, mut twins) in adopt {
+        twins.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        let type_name = missing[&id].clone();
+        let pending = state.pending.remove(&id);
+        let first = twins.remove(0);
+        let mut done = Entry::new(Op::Create, Phase::Done, &id, &type_name);
+        done.seq = state.journal_seq;
+        done.physical_id = Some(first.physical_id.clone());
+        done.properties = pending.as_ref().map(|p| p.properties.clone());
+        done.dependencies = pending.map(|p| p.dependencies).unwrap_or_default();
+        state.record(&done);
+        notes.push(format!(
+            "adopted {id} ({}), found by its ownership tags",
+            first.physical_id
+        ));
+        let r = state.resources.get_mut(&id).expect("just recorded");
+        for twin in twins {
+            notes.push(format!(
+                "{id} has a twin {} (a retried create made two); it will be deleted",
+                twin.physical_id
+            ));
+            r.deposed.push(Deposed {
+                physical_id: twin.physical_id,
+                properties: r.properties.clone(),
+            });
+        }
+    }
+    // Creates that left nothing behind were never carried out.
+    state.pending.retain(|_, p| p.op != Op::Create);
+    Ok(notes)
+}
+
+/// Reads every resource in state, one call per type, and settles pending
+/// deletes and updates. Adopted resources get their attributes and, where the
+/// create's properties were never journaled, the properties the cloud reports.
+pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observations> {
+    let mut by_type: BTreeMap<String, Vec<ResourceHandle>> = BTreeMap::new();
+    for (id, r) in &state.resources {
+        by_type
+            .entry(r.type_name.clone())
+            .or_default()
+            .push(handle(id, r));
+    }
+    let types: Vec<String> = by_type.keys().cloned().collect();
+    let answers = per_type(registry, types, |driver, t| {
+        let handles = by_type[&t].clone();
+        async move {
+            let seen = driver.read(&handles).await?;
+            Ok(handles
+                .into_iter()
+                .map(|h| h.logical_id)
+                .zip(seen)
+                .collect::<Vec<(String, Option<Observed>)>>())
+        }
+    })
+    .await?;
+    let mut observations = Observations::default();
+    for (id, seen) in answers.into_values().flatten() {
+        if let (Some(r), Some(o)) = (state.resources.get_mut(&id), &seen) {
+            if r.attributes.is_empty() {
+                r.attributes = o.attributes.clone();
+            }
+            if r.properties.is_empty() {
+                r.properties = o.properties.clone();
+            }
+        }
+        observations.resources.insert(id, seen);
+    }
+    // A delete or update that was cut off: the read above tells the outcome.
+    let pending: Vec<String> = state.pending.keys().cloned().collect();
+    for id in pending {
+        let gone = matches!(observations.resources.get(&id), Some(None));
+        let p = state.pending.remove(&id).expect("listed above");
+        if p.op == Op::Delete && gone {
+            let mut done = Entry::new(Op::Delete, Phase::Done, &id, &p.type_name);
+            done.seq = state.journal_seq;
+            done.physical_id = p.physical_id;
+            state.record(&done);
+        }
+    }
+    Ok(observations)
+}
+
+pub(crate) fn handle(id: &str, r: &ResourceState) -> ResourceHandle {
+    ResourceHandle {
+        logical_id: id.to_string(),
+        physical_id: r.physical_id.clone(),
+        properties: r.properties.clone(),
+    }
+}

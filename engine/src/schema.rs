@@ -1,0 +1,148 @@
+//! What a driver says about the type it manages, in the terms of AWS's
+//! CloudFormation resource schemas: which properties exist, which are required,
+//! which force replacement (createOnly), which are secrets AWS never returns
+//! (writeOnly), which attributes `Fn::GetAtt` may read (readOnly), and which
+//! property, if any, fixes the physical name.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How values of a property are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueKind {
+    /// Compared as JSON values.
+    #[default]
+    Plain,
+    /// A JSON document that may be given as an object or as a string holding
+    /// JSON (IAM policies, container definitions); compared as parsed JSON and
+    /// diffed line by line in plans.
+    JsonDocument,
+    /// A CloudFormation tag list `[{"Key":..,"Value":..}]`, compared as a map.
+    Tags,
+    /// A list AWS treats as a set: compared without order.
+    UnorderedList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PropertySchema {
+    pub required: bool,
+    /// Changing it replaces the resource.
+    pub create_only: bool,
+    /// Never read back from AWS and never shown: secrets and one-shot inputs.
+    pub write_only: bool,
+    #[serde(skip_serializing_if = "is_plain", default)]
+    pub kind: ValueKind,
+}
+
+fn is_plain(kind: &ValueKind) -> bool {
+    *kind == ValueKind::Plain
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeSchema {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub properties: BTreeMap<String, PropertySchema>,
+    /// Read-only attributes, readable with `Fn::GetAtt`.
+    pub attributes: Vec<String>,
+    /// The property that fixes the physical name, if there is one: a
+    /// replacement must then delete the old resource before creating the new.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fixed_name_property: Option<String>,
+    /// Whether the type takes tags (and so carries ownership tags).
+    #[serde(default)]
+    pub taggable: bool,
+    /// How long a create typically takes; weights the critical path in plans.
+    #[serde(skip)]
+    pub typical_duration: Duration,
+}
+
+impl TypeSchema {
+    pub fn new(type_name: impl Into<String>) -> Self {
+        TypeSchema {
+            type_name: type_name.into(),
+            properties: BTreeMap::new(),
+            attributes: Vec::new(),
+            fixed_name_property: None,
+            taggable: true,
+            typical_duration: Duration::from_secs(2),
+        }
+    }
+
+    fn with_prop(mut self, name: &str, f: impl FnOnce(&mut PropertySchema)) -> Self {
+        let p = self.properties.entry(name.to_string()).or_default();
+        f(p);
+        self
+    }
+
+    /// An optional, updatable property.
+    pub fn prop(self, name: &str) -> Self {
+        self.with_prop(name, |_| {})
+    }
+
+    pub fn required(self, name: &str) -> Self {
+        self.with_prop(name, |p| p.required = true)
+    }
+
+    /// Marks a property create-only (adding it if needed).
+    pub fn create_only(self, name: &str) -> Self {
+        self.with_prop(name, |p| p.create_only = true)
+    }
+
+    /// Marks a property write-only: a secret or an input AWS never returns.
+    pub fn write_only(self, name: &str) -> Self {
+        self.with_prop(name, |p| p.write_only = true)
+    }
+
+    pub fn kind(self, name: &str, kind: ValueKind) -> Self {
+        self.with_prop(name, |p| p.kind = kind)
+    }
+
+    pub fn attribute(mut self, name: &str) -> Self {
+        self.attributes.push(name.to_string());
+        self
+    }
+
+    /// Names the property that fixes the physical name (also create-only).
+    pub fn fixed_name(mut self, name: &str) -> Self {
+        self.fixed_name_property = Some(name.to_string());
+        self.create_only(name)
+    }
+
+    pub fn untaggable(mut self) -> Self {
+        self.taggable = false;
+        self
+    }
+
+    pub fn typical_duration(mut self, d: Duration) -> Self {
+        self.typical_duration = d;
+        self
+    }
+
+    pub fn property(&self, name: &str) -> Option<&PropertySchema> {
+        self.properties.get(name)
+    }
+
+    pub fn is_create_only(&self, name: &str) -> bool {
+        self.property(name).is_some_and(|p| p.create_only)
+    }
+
+    pub fn is_write_only(&self, name: &str) -> bool {
+        self.property(name).is_some_and(|p| p.write_only)
+    }
+
+    pub fn kind_of(&self, name: &str) -> ValueKind {
+        self.property(name).map(|p| p.kind).unwrap_or_default()
+    }
+
+    /// Whether a replacement of this resource must delete the old one first.
+    /// It must when the stack sets the property that fixes its name.
+    pub fn replacement_deletes_first(&self, properties: &crate::Properties) -> bool {
+        self.fixed_name_property
+            .as_deref()
+            .is_some_and(|p| properties.contains_key(p))
+    }
+}

@@ -1,0 +1,194 @@
+//! A session: the state of one stack, locked, with the operations a command
+//! runs on it (plan, apply a plan, destroy).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::apply::{run_plan, ApplyOptions, ApplyReport};
+use crate::driver::Registry;
+use crate::error::{Error, Result};
+use crate::model::{CloudContext, StackSpec};
+use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
+use crate::refresh::{read_all, recover};
+use crate::state::State;
+use crate::store::{LockGuard, StateStore};
+use crate::validate::validate;
+
+pub struct Session {
+    store: StateStore,
+    lock: LockGuard,
+    state: State,
+    /// Whether `state` exists on disk (else it is a new, unsaved state).
+    on_disk: bool,
+}
+
+impl Session {
+    /// Locks the state of `<stack>-<env>` under `root` and loads it, with the
+    /// journal folded in.
+    pub fn open(root: impl AsRef<Path>, stack: &str, env: &str, command: &str) -> Result<Self> {
+        let store = StateStore::new(root, stack, env);
+        let lock = store.lock(command)?;
+        let loaded = store.load()?;
+        let on_disk = loaded.is_some();
+        Ok(Session {
+            store,
+            lock,
+            state: loaded.unwrap_or_else(|| State::new(stack, env)),
+            on_disk,
+        })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// Refreshes (adopting what an interrupted apply left behind) and diffs.
+    /// A refresh that repaired the state saves it before the plan is made.
+    pub async fn plan(
+        &mut self,
+        stack: &StackSpec,
+        registry: &Registry,
+        ctx: &CloudContext,
+    ) -> Result<Plan> {
+        let graph = validate(stack, registry)?;
+        let before = self.state.clone();
+        let mut notes = recover(stack, registry, &mut self.state).await?;
+        let observed = read_all(registry, &mut self.state).await?;
+        if self.state != before {
+            self.state.serial += 1;
+            self.store.save(&self.lock, &self.state)?;
+            self.on_disk = true;
+        }
+        for (id, seen) in &observed.resources {
+            if seen.is_none() && stack.resource(id).is_some() {
+                notes.push(format!("{id} was deleted outside fastcart"));
+            }
+        }
+        let steps = diff(stack, &graph, registry, ctx, &self.state, &observed)?;
+        let (summary, critical_path) = summarize(&steps, &graph, registry, stack);
+        Ok(Plan {
+            format: PLAN_FORMAT,
+            stack: stack.name.clone(),
+            env: stack.env.clone(),
+            lineage: self.on_disk.then(|| self.state.lineage.clone()),
+            serial: self.state.serial,
+            stack_hash: stack.content_hash(),
+            summary,
+            steps,
+            critical_path,
+            notes,
+        })
+    }
+
+    /// Refuses a plan made against another stack or another state.
+    pub fn check_plan(&self, stack: &StackSpec, plan: &Plan) -> Result<()> {
+        let stale = |reason: String| Err(Error::StalePlan { reason });
+        if plan.format != PLAN_FORMAT {
+            return stale(format!(
+                "it has format {}, this fastcart writes {PLAN_FORMAT}",
+                plan.format
+            ));
+        }
+        if plan.stack != stack.name || plan.env != stack.env {
+            return stale(format!(
+                "it was made for stack {}-{}, not {}",
+                plan.stack,
+                plan.env,
+                stack.qualified_name()
+            ));
+        }
+        if plan.stack_hash != stack.content_hash() {
+            return stale("the stack definition changed since the plan was made".into());
+        }
+        match (&plan.lineage, self.on_disk) {
+            (None, true) => {
+                return stale(
+                    "the plan was made when no state existed, and one has been written since"
+                        .into(),
+                )
+            }
+            (Some(l), _) if *l != self.state.lineage || !self.on_disk => {
+                return stale(format!(
+                    "it was made for state lineage {l}, but the state now has lineage {}",
+                    self.state.lineage
+                ))
+            }
+            _ => {}
+        }
+        if plan.serial != self.state.serial {
+            return stale(format!(
+                "it was made at state serial {}, but the state is now at serial {}: something was applied since",
+                plan.serial, self.state.serial
+            ));
+        }
+        Ok(())
+    }
+
+    /// Carries out `plan`, which must be current (see [`Session::check_plan`]).
+    pub async fn apply(
+        &mut self,
+        stack: &StackSpec,
+        registry: &Registry,
+        ctx: &CloudContext,
+        plan: &Plan,
+        opts: ApplyOptions,
+    ) -> Result<ApplyReport> {
+        self.check_plan(stack, plan)?;
+        let graph = validate(stack, registry)?;
+        let journal = self.store.journal(&self.lock)?;
+        let (state, report) = run_plan(
+            &self.store,
+            journal,
+            self.state.clone(),
+            stack,
+            &graph,
+            registry,
+            ctx,
+            plan,
+            opts,
+        )
+        .await?;
+        self.state = state;
+        self.on_disk = true;
+        Ok(report)
+    }
+}
+
+impl Plan {
+    /// Writes the plan to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).expect("plans serialize");
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("plan"),
+            std::process::id()
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("write plan", path, e)
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Plan> {
+        let text = fs::read_to_string(path).map_err(|e| Error::io("read plan", path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::BadPlan {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! The state directory `.fastcart/<stack>-<env>/`: `state.json`, the
+//! append-only `journal.jsonl`, and the `lock`.
+//!
+//! **Invariant:** every write of `state.json` goes to a temporary file in the
+//! same directory, is synced, and is renamed over the old file; a reader sees
+//! the old state or the new one, never a mix. A file that does not parse is
+//! reported and never overwritten.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::journal::{self, Entry};
+use crate::state::{State, STATE_VERSION};
+
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+    stack: String,
+    env: String,
+}
+
+/// Who holds the lock, written into the lock file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub holder: String,
+    pub pid: u32,
+    pub command: String,
+    pub since: String,
+}
+
+/// Held while a command reads and writes the state; removes the lock file
+/// when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl StateStore {
+    /// The store of `<stack>-<env>` under `root` (by default `.fastcart`).
+    pub fn new(root: impl AsRef<Path>, stack: &str, env: &str) -> Self {
+        StateStore {
+            dir: root.as_ref().join(format!("{stack}-{env}")),
+            stack: stack.into(),
+            env: env.into(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io("create directory", &self.dir, e))
+    }
+
+    /// Takes the lock, or fails naming its holder.
+    pub fn lock(&self, command: &str) -> Result<LockGuard> {
+        self.ensure_dir()?;
+        let path = self.lock_path();
+        let info = LockInfo {
+            holder: holder(),
+            pid: std::process::id(),
+            command: command.into(),
+            since: now_rfc3339(),
+        };
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
+                f.write_all(text.as_bytes())
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| Error::io("write lock", &path, e))?;
+                Ok(LockGuard { path })
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let held: Option<LockInfo> = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+                Err(Error::Locked {
+                    path: self.state_path(),
+                    holder: held.as_ref().map_or_else(
+                        || "an unknown process".into(),
+                        |h| format!("{} (pid {}, `{}`)", h.holder, h.pid, h.command),
+                    ),
+                    since: held.map_or_else(|| "an unknown time".into(), |h| h.since),
+                })
+            }
+            Err(e) => Err(Error::io("create lock", &path, e)),
+        }
+    }
+
+    /// Removes a lock left behind by a process that died. Returns who held it.
+    pub fn force_unlock(&self) -> Result<Option<LockInfo>> {
+        let path = self.lock_path();
+        let held = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(held),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("remove lock", &path, e)),
+        }
+    }
+
+    /// Reads `state.json` alone, without the journal. `None` when there is none.
+    pub fn load_saved(&self) -> Result<Option<State>> {
+        let path = self.state_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        let state: State = serde_json::from_str(&text).map_err(|e| Error::CorruptState {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if state.version > STATE_VERSION {
+            return Err(Error::CorruptState {
+                path,
+                message: format!(
+                    "it has format version {}, newer than this fastcart understands ({STATE_VERSION})",
+                    state.version
+                ),
+            });
+        }
+        if state.stack != self.stack || state.env != self.env {
+            return Err(Error::CorruptState {
+                path,
+                message: format!(
+                    "it belongs to stack {}-{}, not {}-{}",
+                    state.stack, state.env, self.stack, self.env
+                ),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    pub fn read_journal(&self) -> Result<Vec<Entry>> {
+        let path = self.journal_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        journal::parse(&text).map_err(|message| Error::CorruptState { path, message })
+    }
+
+    /// The state as of the last journal entry: `state.json` with the entries
+    /// written after it folded in. `None` when nothing was ever applied.
+    pub fn load(&self) -> Result<Option<State>> {
+        let saved = self.load_saved()?;
+        let entries = self.read_journal()?;
+        let mut state = match saved {
+            Some(s) => s,
+            None => match entries.last() {
+                None => return Ok(None),
+                Some(last) => {
+                    let mut s = State::new(&self.stack, &self.env);
+                    s.lineage = last.lineage.clone();
+                    s
+                }
+            },
+        };
+        let (from, lineage) = (state.journal_seq, state.lineage.clone());
+        for e in entries
+            .iter()
+            .filter(|e| e.seq > from && e.lineage == lineage)
+        {
+            state.record(e);
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes `state.json` atomically. Holding the lock is required.
+    pub fn save(&self, _lock: &LockGuard, state: &State) -> Result<()> {
+        self.save_unchecked(state)
+    }
+
+    /// [`StateStore::save`] for code that holds the lock further up.
+    pub(crate) fn save_unchecked(&self, state: &State) -> Result<()> {
+        self.ensure_dir()?;
+        let path = self.state_path();
+        let tmp = self
+            .dir
+            .join(format!(".state.json.tmp-{}", std::process::id()));
+        let text = serde_json::to_vec_pretty(state).expect("state serializes");
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // Persist the rename itself.
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("write", &path, e)
+        })
+    }
+
+    /// Opens the journal for appending. Holding the lock is required.
+    pub fn journal(&self, _lock: &LockGuard) -> Result<JournalWriter> {
+        self.ensure_dir()?;
+        let path = self.journal_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        Ok(JournalWriter { file, path })
+    }
+}
+
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl JournalWriter {
+    /// Appends one entry as one line, with a single write. The line is in the
+    /// kernel when this returns: it survives the process being killed.
+    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(entry).expect("journal entry serializes");
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|e| Error::io("append to", &self.path, e))
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_rfc3339() -> String {
+    let secs = now_ms() / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_naming_the_holder_and_force_unlock_frees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "s", "dev");
+        let guard = store.lock("apply").unwrap();
+        let err = store.lock("apply").unwrap_err().to_string();
+        assert!(err.contains("is locked by"), "{err}");
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(guard);
+        let guard = store.lock("apply").unwrap();
+        std::mem::forget(guard); // a process that died holding it
+        assert!(store.lock("apply").is_err());
+        assert!(store.force_unlock().unwrap().is_some());
+        store.lock("apply").unwrap();
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "s", "dev");
+        fs::create_dir_all(store.dir()).unwrap();
+        fs::write(store.state_path(), b"{\"version\": 1, \"lin").unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        assert!(err.contains("unreadable"), "{err}");
+        assert_eq!(
+            fs::read(store.state_path()).unwrap(),
+            b"{\"version\": 1, \"lin"
+        );
+    }
+
+    #[test]
+    fn save_is_atomic_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "s", "dev");
+        let lock = store.lock("test").unwrap();
+        let mut state = State::new("s", "dev");
+        state.serial = 7;
+        store.save(&lock, &state).unwrap();
+        assert_eq!(store.load().unwrap(), Some(state));
+        let leftovers: Vec<_> = fs::read_dir(store.dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn rfc3339_looks_right() {
+        let s = now_rfc3339();
+        assert_eq!(s.len(), 20, "{s}");
+        assert!(s.starts_with("20"), "{s}");
+    }
+}

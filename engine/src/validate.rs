@@ -1,0 +1,271 @@
+//! Validation of a stack against the drivers' schemas. Every problem is
+//! reported at once, each with a message a person can act on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::driver::Registry;
+use crate::graph::StackGraph;
+use crate::model::StackSpec;
+use crate::resolve::references;
+
+#[derive(Debug, Clone, PartialEq, Error, Diagnostic)]
+pub enum Problem {
+    #[error("resource {logical_id} has unknown type {type_name}")]
+    #[diagnostic(code(fastcart::unknown_type), help("{help}"))]
+    UnknownType {
+        logical_id: String,
+        type_name: String,
+        help: String,
+    },
+    #[error("resource {logical_id} ({type_name}) sets unknown property {property}")]
+    #[diagnostic(code(fastcart::unknown_property), help("{help}"))]
+    UnknownProperty {
+        logical_id: String,
+        type_name: String,
+        property: String,
+        help: String,
+    },
+    #[error("resource {logical_id} ({type_name}) is missing required property {property}")]
+    #[diagnostic(
+        code(fastcart::missing_property),
+        help("set {property} on {logical_id}")
+    )]
+    MissingRequired {
+        logical_id: String,
+        type_name: String,
+        property: String,
+    },
+    #[error("{place} refers to {target}, which is not a resource of this stack")]
+    #[diagnostic(code(fastcart::unknown_reference), help("{help}"))]
+    UnknownTarget {
+        place: String,
+        target: String,
+        help: String,
+    },
+    #[error("{place} reads attribute {attribute} of {target}, which {type_name} does not have")]
+    #[diagnostic(code(fastcart::unknown_attribute), help("{help}"))]
+    UnknownAttribute {
+        place: String,
+        target: String,
+        type_name: String,
+        attribute: String,
+        help: String,
+    },
+    #[error("{place} holds a malformed intrinsic function: {message}")]
+    #[diagnostic(code(fastcart::malformed_intrinsic))]
+    Malformed { place: String, message: String },
+    #[error("logical id {logical_id} is declared {count} times")]
+    #[diagnostic(
+        code(fastcart::duplicate_id),
+        help("give each resource its own logical id")
+    )]
+    DuplicateId { logical_id: String, count: usize },
+    #[error("dependency cycle between {}", members.join(", "))]
+    #[diagnostic(
+        code(fastcart::cycle),
+        help("resources cannot wait for each other: remove one of the references or DependsOn entries between {}", members.join(", "))
+    )]
+    Cycle { members: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Error, Diagnostic)]
+#[error("stack {stack} is not valid: {} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" })]
+#[diagnostic(
+    code(fastcart::invalid_stack),
+    help("fix the problems listed below; nothing was read from or sent to the cloud")
+)]
+pub struct ValidationErrors {
+    pub stack: String,
+    #[related]
+    pub problems: Vec<Problem>,
+}
+
+fn suggest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&wanted.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(wanted.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    what: &str,
+) -> String {
+    let all: Vec<&str> = candidates.into_iter().collect();
+    let list = if all.is_empty() {
+        "none".to_string()
+    } else {
+        all.join(", ")
+    };
+    match suggest(wanted, all.iter().copied()) {
+        Some(s) => format!("did you mean {s}? {what}: {list}"),
+        None => format!("{what}: {list}"),
+    }
+}
+
+/// Checks the stack against the registry's schemas and builds its graph.
+pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, ValidationErrors> {
+    let mut problems = Vec::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &stack.resources {
+        *counts.entry(&r.logical_id).or_default() += 1;
+    }
+    for (id, &count) in &counts {
+        if count > 1 {
+            problems.push(Problem::DuplicateId {
+                logical_id: id.to_string(),
+                count,
+            });
+        }
+    }
+    let ids: BTreeSet<&str> = counts.keys().copied().collect();
+    let type_of: BTreeMap<&str, &str> = stack
+        .resources
+        .iter()
+        .map(|r| (r.logical_id.as_str(), r.type_name.as_str()))
+        .collect();
+
+    let check_refs = |place: String, value: &serde_json::Value, problems: &mut Vec<Problem>| {
+        let refs = match references(value) {
+            Ok(r) => r,
+            Err(message) => {
+                problems.push(Problem::Malformed { place, message });
+                return Vec::new();
+            }
+        };
+        let mut deps = Vec::new();
+        for r in refs {
+            let Some(&target) = ids.get(r.target.as_str()) else {
+                problems.push(Problem::UnknownTarget {
+                    help: did_you_mean(&r.target, ids.iter().copied(), "resources of the stack"),
+                    place: place.clone(),
+                    target: r.target,
+                });
+                continue;
+            };
+            if let (Some(attr), Some(schema)) = (&r.attribute, registry.schema(type_of[target])) {
+                if !schema.attributes.iter().any(|a| a == attr) {
+                    problems.push(Problem::UnknownAttribute {
+                        help: did_you_mean(
+                            attr,
+                            schema.attributes.iter().map(String::as_str),
+                            &format!("attributes of {}", schema.type_name),
+                        ),
+                        place: place.clone(),
+                        target: target.to_string(),
+                        type_name: schema.type_name.clone(),
+                        attribute: attr.clone(),
+                    });
+                }
+            }
+            deps.push(target);
+        }
+        deps
+    };
+
+    let mut nodes = Vec::new();
+    for r in &stack.resources {
+        let mut deps = Vec::new();
+        match registry.schema(&r.type_name) {
+            None => problems.push(Problem::UnknownType {
+                help: did_you_mean(&r.type_name, registry.type_names(), "supported types"),
+                logical_id: r.logical_id.clone(),
+                type_name: r.type_name.clone(),
+            }),
+            Some(schema) => {
+                for name in r.properties.keys() {
+                    if schema.property(name).is_none() {
+                        problems.push(Problem::UnknownProperty {
+                            help: did_you_mean(
+                                name,
+                                schema.properties.keys().map(String::as_str),
+                                &format!("properties of {}", schema.type_name),
+                            ),
+                            logical_id: r.logical_id.clone(),
+                            type_name: r.type_name.clone(),
+                            property: name.clone(),
+                        });
+                    }
+                }
+                for (name, p) in &schema.properties {
+                    if p.required && !r.properties.contains_key(name) {
+                        problems.push(Problem::MissingRequired {
+                            logical_id: r.logical_id.clone(),
+                            type_name: r.type_name.clone(),
+                            property: name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for (name, value) in &r.properties {
+            deps.extend(check_refs(
+                format!("property {name} of {}", r.logical_id),
+                value,
+                &mut problems,
+            ));
+        }
+        for d in &r.depends_on {
+            match ids.get(d.as_str()) {
+                Some(&t) => deps.push(t),
+                None => problems.push(Problem::UnknownTarget {
+                    help: did_you_mean(d, ids.iter().copied(), "resources of the stack"),
+                    place: format!("DependsOn of {}", r.logical_id),
+                    target: d.clone(),
+                }),
+            }
+        }
+        nodes.push((r.logical_id.as_str(), deps));
+    }
+    for (name, value) in &stack.outputs {
+        check_refs(format!("output {name}"), value, &mut problems);
+    }
+
+    // Duplicate ids would make the graph ambiguous; report the rest first.
+    let graph = if problems
+        .iter()
+        .any(|p| matches!(p, Problem::DuplicateId { .. }))
+    {
+        None
+    } else {
+        match StackGraph::build(nodes) {
+            Ok(g) => Some(g),
+            Err(cycles) => {
+                problems.extend(
+                    cycles
+                        .0
+                        .into_iter()
+                        .map(|members| Problem::Cycle { members }),
+                );
+                None
+            }
+        }
+    };
+    match graph {
+        Some(g) if problems.is_empty() => Ok(g),
+        _ => Err(ValidationErrors {
+            stack: stack.qualified_name(),
+            problems,
+        }),
+    }
+}
