@@ -22,7 +22,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{CreateRequest, DriverError, Ownership, Registry, ResourceHandle, UpdateRequest};
+use crate::driver::{
+    CreateRequest, DriverError, Ownership, Registry, ResourceHandle, UpdateRequest,
+};
 use crate::error::Result;
 use crate::graph::StackGraph;
 use crate::journal::{Entry, Op, Phase};
@@ -250,24 +252,42 @@ struct Book {
 }
 
 /// Saves the state on a background thread, coalescing bursts of changes.
+///
+/// Dropped without [`Persister::finish`] (the apply's future was dropped, as
+/// when the process dies), it stops without writing again, like a killed
+/// process would: the journal already holds everything since the last save.
 struct Persister {
-    signal: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    /// (dirty, stop, abandon)
+    signal: Arc<(Mutex<(bool, bool, bool)>, Condvar)>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let (lock, cv) = &*self.signal;
+            lock.lock().expect("persister lock").2 = true;
+            cv.notify_one();
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Persister {
     fn start(store: StateStore, book: Arc<Mutex<Book>>) -> Self {
-        // (dirty, stop)
-        let signal = Arc::new((Mutex::new((false, false)), Condvar::new()));
+        let signal = Arc::new((Mutex::new((false, false, false)), Condvar::new()));
         let s = signal.clone();
         let thread = std::thread::spawn(move || -> Result<()> {
             let (lock, cv) = &*s;
             loop {
                 let mut flags = lock.lock().expect("persister lock");
-                while !flags.0 && !flags.1 {
+                while !flags.0 && !flags.1 && !flags.2 {
                     flags = cv.wait(flags).expect("persister lock");
                 }
-                let (dirty, stop) = *flags;
+                let (dirty, stop, abandon) = *flags;
+                if abandon {
+                    return Ok(());
+                }
                 flags.0 = false;
                 drop(flags);
                 if dirty {
@@ -395,7 +415,10 @@ impl Shared {
         result.map(|_| ())
     }
 
-    fn resolved(&self, step: &Step) -> std::result::Result<(Map<String, Value>, Vec<String>), String> {
+    fn resolved(
+        &self,
+        step: &Step,
+    ) -> std::result::Result<(Map<String, Value>, Vec<String>), String> {
         let spec = self
             .stack
             .resource(&step.logical_id)
@@ -456,7 +479,8 @@ impl Shared {
             .await;
         match result {
             Ok(created) => {
-                let mut done = Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
+                let mut done =
+                    Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
                 done.physical_id = Some(created.physical_id.clone());
                 done.properties = Some(protected);
                 done.attributes = Some(created.attributes);
@@ -516,7 +540,8 @@ impl Shared {
             .await;
         match result {
             Ok(attributes) => {
-                let mut done = Entry::new(Op::Update, Phase::Done, &step.logical_id, &step.type_name);
+                let mut done =
+                    Entry::new(Op::Update, Phase::Done, &step.logical_id, &step.type_name);
                 done.physical_id = Some(physical_id.clone());
                 done.properties = Some(protected);
                 done.attributes = Some(attributes);
@@ -564,7 +589,8 @@ impl Shared {
         self.journal(intent)?;
         match self.retrying(|| driver.delete(&handle)).await {
             Ok(()) => {
-                let mut done = Entry::new(Op::Delete, Phase::Done, &step.logical_id, &step.type_name);
+                let mut done =
+                    Entry::new(Op::Delete, Phase::Done, &step.logical_id, &step.type_name);
                 done.physical_id = Some(physical_id.clone());
                 self.journal(done)?;
                 Ok(Some(physical_id))
@@ -594,7 +620,11 @@ pub(crate) async fn run_plan(
         .map(|id| {
             (
                 id.to_string(),
-                graph.dependencies(id).into_iter().map(String::from).collect(),
+                graph
+                    .dependencies(id)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
             )
         })
         .collect();
@@ -631,8 +661,8 @@ pub(crate) async fn run_plan(
         b.state.outputs = outputs;
     }
     shared.persister.kick();
-    let shared = Arc::into_inner(shared).expect("all tasks finished");
-    shared.persister.finish()?;
+    let Shared { persister, .. } = Arc::into_inner(shared).expect("all tasks finished");
+    persister.finish()?;
     let state = Arc::into_inner(book)
         .expect("all tasks finished")
         .into_inner()

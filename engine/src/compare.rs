@@ -17,10 +17,9 @@ pub fn normalize(value: &Value, kind: ValueKind) -> Value {
             Value::Array(items) => {
                 let mut map = Map::new();
                 for item in items {
-                    if let (Some(k), Some(v)) = (
-                        item.get("Key").and_then(Value::as_str),
-                        item.get("Value"),
-                    ) {
+                    if let (Some(k), Some(v)) =
+                        (item.get("Key").and_then(Value::as_str), item.get("Value"))
+                    {
                         map.insert(k.to_string(), v.clone());
                     }
                 }
@@ -73,8 +72,7 @@ fn loosely_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| loosely_equal(v, w)))
         }
         _ => a == b,

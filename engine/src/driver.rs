@@ -152,7 +152,10 @@ pub trait Driver: Send + Sync {
 
     /// Reads many resources of this type. The answer has one entry per
     /// handle, in order: `None` when the resource no longer exists.
-    async fn read(&self, resources: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError>;
+    async fn read(
+        &self,
+        resources: &[ResourceHandle],
+    ) -> Result<Vec<Option<Observed>>, DriverError>;
 
     async fn create(&self, request: CreateRequest<'_>) -> Result<Created, DriverError>;
 

@@ -197,12 +197,22 @@ impl FakeDriver {
             FakeOp::Delete => "Delete",
             FakeOp::Find => "GetResources",
         };
-        let short = self.schema.type_name.rsplit("::").next().unwrap_or_default();
+        let short = self
+            .schema
+            .type_name
+            .rsplit("::")
+            .next()
+            .unwrap_or_default();
         format!("fake:{verb}{short}")
     }
 
     /// Counts the call, records its start, and applies injected faults.
-    fn begin(&self, op: FakeOp, logical_id: &str, physical_id: &str) -> Result<Duration, DriverError> {
+    fn begin(
+        &self,
+        op: FakeOp,
+        logical_id: &str,
+        physical_id: &str,
+    ) -> Result<Duration, DriverError> {
         let t = &self.schema.type_name;
         self.cloud.with(|i| {
             *i.calls.entry((t.clone(), op)).or_default() += 1;
@@ -225,9 +235,9 @@ impl FakeDriver {
                     "Rate exceeded",
                 ))
             } else {
-                i.failures
-                    .get(&(logical_id.to_string(), op))
-                    .map(|m| DriverError::new(ErrorKind::InvalidRequest, self.op_name(op), m.clone()))
+                i.failures.get(&(logical_id.to_string(), op)).map(|m| {
+                    DriverError::new(ErrorKind::InvalidRequest, self.op_name(op), m.clone())
+                })
             };
             match fault {
                 Some(e) => {
@@ -281,7 +291,10 @@ impl Driver for FakeDriver {
         &self.schema
     }
 
-    async fn read(&self, resources: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+    async fn read(
+        &self,
+        resources: &[ResourceHandle],
+    ) -> Result<Vec<Option<Observed>>, DriverError> {
         self.begin(FakeOp::Read, "", "")?;
         Ok(self.cloud.with(|i| {
             resources

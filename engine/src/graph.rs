@@ -204,7 +204,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.0,
-            vec![vec!["a".to_string(), "b".into(), "c".into()], vec!["d".into()]]
+            vec![
+                vec!["a".to_string(), "b".into(), "c".into()],
+                vec!["d".into()]
+            ]
         );
     }
 }

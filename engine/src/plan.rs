@@ -295,7 +295,8 @@ pub fn diff(
                         "; {name} fixes the physical name, so the old one is deleted first"
                     ));
                 } else if dbc_dependency {
-                    reason.push_str("; a dependency is deleted before it is created, so this is too");
+                    reason
+                        .push_str("; a dependency is deleted before it is created, so this is too");
                 }
                 Some(Step {
                     logical_id: id.to_string(),

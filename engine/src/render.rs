@@ -70,12 +70,7 @@ fn render_step(out: &mut String, step: &Step) {
     if step.action != Action::Create || step.physical_id.is_some() || step.deposed {
         let _ = writeln!(out, "      # {}", step.reason);
     }
-    let width = step
-        .changes
-        .iter()
-        .map(|c| c.path.len())
-        .max()
-        .unwrap_or(0);
+    let width = step.changes.iter().map(|c| c.path.len()).max().unwrap_or(0);
     for c in &step.changes {
         render_change(out, step.action, c, width);
     }
@@ -150,7 +145,11 @@ fn line_diff(out: &mut String, old: &str, new: &str) {
                     ChangeTag::Insert => "+",
                     ChangeTag::Equal => " ",
                 };
-                let _ = writeln!(out, "        {sign} {}", change.value().trim_end_matches('\n'));
+                let _ = writeln!(
+                    out,
+                    "        {sign} {}",
+                    change.value().trim_end_matches('\n')
+                );
             }
         }
     }

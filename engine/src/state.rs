@@ -163,7 +163,10 @@ impl State {
                     Op::Delete => {
                         let pid = e.physical_id.as_deref();
                         if let Some(r) = self.resources.get_mut(id) {
-                            if r.deposed.iter().any(|d| Some(d.physical_id.as_str()) == pid) {
+                            if r.deposed
+                                .iter()
+                                .any(|d| Some(d.physical_id.as_str()) == pid)
+                            {
                                 r.deposed.retain(|d| Some(d.physical_id.as_str()) != pid);
                             } else if pid.is_none() || Some(r.physical_id.as_str()) == pid {
                                 if r.deposed.is_empty() {

@@ -298,7 +298,10 @@ mod tests {
         let guard = store.lock("apply").unwrap();
         let err = store.lock("apply").unwrap_err().to_string();
         assert!(err.contains("is locked by"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(guard);
         let guard = store.lock("apply").unwrap();
         std::mem::forget(guard); // a process that died holding it

@@ -38,10 +38,17 @@ pub struct Limits {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome<E> {
-    Done { elapsed: Duration },
-    Failed { error: E, elapsed: Duration },
+    Done {
+        elapsed: Duration,
+    },
+    Failed {
+        error: E,
+        elapsed: Duration,
+    },
     /// Not run because node `because` failed upstream.
-    Skipped { because: usize },
+    Skipped {
+        because: usize,
+    },
     /// Not run because the walk was cancelled first.
     NotStarted,
 }
@@ -167,14 +174,19 @@ mod tests {
     async fn failure_skips_dependents_and_spares_the_rest() {
         // 0 -> 1 -> 2, 3 independent
         let d = dag(vec![vec![], vec![0], vec![1], vec![]]);
-        let out = walk(&d, &Limits::default(), &CancellationToken::new(), |i| async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            if i == 1 {
-                Err("boom")
-            } else {
-                Ok(())
-            }
-        })
+        let out = walk(
+            &d,
+            &Limits::default(),
+            &CancellationToken::new(),
+            |i| async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if i == 1 {
+                    Err("boom")
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .await;
         assert!(out[0].is_done());
         assert!(matches!(out[1], Outcome::Failed { error: "boom", .. }));

@@ -1,0 +1,555 @@
+//! End-to-end behaviour of the engine against the fake cloud: what a plan
+//! shows, what an apply does, and how state survives interruptions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fast_retries, Harness};
+use fastcart_engine::fake::{FakeOp, Phase};
+use fastcart_engine::{
+    get_att, get_azs, r#ref, render_plan, select, sub, tag_list, Action, ApplyOptions, Error, Plan,
+    ReplaceOrder, ResourceSpec, Session, StackSpec, Status,
+};
+use serde_json::json;
+
+const PASSWORD: &str = "s3cret-Pa55word";
+
+/// A small stack shaped like the real one; `edited` changes it in every way
+/// a plan can show.
+fn stack(edited: bool) -> StackSpec {
+    let mut s = StackSpec::new("shop", "dev");
+    s.tag("Application", "Shop");
+    s.add(
+        ResourceSpec::new("Network", "Fake::Net::Network")
+            .prop("CidrBlock", "10.0.0.0/16")
+            .prop("Tags", tag_list([("Name", "shop-dev")])),
+    );
+    s.add(
+        ResourceSpec::new("SubnetA", "Fake::Net::Subnet")
+            .prop("NetworkId", r#ref("Network"))
+            .prop(
+                "CidrBlock",
+                if edited { "10.0.3.0/24" } else { "10.0.1.0/24" },
+            )
+            .prop("Zone", select(0, get_azs())),
+    );
+    s.add(
+        ResourceSpec::new("Stream", "Fake::Queue::Stream")
+            .prop("StreamName", sub("orders-${AWS::Region}"))
+            .prop("RetentionHours", if edited { 48 } else { 24 })
+            .prop("Shards", 2),
+    );
+    s.add(
+        ResourceSpec::new("Db", "Fake::Db::Instance")
+            .prop(
+                "Identifier",
+                if edited { "orders-db-v2" } else { "orders-db" },
+            )
+            .prop("Engine", "postgres")
+            .prop("SubnetIds", json!([r#ref("SubnetA")]))
+            .prop("Size", "small")
+            .prop(
+                "MasterPassword",
+                if edited {
+                    format!("{PASSWORD}-rotated")
+                } else {
+                    PASSWORD.to_string()
+                },
+            ),
+    );
+    let mut actions = vec!["kinesis:GetRecords", "kinesis:DescribeStream"];
+    if edited {
+        actions.push("kinesis:GetShardIterator");
+    }
+    s.add(ResourceSpec::new("Role", "Fake::Iam::Role").prop(
+        "PolicyDocument",
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": get_att("Stream", "Arn"),
+            }]
+        }),
+    ));
+    if !edited {
+        s.add(
+            ResourceSpec::new("Worker", "Fake::Generic::Thing")
+                .prop("Inputs", json!([get_att("Db", "Endpoint.Address")]))
+                .depends_on("Role"),
+        );
+    }
+    s.output("network_id", r#ref("Network"));
+    s.output("db_endpoint", get_att("Db", "Endpoint.Address"));
+    s
+}
+
+#[tokio::test]
+async fn plan_of_a_new_stack_creates_everything() {
+    let h = Harness::new();
+    let plan = h.plan(&stack(false)).await;
+    assert_eq!(plan.summary.create, 6);
+    assert!(plan.steps.iter().all(|s| s.action == Action::Create));
+    insta::assert_snapshot!("create", render_plan(&plan));
+}
+
+#[tokio::test]
+async fn edits_show_update_replace_delete_secrets_and_document_diffs() {
+    let h = Harness::new();
+    h.apply(&stack(false)).await;
+    let plan = h.plan(&stack(true)).await;
+    insta::assert_snapshot!("edit", render_plan(&plan));
+
+    let step = |id: &str| plan.step(id).unwrap_or_else(|| panic!("no step for {id}"));
+    assert_eq!(step("Stream").action, Action::Update);
+    assert_eq!(step("SubnetA").action, Action::Replace);
+    assert_eq!(
+        step("SubnetA").replace_order,
+        Some(ReplaceOrder::CreateBeforeDestroy)
+    );
+    // Identifier fixes the database's name: delete before create.
+    assert_eq!(step("Db").action, Action::Replace);
+    assert_eq!(
+        step("Db").replace_order,
+        Some(ReplaceOrder::DeleteBeforeCreate)
+    );
+    assert_eq!(step("Role").action, Action::Update);
+    assert_eq!(step("Worker").action, Action::Delete);
+
+    // Applying the edit converges, and the old subnet and database are gone.
+    h.apply(&stack(true)).await;
+    let again = h.plan(&stack(true)).await;
+    assert!(!again.has_changes(), "{}", render_plan(&again));
+    assert!(render_plan(&again).contains("No changes"));
+    assert!(h.objects_per_logical_id().values().all(|&n| n == 1));
+    assert_eq!(h.cloud.len(), 5);
+}
+
+#[tokio::test]
+async fn a_replaced_source_replaces_the_create_only_properties_it_feeds() {
+    let h = Harness::new();
+    h.apply(&stack(false)).await;
+    let mut edited = stack(false);
+    // Replacing the network feeds SubnetA's create-only NetworkId.
+    edited.resources[0]
+        .properties
+        .insert("CidrBlock".into(), json!("10.1.0.0/16"));
+    let plan = h.plan(&edited).await;
+    let subnet = plan.step("SubnetA").unwrap();
+    assert_eq!(subnet.action, Action::Replace);
+    let change = subnet
+        .changes
+        .iter()
+        .find(|c| c.path == "NetworkId")
+        .unwrap();
+    assert!(change.forces_replacement);
+    assert_eq!(change.after, fastcart_engine::After::KnownAfterApply);
+    h.apply(&edited).await;
+    assert!(!h.plan(&edited).await.has_changes());
+}
+
+#[tokio::test]
+async fn secrets_never_reach_plan_json_state_or_journal() {
+    let h = Harness::new();
+    let (plan, _) = h.apply(&stack(false)).await;
+    let edit = h.plan(&stack(true)).await;
+    for text in [
+        render_plan(&plan),
+        render_plan(&edit),
+        serde_json::to_string(&plan).unwrap(),
+        serde_json::to_string(&edit).unwrap(),
+    ] {
+        assert!(!text.contains(PASSWORD), "secret leaked: {text}");
+        assert!(text.contains("(sensitive)") || text.contains("sensitive"));
+    }
+    let store = h.session(&stack(false)).store().clone();
+    for path in [store.state_path(), store.journal_path()] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(PASSWORD), "secret in {}", path.display());
+        assert!(
+            text.contains("fastcart-sha256:"),
+            "no hash in {}",
+            path.display()
+        );
+    }
+    // The cloud did get the real password.
+    let db = h
+        .cloud
+        .resources()
+        .into_iter()
+        .find(|r| r.logical_id() == Some("Db"))
+        .unwrap();
+    assert_eq!(db.properties["MasterPassword"], PASSWORD);
+}
+
+#[tokio::test]
+async fn validation_reports_every_problem_at_once() {
+    let h = Harness::new();
+    let mut s = StackSpec::new("shop", "dev");
+    s.add(ResourceSpec::new("Net", "Fake::Net::Netwrok").prop("CidrBlock", "10.0.0.0/16"));
+    s.add(
+        ResourceSpec::new("Subnet", "Fake::Net::Subnet")
+            .prop("NetworkID", r#ref("Net"))
+            .prop("CidrBlock", "10.0.1.0/24"),
+    );
+    s.add(
+        ResourceSpec::new("Stream", "Fake::Queue::Stream")
+            .prop("KeyId", get_att("Subnet", "Arn"))
+            .prop("Shards", r#ref("Nowhere")),
+    );
+    s.add(ResourceSpec::new("A", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("B")])));
+    s.add(ResourceSpec::new("B", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("A")])));
+    s.add(ResourceSpec::new("C", "Fake::Generic::Thing").prop("Size", json!({"Fn::Join": 3})));
+    let err = fastcart_engine::validate(&s, &h.registry).unwrap_err();
+    assert_eq!(err.problems.len(), 7, "{err:#?}");
+    let mut text = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .render_report(&mut text, &err)
+        .unwrap();
+    insta::assert_snapshot!("validation", text);
+}
+
+#[tokio::test]
+async fn saved_plans_apply_exactly_or_not_at_all() {
+    let h = Harness::new();
+    let s = stack(false);
+    let path = h.dir.path().join("saved.plan");
+    h.plan(&s).await.save(&path).unwrap();
+    let saved = Plan::load(&path).unwrap();
+
+    // A state written since the plan was made: refused.
+    h.apply(&s).await;
+    let mut session = h.session(&s);
+    let err = session
+        .apply(&s, &h.registry, &h.ctx, &saved, ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StalePlan { .. }));
+    assert!(err.to_string().contains("no state existed"), "{err}");
+    drop(session);
+
+    // A serial that moved: refused, naming both serials.
+    let edited = stack(true);
+    let plan = h.plan(&edited).await;
+    h.cloud.clear_events();
+    h.apply(&edited).await;
+    let err = h
+        .session(&edited)
+        .apply(&edited, &h.registry, &h.ctx, &plan, ApplyOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("serial"), "{err}");
+
+    // A stack that changed: refused.
+    let plan = h.plan(&edited).await;
+    let err = h
+        .session(&stack(false))
+        .apply(
+            &stack(false),
+            &h.registry,
+            &h.ctx,
+            &plan,
+            ApplyOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stack definition changed"), "{err}");
+
+    // A current plan applies.
+    let mut session = h.session(&edited);
+    let plan = session.plan(&edited, &h.registry, &h.ctx).await.unwrap();
+    let report = session
+        .apply(&edited, &h.registry, &h.ctx, &plan, ApplyOptions::default())
+        .await
+        .unwrap();
+    assert!(report.succeeded());
+
+    assert!(matches!(
+        Plan::load(&h.dir.path().join("missing.plan")),
+        Err(Error::Io { .. })
+    ));
+    std::fs::write(&path, "{ not a plan").unwrap();
+    assert!(matches!(Plan::load(&path), Err(Error::BadPlan { .. })));
+}
+
+fn event_index(h: &Harness, op: FakeOp, phase: Phase, logical_id: &str) -> usize {
+    h.cloud
+        .events()
+        .iter()
+        .position(|e| e.op == op && e.phase == phase && e.logical_id == logical_id)
+        .unwrap_or_else(|| panic!("no {op:?} {phase:?} of {logical_id}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn replacement_order_follows_the_fixed_name() {
+    let h = Harness::new();
+    h.cloud.set_default_latency(Duration::from_millis(50));
+    h.apply(&stack(false)).await;
+    h.cloud.clear_events();
+    h.apply(&stack(true)).await;
+    // SubnetA: create before destroy.
+    assert!(
+        event_index(&h, FakeOp::Create, Phase::End, "SubnetA")
+            < event_index(&h, FakeOp::Delete, Phase::Start, "SubnetA")
+    );
+    // Db (fixed name): delete before create.
+    assert!(
+        event_index(&h, FakeOp::Delete, Phase::End, "Db")
+            < event_index(&h, FakeOp::Create, Phase::Start, "Db")
+    );
+    // Worker leaves the stack; it used Db, so it goes before the old Db.
+    assert!(
+        event_index(&h, FakeOp::Delete, Phase::End, "Worker")
+            < event_index(&h, FakeOp::Delete, Phase::Start, "Db")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn destroy_deletes_dependents_first() {
+    let h = Harness::new();
+    h.cloud.set_default_latency(Duration::from_millis(10));
+    h.apply(&stack(false)).await;
+    h.cloud.clear_events();
+    let empty = StackSpec::new("shop", "dev");
+    let (plan, _) = h.apply(&empty).await;
+    assert_eq!(plan.summary.delete, 6);
+    assert!(h.cloud.is_empty());
+    for (first, then) in [("SubnetA", "Network"), ("Db", "SubnetA"), ("Worker", "Db")] {
+        assert!(
+            event_index(&h, FakeOp::Delete, Phase::End, first)
+                < event_index(&h, FakeOp::Delete, Phase::Start, then),
+            "{first} must be deleted before {then}"
+        );
+    }
+    let state = h.session(&empty).state().clone();
+    assert!(state.resources.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_and_failures_name_the_operation() {
+    let h = Harness::new();
+    h.cloud.throttle("Fake::Net::Network", 3);
+    h.apply(&stack(false)).await;
+    assert_eq!(h.cloud.calls("Fake::Net::Network", FakeOp::Create), 4);
+
+    let h = Harness::new();
+    h.cloud
+        .fail("Db", FakeOp::Create, "DBInstanceQuotaExceeded");
+    let (_, report) = h.apply_with(&stack(false), fast_retries()).await;
+    let db = report
+        .results
+        .iter()
+        .find(|r| r.logical_id == "Db")
+        .unwrap();
+    assert_eq!(
+        db.status,
+        Status::Failed {
+            error: "fake:CreateInstance: DBInstanceQuotaExceeded".into()
+        }
+    );
+    let worker = report
+        .results
+        .iter()
+        .find(|r| r.logical_id == "Worker")
+        .unwrap();
+    assert_eq!(
+        worker.status,
+        Status::Skipped {
+            because: "Db failed".into()
+        }
+    );
+    assert!(!report.succeeded());
+    // Fixed, the next apply finishes the job.
+    h.cloud.clear_failures();
+    h.apply(&stack(false)).await;
+    assert!(!h.plan(&stack(false)).await.has_changes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_killed_mid_create_is_adopted_not_duplicated() {
+    let h = Harness::new();
+    h.cloud.set_default_latency(Duration::from_millis(100));
+    h.cloud
+        .set_latency("Fake::Db::Instance", Duration::from_secs(600));
+    let s = stack(false);
+    let (registry, ctx, dir, s2) = (
+        h.registry.clone(),
+        h.ctx.clone(),
+        h.dir.path().to_path_buf(),
+        s.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let mut session = Session::open(&dir, "shop", "dev", "apply").unwrap();
+        let plan = session.plan(&s2, &registry, &ctx).await.unwrap();
+        session
+            .apply(&s2, &registry, &ctx, &plan, ApplyOptions::default())
+            .await
+    });
+    // The database create has been sent but has not answered.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(h
+        .cloud
+        .resources()
+        .iter()
+        .any(|r| r.logical_id() == Some("Db")));
+
+    let plan = h.plan(&s).await;
+    assert!(
+        plan.notes.iter().any(|n| n.starts_with("adopted Db")),
+        "{:?}",
+        plan.notes
+    );
+    assert!(plan.step("Db").is_none(), "{}", render_plan(&plan));
+    h.cloud.set_latency("Fake::Db::Instance", Duration::ZERO);
+    h.apply(&s).await;
+    assert!(!h.plan(&s).await.has_changes());
+    assert!(h.objects_per_logical_id().values().all(|&n| n == 1));
+}
+
+#[tokio::test]
+async fn twins_from_retried_creates_are_deleted() {
+    let h = Harness::new();
+    let s = stack(false);
+    h.apply(&s).await;
+    // Lose the state of the network, as if its create's answer never came,
+    // and leave a twin behind, as a retried create without a token would.
+    let store = h.session(&s).store().clone();
+    let state = h.session(&s).state().clone();
+    let network = state.resources["Network"].physical_id.clone();
+    let mut lost = state.clone();
+    lost.resources.remove("Network");
+    lost.serial += 1;
+    lost.journal_seq += 1_000; // past every journal entry
+    {
+        let lock = store.lock("test").unwrap();
+        store.save(&lock, &lost).unwrap();
+    }
+    let twin = h.cloud.get(&network).unwrap();
+    let driver = h.registry.get("Fake::Net::Network").unwrap();
+    driver
+        .create(fastcart_engine::CreateRequest {
+            logical_id: "Network",
+            properties: &twin.properties,
+            tags: &twin.tags,
+            idempotency_token: "t",
+            context: &h.ctx,
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.objects_per_logical_id()["Network"], 2);
+
+    let plan = h.plan(&s).await;
+    assert!(
+        plan.notes.iter().any(|n| n.contains("twin")),
+        "{:?}",
+        plan.notes
+    );
+    let deposed: Vec<_> = plan.steps.iter().filter(|s| s.deposed).collect();
+    assert_eq!(deposed.len(), 1);
+    h.apply(&s).await;
+    assert_eq!(h.objects_per_logical_id()["Network"], 1);
+    assert!(!h.plan(&s).await.has_changes());
+}
+
+#[tokio::test]
+async fn drift_is_planned_back() {
+    let h = Harness::new();
+    let s = stack(false);
+    h.apply(&s).await;
+    let state = h.session(&s).state().clone();
+    h.cloud.set_property(
+        &state.resources["Stream"].physical_id,
+        "RetentionHours",
+        json!(168),
+    );
+    h.cloud.remove(&state.resources["Worker"].physical_id);
+    // A property the stack does not set is AWS's business, not drift.
+    h.cloud
+        .set_property(&state.resources["Network"].physical_id, "Extra", json!(1));
+    let plan = h.plan(&s).await;
+    assert_eq!(plan.summary.update, 1);
+    assert_eq!(plan.summary.create, 1);
+    let worker = plan.step("Worker").unwrap();
+    assert_eq!(worker.reason, "deleted outside fastcart");
+    let stream = plan.step("Stream").unwrap();
+    assert_eq!(stream.changes[0].before, Some(json!(168)));
+    h.apply(&s).await;
+    assert!(!h.plan(&s).await.has_changes());
+}
+
+#[tokio::test]
+async fn a_second_session_on_the_same_state_is_refused() {
+    let h = Harness::new();
+    let s = stack(false);
+    let _first = h.session(&s);
+    let err = match Session::open(h.dir.path(), "shop", "dev", "apply") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("second session opened"),
+    };
+    assert!(err.contains("locked by"), "{err}");
+}
+
+#[tokio::test]
+async fn outputs_are_resolved_after_apply() {
+    let h = Harness::new();
+    h.apply(&stack(false)).await;
+    let state = h.session(&stack(false)).state().clone();
+    assert_eq!(
+        state.outputs["network_id"],
+        json!(state.resources["Network"].physical_id)
+    );
+    assert!(state.outputs["db_endpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with(".Endpoint.Address"));
+}
+
+#[test]
+fn engine_has_no_aws_sdk_in_its_dependency_tree() {
+    // Walk Cargo.lock from fastcart-engine over every kind of dependency.
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("Cargo.lock at the workspace root");
+    let mut deps: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for block in lock.split("[[package]]").skip(1) {
+        let name = block
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        let list = block
+            .split("dependencies = [")
+            .nth(1)
+            .map(|d| d.split(']').next().unwrap())
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').strip_prefix('"'))
+            .map(|l| l.split([' ', '"']).next().unwrap().to_string())
+            .collect();
+        deps.entry(name).or_default().extend::<Vec<String>>(list);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec!["fastcart-engine".to_string()];
+    while let Some(p) = todo.pop() {
+        if seen.insert(p.clone()) {
+            todo.extend(deps.get(&p).cloned().unwrap_or_default());
+        }
+    }
+    assert!(
+        seen.contains("petgraph") && seen.contains("tokio"),
+        "walk works"
+    );
+    let aws: Vec<_> = seen
+        .iter()
+        .filter(|p| {
+            p.starts_with("aws-sdk") || p.starts_with("aws-config") || p.starts_with("aws-smithy")
+        })
+        .collect();
+    assert!(aws.is_empty(), "fastcart-engine depends on {aws:?}");
+}
