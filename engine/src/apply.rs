@@ -12,7 +12,7 @@
 //! `refresh::recover`). Caveat: a journal line is written but not fsynced, so
 //! it survives the process dying, not the machine losing power.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -330,6 +330,8 @@ struct Shared {
     plan: Plan,
     tasks: Vec<Task>,
     stack: StackSpec,
+    /// Logical id to index in `stack.resources`.
+    specs: HashMap<String, usize>,
     deps_of: BTreeMap<String, Vec<String>>,
     registry: Registry,
     ctx: CloudContext,
@@ -420,8 +422,9 @@ impl Shared {
         step: &Step,
     ) -> std::result::Result<(Map<String, Value>, Vec<String>), String> {
         let spec = self
-            .stack
-            .resource(&step.logical_id)
+            .specs
+            .get(&step.logical_id)
+            .map(|&i| &self.stack.resources[i])
             .ok_or_else(|| format!("{} is not in the stack", step.logical_id))?;
         let b = self.book.lock().expect("book lock");
         let props = resolve_map(&spec.properties, &self.ctx, &b.state).map_err(|e| match e {
@@ -634,6 +637,12 @@ pub(crate) async fn run_plan(
         plan: plan.clone(),
         tasks: tasks.clone(),
         stack: stack.clone(),
+        specs: stack
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.logical_id.clone(), i))
+            .collect(),
         deps_of,
         registry: registry.clone(),
         ctx: ctx.clone(),

@@ -47,6 +47,9 @@ pub fn satisfies(desired: &Value, actual: Option<&Value>, kind: ValueKind) -> bo
     let Some(actual) = actual else {
         return desired.is_null();
     };
+    if kind == ValueKind::Plain {
+        return loosely_equal(desired, actual);
+    }
     let d = normalize(desired, kind);
     let a = normalize(actual, kind);
     if kind == ValueKind::Tags {

@@ -9,7 +9,7 @@
 //! the latency: an apply cut off while waiting leaves the resource behind,
 //! tagged, for the next run to find.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ impl FakeResource {
 #[derive(Default)]
 struct Inner {
     next_id: u64,
-    resources: BTreeMap<String, FakeResource>,
+    resources: HashMap<String, FakeResource>,
     events: Vec<Event>,
     calls: BTreeMap<(String, FakeOp), u64>,
     latency: BTreeMap<String, Duration>,
@@ -125,8 +125,11 @@ impl FakeCloud {
         self.with(|i| i.throttles.insert(type_name.into(), times));
     }
 
+    /// Every resource, ordered by physical id.
     pub fn resources(&self) -> Vec<FakeResource> {
-        self.with(|i| i.resources.values().cloned().collect())
+        let mut all: Vec<FakeResource> = self.with(|i| i.resources.values().cloned().collect());
+        all.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        all
     }
 
     pub fn get(&self, physical_id: &str) -> Option<FakeResource> {
@@ -481,4 +484,54 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .attribute("Arn")
             .typical_duration(Duration::from_secs(1)),
     ]
+}
+
+/// `services` made-up services with one type each, `Fake::Svc<i>::Thing`,
+/// shaped like the resources of the property tests.
+pub fn generic_schemas(services: usize) -> Vec<TypeSchema> {
+    (0..services)
+        .map(|i| {
+            TypeSchema::new(format!("Fake::Svc{i}::Thing"))
+                .prop("Name")
+                .create_only("Name")
+                .prop("Size")
+                .prop("Inputs")
+                .attribute("Arn")
+        })
+        .collect()
+}
+
+/// A random DAG of `n` resources over [`generic_schemas`]`(services)`: each
+/// resource reads the `Arn` of up to `max_deps` earlier ones. The same seed
+/// gives the same stack.
+pub fn random_stack(n: usize, max_deps: usize, services: usize, seed: u64) -> crate::StackSpec {
+    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut next = move |bound: usize| {
+        // xorshift64*: small, fast, and good enough for shapes.
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        (rng.wrapping_mul(2685821657736338717) >> 33) as usize % bound.max(1)
+    };
+    let mut stack = crate::StackSpec::new("bench", "gen");
+    for i in 0..n {
+        let mut deps: Vec<usize> = if i == 0 {
+            Vec::new()
+        } else {
+            (0..next(max_deps + 1)).map(|_| next(i)).collect()
+        };
+        deps.sort_unstable();
+        deps.dedup();
+        let inputs: Vec<Value> = deps
+            .iter()
+            .map(|d| crate::get_att(&format!("R{d}"), "Arn"))
+            .collect();
+        stack.add(
+            crate::ResourceSpec::new(format!("R{i}"), format!("Fake::Svc{}::Thing", next(services)))
+                .prop("Name", format!("r{i}"))
+                .prop("Size", next(4) as u64)
+                .prop("Inputs", Value::Array(inputs)),
+        );
+    }
+    stack
 }

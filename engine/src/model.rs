@@ -6,7 +6,7 @@
 //! `AWS::AccountId` and `AWS::Partition`. The helpers at the bottom of this file
 //! build those values so a stack written in Rust reads like a template.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -64,8 +64,18 @@ impl StackSpec {
         self
     }
 
+    /// One resource by logical id. A linear search: for many look-ups, use
+    /// [`StackSpec::by_id`].
     pub fn resource(&self, logical_id: &str) -> Option<&ResourceSpec> {
         self.resources.iter().find(|r| r.logical_id == logical_id)
+    }
+
+    /// Every resource by logical id.
+    pub fn by_id(&self) -> HashMap<&str, &ResourceSpec> {
+        self.resources
+            .iter()
+            .map(|r| (r.logical_id.as_str(), r))
+            .collect()
     }
 
     /// `<name>-<env>`: the directory name of the stack's state and its identity

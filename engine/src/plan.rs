@@ -2,7 +2,7 @@
 //!
 //! [`diff`] is pure: stack, state and observed resources in, plan out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ impl Plan {
 /// State lookups that treat some resources as not yet known.
 struct Masked<'a> {
     state: &'a State,
-    unknown: &'a BTreeSet<String>,
+    unknown: &'a HashSet<String>,
 }
 
 impl Lookup for Masked<'_> {
@@ -166,7 +166,7 @@ impl Lookup for Masked<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
     /// Per logical id in state: what the cloud holds, `None` if it is gone.
-    pub resources: BTreeMap<String, Option<Observed>>,
+    pub resources: HashMap<String, Option<Observed>>,
 }
 
 /// Diffs the stack against the state and what the cloud reports.
@@ -180,13 +180,13 @@ pub fn diff(
 ) -> Result<Vec<Step>, crate::Error> {
     let mut steps: Vec<Step> = Vec::new();
     // Resources whose outputs are not known before apply.
-    let mut unknown: BTreeSet<String> = BTreeSet::new();
+    let mut unknown: HashSet<String> = HashSet::new();
     // Replaced resources that must delete first, to spread to dependents.
-    let mut deletes_first: BTreeSet<String> = BTreeSet::new();
-    let mut unchanged = 0usize;
+    let mut deletes_first: HashSet<String> = HashSet::new();
+    let specs = stack.by_id();
 
     for id in graph.topological() {
-        let spec = stack.resource(id).expect("graph nodes come from the stack");
+        let spec = specs[id];
         let schema = registry
             .schema(&spec.type_name)
             .expect("validated stacks only hold known types");
@@ -250,10 +250,8 @@ pub fn diff(
             }
         }
 
-        let dbc_dependency = graph
-            .dependencies(id)
-            .iter()
-            .any(|d| deletes_first.contains(*d));
+        let dbc_dependency =
+            !deletes_first.is_empty() && graph.dependencies(id).iter().any(|d| deletes_first.contains(*d));
         let step = match (existing, seen) {
             (None, _) => Some(Step {
                 logical_id: id.to_string(),
@@ -324,12 +322,11 @@ pub fn diff(
             }
             _ => None,
         };
-        match &step {
-            Some(s) if matches!(s.action, Action::Create | Action::Replace) => {
-                unknown.insert(id.to_string());
-            }
-            Some(_) => {}
-            None => unchanged += 1,
+        if step
+            .as_ref()
+            .is_some_and(|s| matches!(s.action, Action::Create | Action::Replace))
+        {
+            unknown.insert(id.to_string());
         }
         if let Some(mut s) = step {
             if vanished {
@@ -341,7 +338,6 @@ pub fn diff(
             steps.push(deposed_step(id, &spec.type_name, &d.physical_id));
         }
     }
-    let _ = unchanged;
 
     // Resources in state that the stack no longer declares, dependents first.
     let mut removed: Vec<&String> = state
@@ -425,12 +421,13 @@ pub fn summarize(
     if changing.is_empty() {
         return (s, None);
     }
+    let specs = stack.by_id();
     let weight = |id: &str| {
         if !changing.contains(id) {
             return Duration::ZERO;
         }
-        stack
-            .resource(id)
+        specs
+            .get(id)
             .and_then(|r| registry.schema(&r.type_name))
             .map_or(Duration::ZERO, |sc| sc.typical_duration)
     };

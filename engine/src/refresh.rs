@@ -15,23 +15,23 @@ use crate::plan::Observations;
 use crate::state::{Deposed, ResourceState, State};
 
 /// Runs one batched call per type concurrently and collects the answers.
-async fn per_type<T, F, Fut>(
+async fn per_type<P, T, F, Fut>(
     registry: &Registry,
-    types: impl IntoIterator<Item = String>,
+    work: impl IntoIterator<Item = (String, P)>,
     call: F,
 ) -> Result<BTreeMap<String, T>>
 where
     T: Send + 'static,
-    F: Fn(Arc<dyn Driver>, String) -> Fut,
+    F: Fn(Arc<dyn Driver>, P) -> Fut,
     Fut: Future<Output = Result<T, DriverError>> + Send + 'static,
 {
     let mut set = JoinSet::new();
-    for t in types {
+    for (t, payload) in work {
         let driver = registry.get(&t).cloned().ok_or_else(|| Error::NoDriver {
             logical_id: String::new(),
             type_name: t.clone(),
         })?;
-        let fut = call(driver, t.clone());
+        let fut = call(driver, payload);
         set.spawn(async move { (t, fut.await) });
     }
     let mut out = BTreeMap::new();
@@ -75,7 +75,7 @@ pub async fn recover(
         stack: stack.name.clone(),
         env: stack.env.clone(),
     };
-    let found = per_type(registry, types, |driver, _| {
+    let found = per_type(registry, types.into_iter().map(|t| (t, ())), |driver, ()| {
         let owner = owner.clone();
         async move { driver.find_by_tags(&owner).await }
     })
@@ -129,6 +129,16 @@ pub async fn recover(
     Ok(notes)
 }
 
+/// Whether `recover` or `read_all` may change `state`: only with pending
+/// mutations, adoptions, or resources whose outputs were never recorded.
+pub fn may_repair(state: &State) -> bool {
+    !state.pending.is_empty()
+        || state
+            .resources
+            .values()
+            .any(|r| r.attributes.is_empty() || r.properties.is_empty() || !r.deposed.is_empty())
+}
+
 /// Reads every resource in state, one call per type, and settles pending
 /// deletes and updates. Adopted resources get their attributes and, where the
 /// create's properties were never journaled, the properties the cloud reports.
@@ -140,9 +150,7 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
             .or_default()
             .push(handle(id, r));
     }
-    let types: Vec<String> = by_type.keys().cloned().collect();
-    let answers = per_type(registry, types, |driver, t| {
-        let handles = by_type[&t].clone();
+    let answers = per_type(registry, by_type, |driver, handles: Vec<ResourceHandle>| {
         async move {
             let seen = driver.read(&handles).await?;
             Ok(handles

@@ -10,7 +10,7 @@ use crate::driver::Registry;
 use crate::error::{Error, Result};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
-use crate::refresh::{read_all, recover};
+use crate::refresh::{may_repair, read_all, recover};
 use crate::state::State;
 use crate::store::{LockGuard, StateStore};
 use crate::validate::validate;
@@ -56,16 +56,19 @@ impl Session {
         ctx: &CloudContext,
     ) -> Result<Plan> {
         let graph = validate(stack, registry)?;
-        let before = self.state.clone();
+        // Cloning the state to see whether the refresh repaired it costs
+        // time on big stacks; only do it when a repair is possible.
+        let before = may_repair(&self.state).then(|| self.state.clone());
         let mut notes = recover(stack, registry, &mut self.state).await?;
         let observed = read_all(registry, &mut self.state).await?;
-        if self.state != before {
+        let repaired = !notes.is_empty() || before.is_some_and(|b| b != self.state);
+        if repaired {
             self.state.serial += 1;
             self.store.save(&self.lock, &self.state)?;
             self.on_disk = true;
         }
         for (id, seen) in &observed.resources {
-            if seen.is_none() && stack.resource(id).is_some() {
+            if seen.is_none() && graph.contains(id) {
                 notes.push(format!("{id} was deleted outside fastcart"));
             }
         }

@@ -1,7 +1,7 @@
 //! Validation of a stack against the drivers' schemas. Every problem is
 //! reported at once, each with a message a person can act on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use miette::Diagnostic;
 use thiserror::Error;
@@ -123,6 +123,12 @@ fn did_you_mean<'a>(
     }
 }
 
+fn sorted<'a>(ids: &HashSet<&'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = ids.iter().copied().collect();
+    v.sort_unstable();
+    v
+}
+
 /// Checks the stack against the registry's schemas and builds its graph.
 pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, ValidationErrors> {
     let mut problems = Vec::new();
@@ -138,8 +144,8 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
             });
         }
     }
-    let ids: BTreeSet<&str> = counts.keys().copied().collect();
-    let type_of: BTreeMap<&str, &str> = stack
+    let ids: HashSet<&str> = counts.keys().copied().collect();
+    let type_of: HashMap<&str, &str> = stack
         .resources
         .iter()
         .map(|r| (r.logical_id.as_str(), r.type_name.as_str()))
@@ -157,7 +163,7 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
         for r in refs {
             let Some(&target) = ids.get(r.target.as_str()) else {
                 problems.push(Problem::UnknownTarget {
-                    help: did_you_mean(&r.target, ids.iter().copied(), "resources of the stack"),
+                    help: did_you_mean(&r.target, sorted(&ids), "resources of the stack"),
                     place: place.clone(),
                     target: r.target,
                 });
@@ -229,7 +235,7 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
             match ids.get(d.as_str()) {
                 Some(&t) => deps.push(t),
                 None => problems.push(Problem::UnknownTarget {
-                    help: did_you_mean(d, ids.iter().copied(), "resources of the stack"),
+                    help: did_you_mean(d, sorted(&ids), "resources of the stack"),
                     place: format!("DependsOn of {}", r.logical_id),
                     target: d.clone(),
                 }),
