@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod compare;
+pub mod drift;
 pub mod driver;
 pub mod error;
 #[cfg(feature = "fake")]
@@ -29,6 +30,7 @@ pub use driver::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
     ResourceHandle, UpdateRequest,
 };
+pub use drift::DriftReport;
 pub use error::{Error, Result};
 pub use graph::StackGraph;
 pub use model::{

@@ -48,6 +48,24 @@ where
     Ok(out)
 }
 
+/// Everything of the given types that carries the owner's tags, as
+/// `(type, found)`: one call per type, concurrently.
+pub async fn find_owned(
+    registry: &Registry,
+    types: impl IntoIterator<Item = String>,
+    owner: &Ownership,
+) -> Result<Vec<(String, Found)>> {
+    let found = per_type(registry, types.into_iter().map(|t| (t, ())), |driver, ()| {
+        let owner = owner.clone();
+        async move { driver.find_by_tags(&owner).await }
+    })
+    .await?;
+    Ok(found
+        .into_iter()
+        .flat_map(|(t, list)| list.into_iter().map(move |f| (t.clone(), f)))
+        .collect())
+}
+
 /// Adopts resources that carry this stack's ownership tags but are missing
 /// from the state: creates an interrupted apply sent but never saw answered,
 /// and twins made by retried creates. Returns what it did, for the plan.
@@ -75,11 +93,7 @@ pub async fn recover(
         stack: stack.name.clone(),
         env: stack.env.clone(),
     };
-    let found = per_type(registry, types.into_iter().map(|t| (t, ())), |driver, ()| {
-        let owner = owner.clone();
-        async move { driver.find_by_tags(&owner).await }
-    })
-    .await?;
+    let found = find_owned(registry, types, &owner).await?;
 
     let known: BTreeSet<String> = state
         .resources
@@ -90,11 +104,9 @@ pub async fn recover(
         })
         .collect();
     let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
-    for (t, list) in found {
-        for f in list {
-            if missing.get(&f.logical_id) == Some(&t) && !known.contains(&f.physical_id) {
-                adopt.entry(f.logical_id.clone()).or_default().push(f);
-            }
+    for (t, f) in found {
+        if missing.get(&f.logical_id) == Some(&t) && !known.contains(&f.physical_id) {
+            adopt.entry(f.logical_id.clone()).or_default().push(f);
         }
     }
     for (id, mut twins) in adopt {

@@ -10,7 +10,9 @@ use crate::driver::Registry;
 use crate::error::{Error, Result};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
-use crate::refresh::{may_repair, read_all, recover};
+use crate::drift::{self, DriftReport};
+use crate::driver::Ownership;
+use crate::refresh::{find_owned, may_repair, read_all, recover};
 use crate::state::State;
 use crate::store::{LockGuard, StateStore};
 use crate::validate::validate;
@@ -86,6 +88,21 @@ impl Session {
             critical_path,
             notes,
         })
+    }
+
+    /// Compares what was applied with what the cloud holds, and looks for
+    /// resources tagged as this stack's that the state does not know.
+    /// Changes nothing.
+    pub async fn drift(&self, registry: &Registry) -> Result<DriftReport> {
+        let mut state = self.state.clone();
+        let observed = read_all(registry, &mut state).await?;
+        let owner = Ownership {
+            stack: state.stack.clone(),
+            env: state.env.clone(),
+        };
+        let types = registry.type_names().map(String::from).collect::<Vec<_>>();
+        let found = find_owned(registry, types, &owner).await?;
+        Ok(drift::detect(&state, &observed, registry, &found))
     }
 
     /// Refuses a plan made against another stack or another state.

@@ -553,3 +553,57 @@ fn engine_has_no_aws_sdk_in_its_dependency_tree() {
         .collect();
     assert!(aws.is_empty(), "fastcart-engine depends on {aws:?}");
 }
+
+#[tokio::test]
+async fn drift_names_changed_deleted_and_unmanaged_resources() {
+    let h = Harness::new();
+    let s = stack(false);
+    h.apply(&s).await;
+    let session = h.session(&s);
+    let clean = session.drift(&h.registry).await.unwrap();
+    assert!(!clean.has_drift(), "{}", clean.render());
+    assert_eq!(clean.checked, 6);
+
+    let state = session.state().clone();
+    h.cloud.set_property(
+        &state.resources["Stream"].physical_id,
+        "RetentionHours",
+        json!(168),
+    );
+    h.cloud.remove(&state.resources["Worker"].physical_id);
+    // Someone created a resource with this stack's tags by hand.
+    let owner = fastcart_engine::Ownership {
+        stack: "shop".into(),
+        env: "dev".into(),
+    };
+    h.registry
+        .get("Fake::Generic::Thing")
+        .unwrap()
+        .create(fastcart_engine::CreateRequest {
+            logical_id: "HandMade",
+            properties: &serde_json::Map::new(),
+            tags: &owner.tags_for("HandMade", &Default::default()),
+            idempotency_token: "x",
+            context: &h.ctx,
+        })
+        .await
+        .unwrap();
+    // Secrets and unset properties are not drift.
+    h.cloud.set_property(
+        &state.resources["Db"].physical_id,
+        "MasterPassword",
+        json!("changed"),
+    );
+    let report = session.drift(&h.registry).await.unwrap();
+    assert!(report.has_drift());
+    assert_eq!(report.drifted.len(), 1, "{}", report.render());
+    assert_eq!(report.drifted[0].properties[0].expected, json!(24));
+    assert_eq!(report.drifted[0].properties[0].actual, json!(168));
+    assert_eq!(report.deleted[0].logical_id, "Worker");
+    assert_eq!(report.unmanaged[0].logical_id, "HandMade");
+    insta::assert_snapshot!("drift_text", report.render());
+    insta::assert_snapshot!("drift_markdown", report.to_markdown());
+    // Drift detection changed nothing.
+    drop(session);
+    assert_eq!(h.session(&s).state(), &state);
+}
