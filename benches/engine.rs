@@ -99,7 +99,9 @@ fn makespan(c: &mut Criterion) {
     let specs = stack.by_id();
     let (critical, path) = graph.critical_path(|id| {
         let t = &specs[id].type_name;
-        let svc: usize = t["Fake::Svc".len()..t.len() - "::Thing".len()].parse().unwrap();
+        let svc: usize = t["Fake::Svc".len()..t.len() - "::Thing".len()]
+            .parse()
+            .unwrap();
         latency(svc)
     });
     println!(

@@ -257,16 +257,25 @@ struct Book {
 /// when the process dies), it stops without writing again, like a killed
 /// process would: the journal already holds everything since the last save.
 struct Persister {
-    /// (dirty, stop, abandon)
-    signal: Arc<(Mutex<(bool, bool, bool)>, Condvar)>,
+    signal: Arc<(Mutex<Flags>, Condvar)>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// The state changed since the last save.
+    dirty: bool,
+    /// Save what is dirty, then stop.
+    stop: bool,
+    /// Stop without saving.
+    abandon: bool,
 }
 
 impl Drop for Persister {
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
             let (lock, cv) = &*self.signal;
-            lock.lock().expect("persister lock").2 = true;
+            lock.lock().expect("persister lock").abandon = true;
             cv.notify_one();
             let _ = thread.join();
         }
@@ -275,20 +284,20 @@ impl Drop for Persister {
 
 impl Persister {
     fn start(store: StateStore, book: Arc<Mutex<Book>>) -> Self {
-        let signal = Arc::new((Mutex::new((false, false, false)), Condvar::new()));
+        let signal = Arc::new((Mutex::new(Flags::default()), Condvar::new()));
         let s = signal.clone();
         let thread = std::thread::spawn(move || -> Result<()> {
             let (lock, cv) = &*s;
             loop {
                 let mut flags = lock.lock().expect("persister lock");
-                while !flags.0 && !flags.1 && !flags.2 {
+                while !flags.dirty && !flags.stop && !flags.abandon {
                     flags = cv.wait(flags).expect("persister lock");
                 }
-                let (dirty, stop, abandon) = *flags;
-                if abandon {
+                if flags.abandon {
                     return Ok(());
                 }
-                flags.0 = false;
+                let (dirty, stop) = (flags.dirty, flags.stop);
+                flags.dirty = false;
                 drop(flags);
                 if dirty {
                     let snapshot = {
@@ -310,13 +319,13 @@ impl Persister {
 
     fn kick(&self) {
         let (lock, cv) = &*self.signal;
-        lock.lock().expect("persister lock").0 = true;
+        lock.lock().expect("persister lock").dirty = true;
         cv.notify_one();
     }
 
     fn finish(mut self) -> Result<()> {
         let (lock, cv) = &*self.signal;
-        lock.lock().expect("persister lock").1 = true;
+        lock.lock().expect("persister lock").stop = true;
         cv.notify_one();
         self.thread
             .take()
@@ -605,7 +614,7 @@ impl Shared {
 
 /// Runs the plan. The caller holds the lock and has checked the plan is
 /// current; `state` is the state the plan was made against.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 pub(crate) async fn run_plan(
     store: &StateStore,
     journal: JournalWriter,

@@ -67,7 +67,8 @@ fn loosely_equal(a: &Value, b: &Value) -> bool {
         (Value::String(s), Value::Number(_) | Value::Bool(_))
         | (Value::Number(_) | Value::Bool(_), Value::String(s)) => {
             let other = if a.is_string() { b } else { a };
-            *s == other.to_string()
+            let text = other.to_string();
+            *s == text
         }
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {

@@ -76,9 +76,17 @@ impl DriftReport {
         }
         let _ = writeln!(out, "Drift in {}-{}:", self.stack, self.env);
         for r in &self.drifted {
-            let _ = writeln!(out, "\n  ~ {}  {}  ({})", r.logical_id, r.type_name, r.physical_id);
+            let _ = writeln!(
+                out,
+                "\n  ~ {}  {}  ({})",
+                r.logical_id, r.type_name, r.physical_id
+            );
             for p in &r.properties {
-                let _ = writeln!(out, "      {}: expected {}, actual {}", p.path, p.expected, p.actual);
+                let _ = writeln!(
+                    out,
+                    "      {}: expected {}, actual {}",
+                    p.path, p.expected, p.actual
+                );
             }
         }
         for r in &self.deleted {
@@ -141,14 +149,24 @@ impl DriftReport {
         }
         for (title, list) in [
             ("Deleted outside fastcart", &self.deleted),
-            ("Unmanaged (tagged as this stack's, not in state)", &self.unmanaged),
+            (
+                "Unmanaged (tagged as this stack's, not in state)",
+                &self.unmanaged,
+            ),
         ] {
             if list.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "## {title}\n\n| Resource | Type | Physical id |\n|---|---|---|");
+            let _ = writeln!(
+                out,
+                "## {title}\n\n| Resource | Type | Physical id |\n|---|---|---|"
+            );
             for r in list {
-                let _ = writeln!(out, "| {} | {} | `{}` |", r.logical_id, r.type_name, r.physical_id);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | `{}` |",
+                    r.logical_id, r.type_name, r.physical_id
+                );
             }
             out.push('\n');
         }
@@ -211,7 +229,8 @@ pub fn detect(
         .resources
         .values()
         .flat_map(|r| {
-            std::iter::once(r.physical_id.as_str()).chain(r.deposed.iter().map(|d| d.physical_id.as_str()))
+            std::iter::once(r.physical_id.as_str())
+                .chain(r.deposed.iter().map(|d| d.physical_id.as_str()))
         })
         .collect();
     for (type_name, f) in found {

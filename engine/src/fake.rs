@@ -67,13 +67,31 @@ impl FakeResource {
 #[derive(Default)]
 struct Inner {
     next_id: u64,
-    resources: HashMap<String, FakeResource>,
+    /// By (type, physical id): names are unique per type, as in AWS.
+    resources: HashMap<(String, String), FakeResource>,
     events: Vec<Event>,
     calls: BTreeMap<(String, FakeOp), u64>,
     latency: BTreeMap<String, Duration>,
     default_latency: Duration,
     failures: BTreeMap<(String, FakeOp), String>,
     throttles: BTreeMap<String, u32>,
+}
+
+impl Inner {
+    /// The resource with this physical id, of whatever type (tests name
+    /// resources by physical id alone).
+    fn find(&self, physical_id: &str) -> Option<&FakeResource> {
+        let mut matches = self
+            .resources
+            .values()
+            .filter(|r| r.physical_id == physical_id);
+        let first = matches.next();
+        assert!(
+            matches.next().is_none(),
+            "physical id {physical_id} names resources of several types"
+        );
+        first
+    }
 }
 
 /// The fake cloud. Share it with `Arc`; every method takes `&self`.
@@ -133,7 +151,7 @@ impl FakeCloud {
     }
 
     pub fn get(&self, physical_id: &str) -> Option<FakeResource> {
-        self.with(|i| i.resources.get(physical_id).cloned())
+        self.with(|i| i.find(physical_id).cloned())
     }
 
     pub fn len(&self) -> usize {
@@ -147,7 +165,10 @@ impl FakeCloud {
     /// Changes a property behind the engine's back (drift).
     pub fn set_property(&self, physical_id: &str, name: &str, value: Value) {
         self.with(|i| {
-            if let Some(r) = i.resources.get_mut(physical_id) {
+            let key = i
+                .find(physical_id)
+                .map(|r| (r.type_name.clone(), r.physical_id.clone()));
+            if let Some(r) = key.and_then(|k| i.resources.get_mut(&k)) {
                 r.properties.insert(name.into(), value);
             }
         });
@@ -155,7 +176,12 @@ impl FakeCloud {
 
     /// Deletes a resource behind the engine's back.
     pub fn remove(&self, physical_id: &str) {
-        self.with(|i| i.resources.remove(physical_id));
+        self.with(|i| {
+            let key = i
+                .find(physical_id)
+                .map(|r| (r.type_name.clone(), r.physical_id.clone()));
+            key.map(|k| i.resources.remove(&k))
+        });
     }
 
     pub fn events(&self) -> Vec<Event> {
@@ -304,8 +330,7 @@ impl Driver for FakeDriver {
                 .iter()
                 .map(|h| {
                     i.resources
-                        .get(&h.physical_id)
-                        .filter(|r| r.type_name == self.schema.type_name)
+                        .get(&(self.schema.type_name.clone(), h.physical_id.clone()))
                         .map(|r| Observed {
                             properties: self.readable(&r.properties),
                             attributes: r.attributes.clone(),
@@ -327,7 +352,7 @@ impl Driver for FakeDriver {
             .map(String::from);
         let created = self.cloud.with(|i| {
             if let Some(name) = &fixed {
-                if i.resources.contains_key(name) {
+                if i.resources.contains_key(&(t.clone(), name.clone())) {
                     return Err(DriverError::new(
                         ErrorKind::InvalidRequest,
                         self.op_name(FakeOp::Create),
@@ -358,7 +383,7 @@ impl Driver for FakeDriver {
                 })
                 .collect();
             i.resources.insert(
-                physical_id.clone(),
+                (t.clone(), physical_id.clone()),
                 FakeResource {
                     type_name: t.clone(),
                     physical_id: physical_id.clone(),
@@ -382,7 +407,8 @@ impl Driver for FakeDriver {
         let latency = self.begin(FakeOp::Update, req.logical_id, req.physical_id)?;
         tokio::time::sleep(latency).await;
         let attrs = self.cloud.with(|i| {
-            i.resources.get_mut(req.physical_id).map(|r| {
+            let key = (self.schema.type_name.clone(), req.physical_id.to_string());
+            i.resources.get_mut(&key).map(|r| {
                 r.properties = req.properties.clone();
                 r.attributes.clone()
             })
@@ -401,7 +427,8 @@ impl Driver for FakeDriver {
     async fn delete(&self, r: &ResourceHandle) -> Result<(), DriverError> {
         let latency = self.begin(FakeOp::Delete, &r.logical_id, &r.physical_id)?;
         tokio::time::sleep(latency).await;
-        self.cloud.with(|i| i.resources.remove(&r.physical_id));
+        let key = (self.schema.type_name.clone(), r.physical_id.clone());
+        self.cloud.with(|i| i.resources.remove(&key));
         self.end(FakeOp::Delete, &r.logical_id, &r.physical_id);
         Ok(())
     }
@@ -505,7 +532,10 @@ pub fn generic_schemas(services: usize) -> Vec<TypeSchema> {
 /// resource reads the `Arn` of up to `max_deps` earlier ones. The same seed
 /// gives the same stack.
 pub fn random_stack(n: usize, max_deps: usize, services: usize, seed: u64) -> crate::StackSpec {
-    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut rng = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let mut next = move |bound: usize| {
         // xorshift64*: small, fast, and good enough for shapes.
         rng ^= rng >> 12;
@@ -527,10 +557,13 @@ pub fn random_stack(n: usize, max_deps: usize, services: usize, seed: u64) -> cr
             .map(|d| crate::get_att(&format!("R{d}"), "Arn"))
             .collect();
         stack.add(
-            crate::ResourceSpec::new(format!("R{i}"), format!("Fake::Svc{}::Thing", next(services)))
-                .prop("Name", format!("r{i}"))
-                .prop("Size", next(4) as u64)
-                .prop("Inputs", Value::Array(inputs)),
+            crate::ResourceSpec::new(
+                format!("R{i}"),
+                format!("Fake::Svc{}::Thing", next(services)),
+            )
+            .prop("Name", format!("r{i}"))
+            .prop("Size", next(4) as u64)
+            .prop("Inputs", Value::Array(inputs)),
         );
     }
     stack

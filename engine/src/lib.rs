@@ -26,11 +26,11 @@ pub mod validate;
 pub mod walker;
 
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskResult};
+pub use drift::DriftReport;
 pub use driver::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
     ResourceHandle, UpdateRequest,
 };
-pub use drift::DriftReport;
 pub use error::{Error, Result};
 pub use graph::StackGraph;
 pub use model::{

@@ -250,8 +250,11 @@ pub fn diff(
             }
         }
 
-        let dbc_dependency =
-            !deletes_first.is_empty() && graph.dependencies(id).iter().any(|d| deletes_first.contains(*d));
+        let dbc_dependency = !deletes_first.is_empty()
+            && graph
+                .dependencies(id)
+                .iter()
+                .any(|d| deletes_first.contains(*d));
         let step = match (existing, seen) {
             (None, _) => Some(Step {
                 logical_id: id.to_string(),
@@ -353,7 +356,11 @@ pub fn diff(
             type_name: r.type_name.clone(),
             action: Action::Delete,
             physical_id: Some(r.physical_id.clone()),
-            reason: "no longer in the stack".into(),
+            reason: if stack.resources.is_empty() {
+                "the stack is being destroyed".into()
+            } else {
+                "no longer in the stack".into()
+            },
             changes: Vec::new(),
             replace_order: None,
             deposed: false,

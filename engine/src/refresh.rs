@@ -55,10 +55,14 @@ pub async fn find_owned(
     types: impl IntoIterator<Item = String>,
     owner: &Ownership,
 ) -> Result<Vec<(String, Found)>> {
-    let found = per_type(registry, types.into_iter().map(|t| (t, ())), |driver, ()| {
-        let owner = owner.clone();
-        async move { driver.find_by_tags(&owner).await }
-    })
+    let found = per_type(
+        registry,
+        types.into_iter().map(|t| (t, ())),
+        |driver, ()| {
+            let owner = owner.clone();
+            async move { driver.find_by_tags(&owner).await }
+        },
+    )
     .await?;
     Ok(found
         .into_iter()
@@ -162,16 +166,18 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
             .or_default()
             .push(handle(id, r));
     }
-    let answers = per_type(registry, by_type, |driver, handles: Vec<ResourceHandle>| {
-        async move {
+    let answers = per_type(
+        registry,
+        by_type,
+        |driver, handles: Vec<ResourceHandle>| async move {
             let seen = driver.read(&handles).await?;
             Ok(handles
                 .into_iter()
                 .map(|h| h.logical_id)
                 .zip(seen)
                 .collect::<Vec<(String, Option<Observed>)>>())
-        }
-    })
+        },
+    )
     .await?;
     let mut observations = Observations::default();
     for (id, seen) in answers.into_values().flatten() {

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::apply::{run_plan, ApplyOptions, ApplyReport};
+use crate::drift::{self, DriftReport};
+use crate::driver::Ownership;
 use crate::driver::Registry;
 use crate::error::{Error, Result};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
-use crate::drift::{self, DriftReport};
-use crate::driver::Ownership;
 use crate::refresh::{find_owned, may_repair, read_all, recover};
 use crate::state::State;
 use crate::store::{LockGuard, StateStore};

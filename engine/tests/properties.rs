@@ -185,7 +185,8 @@ fn edited(nodes: &[Node], edits: &[Edit]) -> (Vec<Node>, Vec<bool>) {
 /// node's own first mutation started, by the fake cloud's event log.
 fn assert_dependency_order(h: &Harness, stack: &StackSpec) {
     let events = h.cloud.events();
-    let forward = |e: &&fastcart_engine::fake::Event| matches!(e.op, FakeOp::Create | FakeOp::Update);
+    let forward =
+        |e: &&fastcart_engine::fake::Event| matches!(e.op, FakeOp::Create | FakeOp::Update);
     let mut last_end: BTreeMap<&str, usize> = BTreeMap::new();
     let mut first_start: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, e) in events.iter().enumerate().filter(|(_, e)| forward(e)) {
@@ -216,14 +217,22 @@ fn assert_dependency_order(h: &Harness, stack: &StackSpec) {
                 .enumerate()
                 .filter(|(_, e)| forward(e) && e.logical_id == dep && e.phase == Phase::Start)
                 .any(|(i, _)| i > start);
-            assert!(!unfinished, "{dep} started after its dependent {}", r.logical_id);
+            assert!(
+                !unfinished,
+                "{dep} started after its dependent {}",
+                r.logical_id
+            );
         }
     }
 }
 
 fn assert_one_object_per_resource(h: &Harness, stack: &StackSpec) {
     let per_id = h.objects_per_logical_id();
-    let expected: BTreeSet<String> = stack.resources.iter().map(|r| r.logical_id.clone()).collect();
+    let expected: BTreeSet<String> = stack
+        .resources
+        .iter()
+        .map(|r| r.logical_id.clone())
+        .collect();
     assert_eq!(
         per_id.keys().cloned().collect::<BTreeSet<_>>(),
         expected,

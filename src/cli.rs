@@ -1,0 +1,142 @@
+//! The command line, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fastcart",
+    version,
+    about = "Plan, apply and check AWS infrastructure declared in Rust",
+    long_about = "fastcart declares AWS stacks in Rust as data, reads what really exists, \
+                  prints a plan a person can trust, applies it concurrently in dependency \
+                  order, and reports drift.\n\n\
+                  Exit codes: 0 success (and no changes or drift where that is asked), \
+                  1 error, 2 changes (plan --detailed-exitcode) or drift (drift-check)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Directory holding the state of every stack (one folder per stack and environment)
+    #[arg(long, global = true, default_value = ".fastcart", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Use this existing Secrets Manager secret for the database credentials
+    /// instead of one managed by RDS; read at apply time, never stored
+    #[arg(long, global = true, value_name = "ARN")]
+    pub db_secret_arn: Option<String>,
+    /// Print more about what is happening (state files, refresh notes)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Where a successful apply writes flat-outputs.json
+    #[arg(long, global = true, default_value = "cfn-outputs", value_name = "DIR")]
+    pub outputs_dir: PathBuf,
+    /// Stack to work on
+    #[arg(long, global = true, default_value = "fastcart")]
+    pub stack: String,
+    /// Environment suffix carried by every name and tag
+    #[arg(long, global = true, env = "ENVIRONMENT_SUFFIX", default_value = "dev")]
+    pub env: String,
+    /// AWS region
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_REGION",
+        default_value = "eu-central-1"
+    )]
+    pub region: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what apply would change, without changing anything
+    Plan {
+        /// Save the plan to FILE, to apply exactly it later with `fastcart apply FILE`
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print the plan as JSON
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Make the cloud match the stack
+    Apply {
+        /// A plan saved by `fastcart plan --out`; refused if the state or stack moved since
+        #[arg(value_name = "PLAN_FILE")]
+        plan_file: Option<PathBuf>,
+        /// Apply without asking for confirmation
+        #[arg(long)]
+        auto_approve: bool,
+        /// At most N cloud calls at once (default: no global cap; each service is still paced)
+        #[arg(long, value_name = "N")]
+        parallelism: Option<usize>,
+        /// Remove a lock left behind by a run that died, then continue
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Delete every resource of the stack
+    Destroy {
+        /// Destroy without asking for confirmation
+        #[arg(long)]
+        auto_approve: bool,
+        /// Remove a lock left behind by a run that died, then continue
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Compare what was applied with what exists; exit 0 in sync, 2 drift, 1 error
+    DriftCheck {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Also write a Markdown report to FILE
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Print the stack's outputs from the last apply
+    Outputs {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the stack's dependency graph
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Inspect the state
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Print the resource types fastcart supports and their properties
+    Schema {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the resources in state
+    List,
+    /// Show one resource in state (secrets appear only as salted hashes)
+    Show {
+        /// The resource's logical id
+        logical_id: String,
+    },
+}

@@ -1,0 +1,607 @@
+//! What each command does. The cloud and the stacks come from a
+//! [`Provider`], so the same code runs against AWS and in tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fastcart_engine::render::human_duration;
+use fastcart_engine::{
+    render_plan, ApplyEvent, ApplyOptions, ApplyReport, CloudContext, Limits, Operation, Plan,
+    Registry, Session, StackSpec, StateStore, Status,
+};
+use fastcart_stacks::StackOptions;
+use miette::{miette, IntoDiagnostic, Result, WrapErr};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, Global, GraphFormat, StateCommand};
+
+/// Where the cloud and the stacks come from.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn registry(&self) -> &Registry;
+    /// Per-service caps on concurrent mutations.
+    fn service_limits(&self) -> BTreeMap<String, usize>;
+    /// Region, account and availability zones, for pseudo parameters.
+    async fn context(&self, region: &str) -> Result<CloudContext>;
+    fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec>;
+    fn stack_names(&self) -> Vec<String>;
+}
+
+/// The real thing: the AWS drivers and FastCart's stacks.
+pub struct Aws {
+    registry: Registry,
+}
+
+impl Aws {
+    pub fn new() -> Self {
+        Aws {
+            registry: fastcart_drivers::registry(),
+        }
+    }
+}
+
+impl Default for Aws {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Provider for Aws {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn service_limits(&self) -> BTreeMap<String, usize> {
+        fastcart_drivers::service_limits()
+    }
+    async fn context(&self, region: &str) -> Result<CloudContext> {
+        Err(miette!(
+            help = "this build has no AWS drivers yet; they arrive with the drivers crate",
+            "cannot look up the account and availability zones of {region}"
+        ))
+    }
+    fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec> {
+        fastcart_stacks::stack(name, options)
+    }
+    fn stack_names(&self) -> Vec<String> {
+        fastcart_stacks::names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// Exit codes.
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const CHANGES: u8 = 2;
+
+/// Runs one command. `interactive` says whether a person can answer a
+/// confirmation prompt on standard input.
+pub async fn run(cli: Cli, provider: &dyn Provider, interactive: bool) -> Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Plan {
+            out,
+            json,
+            detailed_exitcode,
+        } => plan(g, provider, out.as_deref(), json, detailed_exitcode).await,
+        Command::Apply {
+            plan_file,
+            auto_approve,
+            parallelism,
+            force_unlock,
+        } => {
+            let stack = find_stack(g, provider)?;
+            let approval = Approval::new(auto_approve, interactive);
+            apply(
+                g,
+                provider,
+                &stack,
+                plan_file.as_deref(),
+                approval,
+                parallelism,
+                force_unlock,
+            )
+            .await
+        }
+        Command::Destroy {
+            auto_approve,
+            force_unlock,
+        } => {
+            // Destroy needs no stack definition: it deletes what the state holds.
+            let mut empty = StackSpec::new(&g.stack, &g.env);
+            if let Some(s) = provider.stack(&g.stack, &options(g)) {
+                empty.tags = s.tags;
+            }
+            let approval = Approval::new(auto_approve, interactive);
+            apply(g, provider, &empty, None, approval, None, force_unlock).await
+        }
+        Command::DriftCheck { json, report } => {
+            drift_check(g, provider, json, report.as_deref()).await
+        }
+        Command::Outputs { json } => outputs(g, json),
+        Command::Graph { format } => graph(g, provider, format),
+        Command::State { command } => state(g, command),
+        Command::Schema { json } => schema(provider, json),
+    }
+}
+
+fn options(g: &Global) -> StackOptions {
+    StackOptions {
+        env: g.env.clone(),
+        region: g.region.clone(),
+        db_secret_arn: g.db_secret_arn.clone(),
+    }
+}
+
+fn find_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
+    provider.stack(&g.stack, &options(g)).ok_or_else(|| {
+        let names = provider.stack_names();
+        miette!(
+            help = if names.is_empty() {
+                "this build of fastcart defines no stacks yet".to_string()
+            } else {
+                format!("known stacks: {}", names.join(", "))
+            },
+            "there is no stack named {}",
+            g.stack
+        )
+    })
+}
+
+fn open_session(
+    g: &Global,
+    stack: &StackSpec,
+    command: &str,
+    force_unlock: bool,
+) -> Result<Session> {
+    if force_unlock {
+        let store = StateStore::new(&g.state_dir, &stack.name, &stack.env);
+        if let Some(held) = store.force_unlock()? {
+            eprintln!(
+                "Removed the lock held by {} (pid {}, `{}`) since {}.",
+                held.holder, held.pid, held.command, held.since
+            );
+        }
+    }
+    let session = Session::open(&g.state_dir, &stack.name, &stack.env, command)?;
+    if g.verbose {
+        let st = session.state();
+        eprintln!(
+            "state {}: lineage {}, serial {}, {} resources",
+            session.store().state_path().display(),
+            st.lineage,
+            st.serial,
+            st.resources.len()
+        );
+    }
+    Ok(session)
+}
+
+async fn plan(
+    g: &Global,
+    provider: &dyn Provider,
+    out: Option<&Path>,
+    json: bool,
+    detailed_exitcode: bool,
+) -> Result<u8> {
+    let stack = find_stack(g, provider)?;
+    let ctx = provider.context(&g.region).await?;
+    let mut session = open_session(g, &stack, "plan", false)?;
+    let plan = session.plan(&stack, provider.registry(), &ctx).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
+    } else {
+        print!("{}", render_plan(&plan));
+    }
+    if let Some(path) = out {
+        plan.save(path)?;
+        eprintln!(
+            "\nSaved the plan to {0}. Apply exactly it with `fastcart apply {0}`.",
+            path.display()
+        );
+    }
+    Ok(if detailed_exitcode && plan.has_changes() {
+        CHANGES
+    } else {
+        OK
+    })
+}
+
+/// How an apply gets the go-ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approval {
+    Given,
+    AskOnTerminal,
+    NoTerminal,
+}
+
+impl Approval {
+    fn new(auto_approve: bool, interactive: bool) -> Self {
+        match (auto_approve, interactive) {
+            (true, _) => Approval::Given,
+            (false, true) => Approval::AskOnTerminal,
+            (false, false) => Approval::NoTerminal,
+        }
+    }
+}
+
+fn confirm(approval: Approval, what: &str) -> Result<()> {
+    if approval == Approval::Given {
+        return Ok(());
+    }
+    if approval == Approval::NoTerminal {
+        return Err(miette!(
+            help = "review the plan, then run again with --auto-approve (or apply a saved plan file with --auto-approve)",
+            "refusing to {what} without confirmation: standard input is not a terminal"
+        ));
+    }
+    print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
+    std::io::stdout().flush().into_diagnostic()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).into_diagnostic()?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(miette!("cancelled: nothing was changed"))
+    }
+}
+
+async fn apply(
+    g: &Global,
+    provider: &dyn Provider,
+    stack: &StackSpec,
+    plan_file: Option<&Path>,
+    approval: Approval,
+    parallelism: Option<usize>,
+    force_unlock: bool,
+) -> Result<u8> {
+    let destroying = stack.resources.is_empty();
+    let ctx = provider.context(&g.region).await?;
+    let mut session = open_session(g, stack, "apply", force_unlock)?;
+    let plan = match plan_file {
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            session.check_plan(stack, &plan)?;
+            plan
+        }
+        None => session.plan(stack, provider.registry(), &ctx).await?,
+    };
+    print!("{}", render_plan(&plan));
+    if plan.has_changes() {
+        confirm(
+            approval,
+            if destroying {
+                "destroy every resource of this stack"
+            } else {
+                "perform these actions"
+            },
+        )?;
+    }
+
+    let cancel = CancellationToken::new();
+    let watcher = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nInterrupted: no new changes will start; waiting for the calls in flight, then saving state.");
+                cancel.cancel();
+            }
+        }
+    });
+    let progress = Progress::start();
+    let opts = ApplyOptions {
+        limits: Limits {
+            global: parallelism,
+            per_service: provider.service_limits(),
+            default_per_service: None,
+        },
+        cancel: cancel.clone(),
+        on_event: Some(progress.sink()),
+        ..ApplyOptions::default()
+    };
+    let started = Instant::now();
+    let report = session
+        .apply(stack, provider.registry(), &ctx, &plan, opts)
+        .await;
+    progress.stop();
+    watcher.abort();
+    let report = report?;
+    print_summary(&report, started.elapsed());
+    if report.cancelled {
+        println!(
+            "Stopped before the end. The state is saved; run `fastcart apply` again to continue."
+        );
+        return Ok(FAILED);
+    }
+    if !report.succeeded() {
+        println!("Some changes failed; the state records everything that succeeded. Fix the cause and run `fastcart apply` again.");
+        return Ok(FAILED);
+    }
+    if !destroying {
+        let path = write_flat_outputs(&g.outputs_dir, &session.state().outputs)?;
+        println!("Outputs written to {}.", path.display());
+    }
+    Ok(OK)
+}
+
+/// Prints a line per operation as it starts and ends, and a periodic
+/// "still creating" line for slow ones.
+struct Progress {
+    running: Arc<Mutex<HashMap<(String, &'static str), Instant>>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start() -> Self {
+        let running: Arc<Mutex<HashMap<(String, &'static str), Instant>>> = Arc::default();
+        let r = running.clone();
+        let ticker = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let mut slow: Vec<_> = r
+                    .lock()
+                    .expect("progress lock")
+                    .iter()
+                    .map(|((id, verb), t)| (id.clone(), *verb, t.elapsed()))
+                    .collect();
+                slow.sort();
+                for (id, verb, elapsed) in slow {
+                    println!("{id}: still {verb} ({})", human_duration(elapsed.as_secs()));
+                }
+            }
+        });
+        Progress { running, ticker }
+    }
+
+    fn sink(&self) -> fastcart_engine::apply::EventSink {
+        let running = self.running.clone();
+        Arc::new(move |e: &ApplyEvent| match e {
+            ApplyEvent::Started {
+                logical_id,
+                type_name,
+                operation,
+            } => {
+                running
+                    .lock()
+                    .expect("progress lock")
+                    .insert((logical_id.clone(), operation.verb()), Instant::now());
+                println!("{logical_id}: {}... ({type_name})", operation.verb());
+            }
+            ApplyEvent::Finished {
+                logical_id,
+                operation,
+                physical_id,
+                result,
+                elapsed,
+                ..
+            } => {
+                running
+                    .lock()
+                    .expect("progress lock")
+                    .remove(&(logical_id.clone(), operation.verb()));
+                let took = human_duration(elapsed.as_secs());
+                match result {
+                    Ok(()) => println!(
+                        "{logical_id}: {} {}[{took}]",
+                        done_verb(*operation),
+                        physical_id
+                            .as_ref()
+                            .map(|p| format!("({p}) "))
+                            .unwrap_or_default()
+                    ),
+                    Err(e) => println!(
+                        "{logical_id}: FAILED {} after {took}: {e}",
+                        operation.verb()
+                    ),
+                }
+            }
+        })
+    }
+
+    fn stop(self) {
+        self.ticker.abort();
+    }
+}
+
+fn done_verb(op: Operation) -> &'static str {
+    match op {
+        Operation::Create | Operation::CreateReplacement => "created",
+        Operation::Update => "updated",
+        Operation::Delete | Operation::DeleteReplaced => "deleted",
+    }
+}
+
+fn print_summary(report: &ApplyReport, elapsed: Duration) {
+    let done = report.count(|s| matches!(s, Status::Done { .. }));
+    let failed = report.count(|s| matches!(s, Status::Failed { .. }));
+    let skipped = report.count(|s| matches!(s, Status::Skipped { .. }));
+    let not_started = report.count(|s| matches!(s, Status::NotStarted));
+    println!(
+        "\nApply finished in {}: {done} done, {failed} failed, {skipped} skipped, {not_started} not started.",
+        human_duration(elapsed.as_secs())
+    );
+    for r in &report.results {
+        match &r.status {
+            Status::Failed { error } => {
+                println!("  failed  {} ({}): {error}", r.logical_id, r.type_name)
+            }
+            Status::Skipped { because } => {
+                println!("  skipped {} ({}): {because}", r.logical_id, r.type_name)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes `<dir>/flat-outputs.json` (keys sorted, 2-space indent) atomically.
+fn write_flat_outputs(
+    dir: &Path,
+    outputs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("flat-outputs.json");
+    let tmp = dir.join(format!(".flat-outputs.json.tmp-{}", std::process::id()));
+    let text = serde_json::to_string_pretty(outputs).into_diagnostic()? + "\n";
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+async fn drift_check(
+    g: &Global,
+    provider: &dyn Provider,
+    json: bool,
+    report_file: Option<&Path>,
+) -> Result<u8> {
+    let store = StateStore::new(&g.state_dir, &g.stack, &g.env);
+    if store.load()?.is_none() {
+        return Err(miette!(
+            help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
+            "no state for {}-{} in {}: nothing was applied there",
+            g.stack,
+            g.env,
+            g.state_dir.display()
+        ));
+    }
+    let session = Session::open(&g.state_dir, &g.stack, &g.env, "drift-check")?;
+    let report = session.drift(provider.registry()).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).into_diagnostic()?
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = report_file {
+        std::fs::write(path, report.to_markdown())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if report.has_drift() { CHANGES } else { OK })
+}
+
+fn load_state(g: &Global) -> Result<fastcart_engine::State> {
+    StateStore::new(&g.state_dir, &g.stack, &g.env)
+        .load()?
+        .ok_or_else(|| {
+            miette!(
+                help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
+                "no state for {}-{} in {}",
+                g.stack,
+                g.env,
+                g.state_dir.display()
+            )
+        })
+}
+
+fn outputs(g: &Global, json: bool) -> Result<u8> {
+    let state = load_state(g)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&state.outputs).into_diagnostic()?
+        );
+    } else {
+        for (k, v) in &state.outputs {
+            println!("{k} = {v}");
+        }
+    }
+    Ok(OK)
+}
+
+fn graph(g: &Global, provider: &dyn Provider, format: GraphFormat) -> Result<u8> {
+    let stack = find_stack(g, provider)?;
+    let graph = fastcart_engine::validate(&stack, provider.registry())?;
+    let types = stack.by_id();
+    let label = |id: &str| format!("{id}\\n{}", types[id].type_name);
+    match format {
+        GraphFormat::Dot => print!("{}", graph.to_dot(label)),
+        GraphFormat::Mermaid => print!(
+            "{}",
+            graph.to_mermaid(|id| format!("{id}<br/>{}", types[id].type_name))
+        ),
+    }
+    Ok(OK)
+}
+
+fn state(g: &Global, command: StateCommand) -> Result<u8> {
+    let state = load_state(g)?;
+    match command {
+        StateCommand::List => {
+            let w = state.resources.keys().map(String::len).max().unwrap_or(0);
+            let t = state
+                .resources
+                .values()
+                .map(|r| r.type_name.len())
+                .max()
+                .unwrap_or(0);
+            for (id, r) in &state.resources {
+                println!("{id:w$}  {:t$}  {}", r.type_name, r.physical_id);
+            }
+            println!(
+                "\n{} resources; lineage {}, serial {}.",
+                state.resources.len(),
+                state.lineage,
+                state.serial
+            );
+        }
+        StateCommand::Show { logical_id } => {
+            let r = state.resources.get(&logical_id).ok_or_else(|| {
+                miette!(
+                    help = "`fastcart state list` shows what the state holds",
+                    "{logical_id} is not in the state of {}-{}",
+                    g.stack,
+                    g.env
+                )
+            })?;
+            println!("{}", serde_json::to_string_pretty(r).into_diagnostic()?);
+        }
+    }
+    Ok(OK)
+}
+
+fn schema(provider: &dyn Provider, json: bool) -> Result<u8> {
+    let schemas: Vec<_> = provider.registry().schemas().collect();
+    if json {
+        let doc = serde_json::json!({ "types": schemas });
+        println!("{}", serde_json::to_string_pretty(&doc).into_diagnostic()?);
+        return Ok(OK);
+    }
+    if schemas.is_empty() {
+        println!("No resource types: this build has no drivers.");
+    }
+    for s in schemas {
+        println!("{}", s.type_name);
+        for (name, p) in &s.properties {
+            let mut flags = Vec::new();
+            if p.required {
+                flags.push("required");
+            }
+            if p.create_only {
+                flags.push("replaces");
+            }
+            if p.write_only {
+                flags.push("secret");
+            }
+            println!("  {name:32} {}", flags.join(", "));
+        }
+        if !s.attributes.is_empty() {
+            println!("  attributes: {}", s.attributes.join(", "));
+        }
+        println!();
+    }
+    Ok(OK)
+}

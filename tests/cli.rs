@@ -1,0 +1,192 @@
+//! The CLI: its help, its exit codes, and its commands run in-process over a
+//! provider backed by the engine's fake cloud. (End-to-end tests against the
+//! AWS emulator join these when the AWS drivers land.)
+
+use std::process::Command;
+
+use clap::Parser;
+use fastcart::cli::Cli;
+use fastcart::demo::Demo;
+use fastcart::run::{run, CHANGES, FAILED, OK};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fastcart"))
+}
+
+#[test]
+fn every_command_has_real_help() {
+    for (cmd, expect) in [
+        (vec![], "drift-check"),
+        (vec!["plan"], "--detailed-exitcode"),
+        (vec!["apply"], "--auto-approve"),
+        (vec!["destroy"], "--auto-approve"),
+        (vec!["drift-check"], "--report"),
+        (vec!["outputs"], "--json"),
+        (vec!["graph"], "mermaid"),
+        (vec!["state"], "show"),
+        (vec!["state", "show"], "LOGICAL_ID"),
+        (vec!["schema"], "--json"),
+    ] {
+        let out = bin().args(&cmd).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd:?} --help failed");
+        assert!(
+            text.contains(expect),
+            "{cmd:?} --help lacks {expect}: {text}"
+        );
+    }
+}
+
+#[test]
+fn errors_exit_1_and_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["plan", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no stack named fastcart"), "{err}");
+
+    let out = bin()
+        .args(["drift-check", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no state for fastcart-dev"), "{err}");
+    assert!(err.contains("run `fastcart apply` first"), "{err}");
+}
+
+async fn fastcart(p: &Demo, dir: &std::path::Path, args: &[&str]) -> miette::Result<u8> {
+    let mut argv = vec!["fastcart", "--stack", "shop", "--env", "t1"];
+    argv.extend_from_slice(args);
+    let d = dir.to_str().unwrap().to_string();
+    let out = format!("{d}/outputs");
+    argv.extend_from_slice(&["--state-dir", &d, "--outputs-dir", &out]);
+    run(Cli::try_parse_from(argv).unwrap(), p, false).await
+}
+
+#[tokio::test]
+async fn plan_apply_drift_and_destroy_through_the_cli() {
+    let p = Demo::new(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        fastcart(&p, d, &["plan", "--detailed-exitcode"])
+            .await
+            .unwrap(),
+        CHANGES
+    );
+
+    // No terminal, no --auto-approve: refused, nothing changed.
+    let err = fastcart(&p, d, &["apply"]).await.unwrap_err().to_string();
+    assert!(err.contains("refusing to perform these actions"), "{err}");
+    assert!(p.cloud.is_empty());
+
+    assert_eq!(
+        fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
+        OK
+    );
+    assert_eq!(p.cloud.len(), 6);
+    assert_eq!(
+        fastcart(&p, d, &["plan", "--detailed-exitcode"])
+            .await
+            .unwrap(),
+        OK
+    );
+    let flat: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("outputs/flat-outputs.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(flat["network_id"].as_str().unwrap().starts_with("network-"));
+    assert!(flat["stream_arn"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:queue:"));
+    assert_eq!(fastcart(&p, d, &["outputs", "--json"]).await.unwrap(), OK);
+    assert_eq!(fastcart(&p, d, &["state", "list"]).await.unwrap(), OK);
+    assert_eq!(
+        fastcart(&p, d, &["state", "show", "Stream"]).await.unwrap(),
+        OK
+    );
+    assert!(fastcart(&p, d, &["state", "show", "Nope"]).await.is_err());
+    assert_eq!(
+        fastcart(&p, d, &["graph", "--format", "mermaid"])
+            .await
+            .unwrap(),
+        OK
+    );
+
+    // Drift: exit 2 with a Markdown report; apply repairs it; exit 0.
+    assert_eq!(fastcart(&p, d, &["drift-check"]).await.unwrap(), OK);
+    let stream = p
+        .cloud
+        .resources()
+        .into_iter()
+        .find(|r| r.logical_id() == Some("Orders"))
+        .unwrap();
+    p.cloud
+        .set_property(&stream.physical_id, "RetentionHours", serde_json::json!(72));
+    let report = d.join("drift.md");
+    let code = fastcart(
+        &p,
+        d,
+        &["drift-check", "--report", report.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, CHANGES);
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("| Orders | Fake::Queue::Stream |"), "{md}");
+    assert_eq!(
+        fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
+        OK
+    );
+    assert_eq!(
+        fastcart(&p, d, &["drift-check", "--json"]).await.unwrap(),
+        OK
+    );
+
+    // A saved plan applies once; a second time it is stale.
+    let plan = d.join("edit.plan");
+    p.set_edition(1);
+    let args = [
+        "plan",
+        "--out",
+        plan.to_str().unwrap(),
+        "--detailed-exitcode",
+    ];
+    assert_eq!(fastcart(&p, d, &args).await.unwrap(), CHANGES);
+    let args = ["apply", plan.to_str().unwrap(), "--auto-approve"];
+    assert_eq!(fastcart(&p, d, &args).await.unwrap(), OK);
+    let err = fastcart(&p, d, &args).await.unwrap_err();
+    assert!(format!("{err:?}").contains("plan is stale"), "{err:?}");
+
+    // A held lock is named; --force-unlock clears one left by a dead run.
+    let store = fastcart_engine::StateStore::new(d, "shop", "t1");
+    std::mem::forget(store.lock("apply").unwrap());
+    let err = fastcart(&p, d, &["apply", "--auto-approve"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is locked by"), "{err}");
+    let code = fastcart(&p, d, &["destroy", "--auto-approve", "--force-unlock"])
+        .await
+        .unwrap();
+    assert_eq!(code, OK);
+    assert!(p.cloud.is_empty());
+
+    // A failed step makes apply exit 1.
+    p.cloud.fail(
+        "Subnet",
+        fastcart_engine::fake::FakeOp::Create,
+        "InvalidSubnet.Conflict",
+    );
+    assert_eq!(
+        fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
+        FAILED
+    );
+}
