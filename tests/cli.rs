@@ -109,7 +109,7 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
     assert_eq!(fastcart(&p, d, &["outputs", "--json"]).await.unwrap(), OK);
     assert_eq!(fastcart(&p, d, &["state", "list"]).await.unwrap(), OK);
     assert_eq!(
-        fastcart(&p, d, &["state", "show", "Stream"]).await.unwrap(),
+        fastcart(&p, d, &["state", "show", "Orders"]).await.unwrap(),
         OK
     );
     assert!(fastcart(&p, d, &["state", "show", "Nope"]).await.is_err());
@@ -181,7 +181,7 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
 
     // A failed step makes apply exit 1.
     p.cloud.fail(
-        "Subnet",
+        "Subnet0",
         fastcart_engine::fake::FakeOp::Create,
         "InvalidSubnet.Conflict",
     );

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -253,80 +253,80 @@ struct Book {
 
 /// Saves the state on a background thread, coalescing bursts of changes.
 ///
+/// The thread keeps its own copy of the state and folds the same journal
+/// entries into it, in the same order, so saving never holds up the steps.
 /// Dropped without [`Persister::finish`] (the apply's future was dropped, as
 /// when the process dies), it stops without writing again, like a killed
 /// process would: the journal already holds everything since the last save.
 struct Persister {
-    signal: Arc<(Mutex<Flags>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<Result<()>>>,
+    tx: Option<mpsc::Sender<Persist>>,
+    thread: Option<std::thread::JoinHandle<Result<State>>>,
 }
 
-#[derive(Default)]
-struct Flags {
-    /// The state changed since the last save.
-    dirty: bool,
-    /// Save what is dirty, then stop.
-    stop: bool,
-    /// Stop without saving.
-    abandon: bool,
+enum Persist {
+    Entry(Box<Entry>),
+    Outputs(Map<String, Value>),
+    /// Save what is pending and stop.
+    Finish,
 }
 
 impl Drop for Persister {
     fn drop(&mut self) {
+        // Closing the channel without `Finish` abandons unsaved changes.
+        self.tx.take();
         if let Some(thread) = self.thread.take() {
-            let (lock, cv) = &*self.signal;
-            lock.lock().expect("persister lock").abandon = true;
-            cv.notify_one();
             let _ = thread.join();
         }
     }
 }
 
 impl Persister {
-    fn start(store: StateStore, book: Arc<Mutex<Book>>) -> Self {
-        let signal = Arc::new((Mutex::new(Flags::default()), Condvar::new()));
-        let s = signal.clone();
-        let thread = std::thread::spawn(move || -> Result<()> {
-            let (lock, cv) = &*s;
+    fn start(store: StateStore, mut state: State) -> Self {
+        let (tx, rx) = mpsc::channel::<Persist>();
+        let thread = std::thread::spawn(move || -> Result<State> {
+            let mut dirty = false;
             loop {
-                let mut flags = lock.lock().expect("persister lock");
-                while !flags.dirty && !flags.stop && !flags.abandon {
-                    flags = cv.wait(flags).expect("persister lock");
+                // Wait for one message, then take all that are queued.
+                let Ok(first) = rx.recv() else {
+                    return Ok(state);
+                };
+                let mut finish = false;
+                for msg in std::iter::once(first).chain(rx.try_iter()) {
+                    match msg {
+                        Persist::Entry(e) => state.record(&e),
+                        Persist::Outputs(o) => state.outputs = o,
+                        Persist::Finish => finish = true,
+                    }
+                    dirty = true;
                 }
-                if flags.abandon {
-                    return Ok(());
-                }
-                let (dirty, stop) = (flags.dirty, flags.stop);
-                flags.dirty = false;
-                drop(flags);
                 if dirty {
-                    let snapshot = {
-                        let mut b = book.lock().expect("book lock");
-                        b.state.serial += 1;
-                        b.state.clone()
-                    };
-                    store.save_unchecked(&snapshot)?;
-                } else if stop {
-                    return Ok(());
+                    state.serial += 1;
+                    store.save_unchecked(&state)?;
+                    dirty = false;
+                }
+                if finish {
+                    return Ok(state);
                 }
             }
         });
         Persister {
-            signal,
+            tx: Some(tx),
             thread: Some(thread),
         }
     }
 
-    fn kick(&self) {
-        let (lock, cv) = &*self.signal;
-        lock.lock().expect("persister lock").dirty = true;
-        cv.notify_one();
+    fn send(&self, msg: Persist) {
+        if let Some(tx) = &self.tx {
+            // A closed channel means the thread stopped on an error, which
+            // `finish` reports.
+            let _ = tx.send(msg);
+        }
     }
 
-    fn finish(mut self) -> Result<()> {
-        let (lock, cv) = &*self.signal;
-        lock.lock().expect("persister lock").stop = true;
-        cv.notify_one();
+    /// Saves what is pending and returns the state as saved.
+    fn finish(mut self) -> Result<State> {
+        self.send(Persist::Finish);
+        self.tx.take();
         self.thread
             .take()
             .expect("finished once")
@@ -363,8 +363,9 @@ impl Shared {
                 return Err(format!("{err}; the request was not sent"));
             }
             b.state.record(&e);
+            // Under the same lock, so the persister sees the journal's order.
+            self.persister.send(Persist::Entry(Box::new(e)));
         }
-        self.persister.kick();
         Ok(())
     }
 
@@ -400,6 +401,10 @@ impl Shared {
     async fn run(self: Arc<Self>, t: usize) -> std::result::Result<(), String> {
         let task = self.tasks[t];
         let step = &self.plan.steps[task.step];
+        if self.journal_failed.load(Ordering::SeqCst) {
+            // Nothing may be sent that the journal cannot record.
+            return Err("not started: the journal could not be written".into());
+        }
         self.emit(ApplyEvent::Started {
             logical_id: step.logical_id.clone(),
             type_name: step.type_name.clone(),
@@ -640,8 +645,8 @@ pub(crate) async fn run_plan(
             )
         })
         .collect();
+    let persister = Persister::start(store.clone(), state.clone());
     let book = Arc::new(Mutex::new(Book { state, journal }));
-    let persister = Persister::start(store.clone(), book.clone());
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         tasks: tasks.clone(),
@@ -668,24 +673,17 @@ pub(crate) async fn run_plan(
     let outcomes = walk(&dag, &opts.limits, &opts.cancel, move |t| s.clone().run(t)).await;
 
     // Outputs, from whatever now exists.
-    {
-        let mut b = book.lock().expect("book lock");
-        let mut outputs = Map::new();
-        for (name, value) in &stack.outputs {
-            if let Ok(v) = resolve(value, ctx, &b.state) {
-                outputs.insert(name.clone(), v);
-            }
-        }
-        b.state.outputs = outputs;
-    }
-    shared.persister.kick();
+    let outputs = {
+        let b = book.lock().expect("book lock");
+        stack
+            .outputs
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), resolve(value, ctx, &b.state).ok()?)))
+            .collect()
+    };
+    shared.persister.send(Persist::Outputs(outputs));
     let Shared { persister, .. } = Arc::into_inner(shared).expect("all tasks finished");
-    persister.finish()?;
-    let state = Arc::into_inner(book)
-        .expect("all tasks finished")
-        .into_inner()
-        .expect("book lock")
-        .state;
+    let state = persister.finish()?;
 
     let results = tasks
         .iter()
