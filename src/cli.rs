@@ -77,7 +77,7 @@ pub enum Command {
         auto_approve: bool,
         /// At most N cloud calls at once (default: no global cap; each service is still paced)
         #[arg(long, value_name = "N")]
-        parallelism: Option<usize>,
+        parallelism: Option<std::num::NonZeroUsize>,
         /// Remove a lock left behind by a run that died, then continue
         #[arg(long)]
         force_unlock: bool,

@@ -104,7 +104,7 @@ pub async fn run(cli: Cli, provider: &dyn Provider, interactive: bool) -> Result
                 &stack,
                 plan_file.as_deref(),
                 approval,
-                parallelism,
+                parallelism.map(std::num::NonZeroUsize::get),
                 force_unlock,
             )
             .await
@@ -267,7 +267,7 @@ async fn apply(
     let plan = match plan_file {
         Some(path) => {
             let plan = Plan::load(path)?;
-            session.check_plan(stack, &plan)?;
+            session.check_plan(stack, &ctx, &plan)?;
             plan
         }
         None => session.plan(stack, provider.registry(), &ctx).await?,

@@ -159,7 +159,16 @@ struct Task {
 }
 
 /// The DAG of cloud operations for a plan.
-fn build_tasks(plan: &Plan, graph: &StackGraph, state: &State) -> (Vec<Task>, Dag) {
+///
+/// Hard edges: forward operations (create, update, create-replacement)
+/// follow the stack's dependencies; deletes of old objects follow the *old*
+/// dependencies (from state) in reverse; a delete-before-create replacement's
+/// create waits for its delete; a create-before-destroy replacement's delete
+/// waits for its create. Soft edges: the delete of an old object also waits
+/// for the resources that used it to move off it (their forward operations).
+/// Soft edges avoid dependency violations; where they close a cycle (a
+/// delete-before-create upstream of a resource that moves), they are dropped.
+fn build_tasks(plan: &Plan, graph: &StackGraph, state: &State) -> Result<(Vec<Task>, Dag)> {
     let mut tasks = Vec::new();
     let mut forward: BTreeMap<&str, usize> = BTreeMap::new();
     let mut deletes: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -189,61 +198,124 @@ fn build_tasks(plan: &Plan, graph: &StackGraph, state: &State) -> (Vec<Task>, Da
             }
         }
     }
-    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
-    // Forward operations wait for their dependencies' forward operations.
+    let n = tasks.len();
+    let mut hard: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut soft: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (&id, &t) in &forward {
         for dep in graph.dependencies(id) {
             if let Some(&f) = forward.get(dep) {
-                deps[t].push(f);
+                hard[t].push(f);
             }
         }
     }
-    // Who depends (or depended) on whom, old and new edges together.
-    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Who used each old object: the dependencies recorded in state.
+    let mut old_dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (id, r) in &state.resources {
         for d in &r.dependencies {
-            dependents.entry(d.as_str()).or_default().push(id.as_str());
-        }
-    }
-    for id in graph.topological() {
-        for d in graph.dependencies(id) {
-            dependents.entry(d).or_default().push(id);
+            old_dependents
+                .entry(d.as_str())
+                .or_default()
+                .push(id.as_str());
         }
     }
     for (&id, dels) in &deletes {
         for &del in dels {
             let first = delete_first.get(&del).copied().unwrap_or(false);
-            match (forward.get(id), first) {
-                // Delete-before-create: the new object waits for the delete.
-                (Some(&f), true) => deps[f].push(del),
-                // Otherwise the old object goes after the new one exists.
-                (Some(&f), false) => deps[del].push(f),
-                (None, _) => {}
+            let deposed = plan.steps[tasks[del].step].deposed;
+            match forward.get(id) {
+                Some(&f) if first => hard[f].push(del),
+                Some(&f) if deposed => soft[del].push(f),
+                Some(&f) => hard[del].push(f),
+                None => {}
             }
-            for y in dependents.get(id).into_iter().flatten() {
+            for y in old_dependents.get(id).into_iter().flatten() {
                 if *y == id {
                     continue;
                 }
                 for &yd in deletes.get(y).into_iter().flatten() {
-                    deps[del].push(yd);
+                    hard[del].push(yd);
                 }
-                if !first {
-                    if let Some(&yf) = forward.get(y) {
-                        deps[del].push(yf);
-                    }
+                if let Some(&yf) = forward.get(y) {
+                    soft[del].push(yf);
                 }
             }
         }
     }
-    for d in &mut deps {
-        d.sort_unstable();
-        d.dedup();
-    }
+    let deps = break_soft_cycles(&tasks, plan, hard, soft)?;
     let services = tasks
         .iter()
         .map(|t| service_of(&plan.steps[t.step].type_name).to_string())
         .collect();
-    (tasks, Dag { deps, services })
+    Ok((tasks, Dag { deps, services }))
+}
+
+/// Joins hard and soft edges, dropping the soft edges that lie on a cycle.
+/// A cycle of hard edges alone is a bug, reported without running anything.
+fn break_soft_cycles(
+    tasks: &[Task],
+    plan: &Plan,
+    hard: Vec<Vec<usize>>,
+    soft: Vec<Vec<usize>>,
+) -> Result<Vec<Vec<usize>>> {
+    use petgraph::graph::{DiGraph, NodeIndex};
+    let sccs = |edges: &[Vec<usize>]| {
+        let mut g = DiGraph::<(), ()>::with_capacity(edges.len(), 0);
+        let nodes: Vec<NodeIndex> = (0..edges.len()).map(|_| g.add_node(())).collect();
+        for (t, ds) in edges.iter().enumerate() {
+            for &d in ds {
+                g.add_edge(nodes[d], nodes[t], ());
+            }
+        }
+        let mut component = vec![usize::MAX; edges.len()];
+        for (c, scc) in petgraph::algo::tarjan_scc(&g).into_iter().enumerate() {
+            if scc.len() > 1 {
+                for node in scc {
+                    component[node.index()] = c;
+                }
+            }
+        }
+        component
+    };
+    let mut all: Vec<Vec<usize>> = hard
+        .iter()
+        .zip(&soft)
+        .map(|(h, s)| h.iter().chain(s).copied().collect())
+        .collect();
+    let component = sccs(&all);
+    if component.iter().any(|&c| c != usize::MAX) {
+        all = hard
+            .iter()
+            .zip(&soft)
+            .enumerate()
+            .map(|(t, (h, s))| {
+                let kept = s
+                    .iter()
+                    .filter(|&&d| component[d] == usize::MAX || component[d] != component[t]);
+                h.iter().chain(kept).copied().collect()
+            })
+            .collect();
+        let left = sccs(&all);
+        if let Some(t) = left.iter().position(|&c| c != usize::MAX) {
+            let members: Vec<String> = (0..tasks.len())
+                .filter(|&u| left[u] == left[t])
+                .map(|u| {
+                    let step = &plan.steps[tasks[u].step];
+                    format!("{} {:?}", step.logical_id, tasks[u].op)
+                })
+                .collect();
+            return Err(crate::Error::Internal {
+                message: format!(
+                    "the plan's operations wait on each other in a cycle: {}",
+                    members.join(", ")
+                ),
+            });
+        }
+    }
+    for d in &mut all {
+        d.sort_unstable();
+        d.dedup();
+    }
+    Ok(all)
 }
 
 struct Book {
@@ -355,6 +427,9 @@ impl Shared {
     fn journal(&self, mut e: Entry) -> std::result::Result<(), String> {
         {
             let mut b = self.book.lock().expect("book lock");
+            if self.journal_failed.load(Ordering::SeqCst) {
+                return Err("the journal could not be written; the request was not sent".into());
+            }
             e.seq = b.state.journal_seq + 1;
             e.at_ms = now_ms();
             e.lineage = b.state.lineage.clone();
@@ -571,10 +646,11 @@ impl Shared {
     }
 
     async fn delete(&self, step: &Step) -> std::result::Result<Option<String>, String> {
+        let type_name = step.old_type.as_deref().unwrap_or(&step.type_name);
         let driver = self
             .registry
-            .get(&step.type_name)
-            .ok_or_else(|| format!("no driver for {}", step.type_name))?;
+            .get(type_name)
+            .ok_or_else(|| format!("no driver for {type_name}"))?;
         let physical_id = step
             .physical_id
             .clone()
@@ -631,7 +707,7 @@ pub(crate) async fn run_plan(
     plan: &Plan,
     opts: ApplyOptions,
 ) -> Result<(State, ApplyReport)> {
-    let (tasks, dag) = build_tasks(plan, graph, &state);
+    let (tasks, dag) = build_tasks(plan, graph, &state)?;
     let deps_of = graph
         .topological()
         .map(|id| {

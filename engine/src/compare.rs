@@ -62,6 +62,20 @@ pub fn satisfies(desired: &Value, actual: Option<&Value>, kind: ValueKind) -> bo
     loosely_equal(&d, &a)
 }
 
+/// Tag keys fastcart applied before, that the stack no longer sets, and that
+/// the cloud still has: an update must remove them.
+pub fn dropped_tags(applied: Option<&Value>, desired: &Value, actual: Option<&Value>) -> bool {
+    let keys = |v: Option<&Value>| match v.map(|v| normalize(v, ValueKind::Tags)) {
+        Some(Value::Object(m)) => m.keys().cloned().collect::<Vec<String>>(),
+        _ => Vec::new(),
+    };
+    let wanted = keys(Some(desired));
+    let present = keys(actual);
+    keys(applied)
+        .iter()
+        .any(|k| !wanted.contains(k) && present.contains(k))
+}
+
 fn loosely_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(s), Value::Number(_) | Value::Bool(_))
@@ -107,6 +121,18 @@ mod tests {
         assert!(satisfies(&desired, Some(&actual), ValueKind::Tags));
         let changed = json!([{"Key": "A", "Value": "9"}, {"Key": "B", "Value": "2"}]);
         assert!(!satisfies(&desired, Some(&changed), ValueKind::Tags));
+    }
+
+    #[test]
+    fn a_tag_the_stack_stopped_setting_is_a_change() {
+        let applied = json!([{"Key": "A", "Value": "1"}, {"Key": "Old", "Value": "x"}]);
+        let desired = json!([{"Key": "A", "Value": "1"}]);
+        let actual = json!([{"Key": "A", "Value": "1"}, {"Key": "Old", "Value": "x"}]);
+        assert!(dropped_tags(Some(&applied), &desired, Some(&actual)));
+        let removed = json!([{"Key": "A", "Value": "1"}]);
+        assert!(!dropped_tags(Some(&applied), &desired, Some(&removed)));
+        // A tag someone else added is not fastcart's to remove.
+        assert!(!dropped_tags(Some(&desired), &desired, Some(&actual)));
     }
 
     #[test]

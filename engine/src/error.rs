@@ -77,6 +77,13 @@ pub enum Error {
         type_name: String,
     },
 
+    #[error("internal error: {message}")]
+    #[diagnostic(
+        code(fastcart::internal),
+        help("this is a bug in fastcart and nothing was changed; please report it with the output of `fastcart plan --json`")
+    )]
+    Internal { message: String },
+
     #[error("cannot resolve {logical_id}: {message}")]
     #[diagnostic(code(fastcart::resolve))]
     Resolve { logical_id: String, message: String },

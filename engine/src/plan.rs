@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::compare::satisfies;
+use crate::compare::{dropped_tags, satisfies};
 use crate::driver::{Observed, Registry};
 use crate::graph::StackGraph;
 use crate::model::{CloudContext, StackSpec};
@@ -77,6 +77,10 @@ pub struct Step {
     /// interrupted replacement, or a twin found by ownership tags).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deposed: bool,
+    /// On a replacement that changes the type: the old object's type, whose
+    /// driver deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_type: Option<String>,
 }
 
 impl Step {
@@ -119,6 +123,14 @@ pub struct Plan {
     /// The state the plan was made against: `None` when none existed.
     pub lineage: Option<String>,
     pub serial: u64,
+    /// The last journal entry the state held: an interrupted apply since the
+    /// plan moves it even when it never saved the state.
+    #[serde(default)]
+    pub journal_seq: u64,
+    /// Where the plan was made: a plan for one account or region is not
+    /// applied in another.
+    pub region: String,
+    pub account_id: String,
     pub stack_hash: String,
     pub summary: Summary,
     pub steps: Vec<Step>,
@@ -194,7 +206,12 @@ pub fn diff(
             state,
             unknown: &unknown,
         };
-        let existing = state.resources.get(id);
+        let in_state = state.resources.get(id);
+        let old_type = in_state
+            .filter(|r| r.type_name != spec.type_name)
+            .map(|r| r.type_name.clone());
+        // An object of another type is not compared: it is replaced whole.
+        let existing = in_state.filter(|_| old_type.is_none());
         let seen = observed.resources.get(id).and_then(Option::as_ref);
         let vanished = existing.is_some() && seen.is_none();
 
@@ -236,7 +253,11 @@ pub fn diff(
             let same = match &resolved {
                 None => false,
                 Some(v) if sensitive => before.is_some_and(|b| secret_matches(b, v)),
-                Some(v) => satisfies(v, before, prop.kind),
+                Some(v) => {
+                    satisfies(v, before, prop.kind)
+                        && !(prop.kind == ValueKind::Tags
+                            && dropped_tags(existing.properties.get(name), v, before))
+                }
             };
             if !same {
                 changes.push(Change {
@@ -256,6 +277,23 @@ pub fn diff(
                 .iter()
                 .any(|d| deletes_first.contains(*d));
         let step = match (existing, seen) {
+            (None, _) if old_type.is_some() => {
+                deletes_first.insert(id.to_string());
+                Some(Step {
+                    logical_id: id.to_string(),
+                    type_name: spec.type_name.clone(),
+                    action: Action::Replace,
+                    physical_id: in_state.map(|r| r.physical_id.clone()),
+                    reason: format!(
+                        "the type changes from {}; the old object is deleted first",
+                        old_type.as_deref().unwrap_or_default()
+                    ),
+                    changes,
+                    replace_order: Some(ReplaceOrder::DeleteBeforeCreate),
+                    deposed: false,
+                    old_type: old_type.clone(),
+                })
+            }
             (None, _) => Some(Step {
                 logical_id: id.to_string(),
                 type_name: spec.type_name.clone(),
@@ -265,6 +303,7 @@ pub fn diff(
                 changes,
                 replace_order: None,
                 deposed: false,
+                old_type: None,
             }),
             (Some(_), None) => Some(Step {
                 logical_id: id.to_string(),
@@ -275,6 +314,7 @@ pub fn diff(
                 changes,
                 replace_order: None,
                 deposed: false,
+                old_type: None,
             }),
             (Some(existing), Some(_)) if changes.iter().any(|c| c.forces_replacement) => {
                 let forcing: Vec<&str> = changes
@@ -308,6 +348,7 @@ pub fn diff(
                     changes,
                     replace_order: Some(order),
                     deposed: false,
+                    old_type: None,
                 })
             }
             (Some(existing), Some(_)) if !changes.is_empty() => {
@@ -321,6 +362,7 @@ pub fn diff(
                     changes,
                     replace_order: None,
                     deposed: false,
+                    old_type: None,
                 })
             }
             _ => None,
@@ -337,8 +379,10 @@ pub fn diff(
             }
             steps.push(s);
         }
-        for d in existing.iter().flat_map(|e| &e.deposed) {
-            steps.push(deposed_step(id, &spec.type_name, &d.physical_id));
+        if let Some(r) = in_state {
+            for d in &r.deposed {
+                steps.push(deposed_step(id, &r.type_name, &d.physical_id));
+            }
         }
     }
 
@@ -364,6 +408,7 @@ pub fn diff(
             changes: Vec::new(),
             replace_order: None,
             deposed: false,
+            old_type: None,
         });
         for d in &r.deposed {
             steps.push(deposed_step(id, &r.type_name, &d.physical_id));
@@ -382,6 +427,7 @@ fn deposed_step(id: &str, type_name: &str, physical_id: &str) -> Step {
         changes: Vec::new(),
         replace_order: None,
         deposed: true,
+        old_type: None,
     }
 }
 

@@ -113,6 +113,31 @@ pub async fn recover(
             adopt.entry(f.logical_id.clone()).or_default().push(f);
         }
     }
+    // Keep only candidates that still exist: a tag search can list objects
+    // that are being deleted (NAT gateways, instances).
+    let mut by_type: BTreeMap<String, Vec<ResourceHandle>> = BTreeMap::new();
+    for (id, list) in &adopt {
+        for f in list {
+            by_type
+                .entry(missing[id].clone())
+                .or_default()
+                .push(ResourceHandle {
+                    logical_id: id.clone(),
+                    physical_id: f.physical_id.clone(),
+                    properties: Default::default(),
+                });
+        }
+    }
+    let alive: BTreeSet<String> = read_handles(registry, by_type)
+        .await?
+        .into_iter()
+        .filter_map(|(h, seen)| seen.map(|_| h.physical_id))
+        .collect();
+    for list in adopt.values_mut() {
+        list.retain(|f| alive.contains(&f.physical_id));
+    }
+    adopt.retain(|_, list| !list.is_empty());
+
     for (id, mut twins) in adopt {
         twins.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
         let type_name = missing[&id].clone();
@@ -122,7 +147,13 @@ pub async fn recover(
         done.seq = state.journal_seq;
         done.physical_id = Some(first.physical_id.clone());
         done.properties = pending.as_ref().map(|p| p.properties.clone());
-        done.dependencies = pending.map(|p| p.dependencies).unwrap_or_default();
+        done.dependencies = match pending {
+            Some(p) => p.dependencies,
+            None => stack
+                .resource(&id)
+                .map(declared_dependencies)
+                .unwrap_or_default(),
+        };
         state.record(&done);
         notes.push(format!(
             "adopted {id} ({}), found by its ownership tags",
@@ -166,21 +197,9 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
             .or_default()
             .push(handle(id, r));
     }
-    let answers = per_type(
-        registry,
-        by_type,
-        |driver, handles: Vec<ResourceHandle>| async move {
-            let seen = driver.read(&handles).await?;
-            Ok(handles
-                .into_iter()
-                .map(|h| h.logical_id)
-                .zip(seen)
-                .collect::<Vec<(String, Option<Observed>)>>())
-        },
-    )
-    .await?;
     let mut observations = Observations::default();
-    for (id, seen) in answers.into_values().flatten() {
+    for (h, seen) in read_handles(registry, by_type).await? {
+        let id = h.logical_id;
         if let (Some(r), Some(o)) = (state.resources.get_mut(&id), &seen) {
             if r.attributes.is_empty() {
                 r.attributes = o.attributes.clone();
@@ -196,7 +215,10 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
     for id in pending {
         let gone = matches!(observations.resources.get(&id), Some(None));
         let p = state.pending.remove(&id).expect("listed above");
-        if p.op == Op::Delete && gone {
+        // Only the primary object's fate is known here; a deposed object's
+        // delete is planned again (deleting what is gone succeeds).
+        let primary = state.resources.get(&id).map(|r| &r.physical_id);
+        if p.op == Op::Delete && gone && p.physical_id.as_ref() == primary {
             let mut done = Entry::new(Op::Delete, Phase::Done, &id, &p.type_name);
             done.seq = state.journal_seq;
             done.physical_id = p.physical_id;
@@ -204,6 +226,36 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
         }
     }
     Ok(observations)
+}
+
+/// The logical ids a resource refers to or names in `DependsOn`.
+fn declared_dependencies(spec: &crate::ResourceSpec) -> Vec<String> {
+    let mut deps: BTreeSet<String> = spec
+        .properties
+        .values()
+        .filter_map(|v| crate::resolve::references(v).ok())
+        .flatten()
+        .map(|r| r.target)
+        .collect();
+    deps.extend(spec.depends_on.iter().cloned());
+    deps.into_iter().collect()
+}
+
+/// Reads the given resources, one call per type, concurrently.
+async fn read_handles(
+    registry: &Registry,
+    by_type: BTreeMap<String, Vec<ResourceHandle>>,
+) -> Result<Vec<(ResourceHandle, Option<Observed>)>> {
+    let answers = per_type(
+        registry,
+        by_type,
+        |driver, handles: Vec<ResourceHandle>| async move {
+            let seen = driver.read(&handles).await?;
+            Ok(handles.into_iter().zip(seen).collect::<Vec<_>>())
+        },
+    )
+    .await?;
+    Ok(answers.into_values().flatten().collect())
 }
 
 pub(crate) fn handle(id: &str, r: &ResourceState) -> ResourceHandle {

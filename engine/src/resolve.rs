@@ -68,7 +68,7 @@ enum Intrinsic<'a> {
     Ref(&'a str),
     GetAtt(&'a str, &'a str),
     Sub(Vec<SubPart<'a>>, Option<&'a Map<String, Value>>),
-    Join(&'a str, &'a [Value]),
+    Join(&'a str, &'a Value),
     Select(usize, &'a Value),
     GetAzs,
 }
@@ -89,7 +89,9 @@ fn parse(value: &Value) -> Option<Result<Intrinsic<'_>, String>> {
         "Fn::GetAtt" => parse_get_att(arg),
         "Fn::Sub" => parse_sub(arg),
         "Fn::Join" => match arg.as_array().map(Vec::as_slice) {
-            Some([Value::String(d), Value::Array(parts)]) => Ok(Intrinsic::Join(d, parts)),
+            Some([Value::String(d), parts]) if parts.is_array() || parse(parts).is_some() => {
+                Ok(Intrinsic::Join(d, parts))
+            }
             _ => Err("Fn::Join takes [delimiter, [values]]".to_string()),
         },
         "Fn::Select" => match arg.as_array().map(Vec::as_slice) {
@@ -206,11 +208,7 @@ fn collect(value: &Value, out: &mut BTreeSet<Reference>) -> Result<(), String> {
                     collect(v, out)?;
                 }
             }
-            Intrinsic::Join(_, parts) => {
-                for p in parts {
-                    collect(p, out)?;
-                }
-            }
+            Intrinsic::Join(_, parts) => collect(parts, out)?,
             Intrinsic::Select(_, list) => collect(list, out)?,
             Intrinsic::GetAzs => {}
         },
@@ -348,16 +346,19 @@ fn resolve_inner(
             }
             Ok(Value::String(s))
         }
-        Intrinsic::Join(delimiter, parts) => {
-            let mut texts = Vec::new();
-            for p in parts {
-                match resolve_inner(p, ctx, known, waiting)? {
-                    Value::Array(items) => texts.extend(items.iter().map(as_text)),
-                    v => texts.push(as_text(&v)),
-                }
-            }
-            Ok(Value::String(texts.join(delimiter)))
-        }
+        Intrinsic::Join(delimiter, parts) => match resolve_inner(parts, ctx, known, waiting)? {
+            Value::Array(items) => Ok(Value::String(
+                items
+                    .iter()
+                    .map(as_text)
+                    .collect::<Vec<_>>()
+                    .join(delimiter),
+            )),
+            _ if !waiting.is_empty() => Ok(Value::Null),
+            other => Err(Unresolved::Invalid(format!(
+                "Fn::Join needs a list, got {other}"
+            ))),
+        },
         Intrinsic::Select(index, list) => {
             let list = resolve_inner(list, ctx, known, waiting)?;
             if !waiting.is_empty() {
@@ -412,6 +413,7 @@ mod tests {
             "c": {"Fn::Sub": "arn:${AWS::Partition}:x:${AWS::Region}:${AWS::AccountId}:${Vpc}/${Vpc.CidrBlock}/${!Literal}"},
             "d": {"Fn::Join": ["-", ["x", {"Ref": "Vpc"}]]},
             "e": {"Fn::Select": [1, {"Fn::GetAZs": ""}]},
+            "g": {"Fn::Join": [",", {"Fn::GetAZs": ""}]},
             "f": {"Fn::Sub": ["${Name}-${AWS::Region}", {"Name": {"Ref": "Vpc"}}]},
         });
         let r = resolve(&v, &ctx, &known()).unwrap();
@@ -423,6 +425,7 @@ mod tests {
                 "c": "arn:aws:x:eu-central-1:123456789012:vpc-1/10.0.0.0/16/${Literal}",
                 "d": "x-vpc-1",
                 "e": "eu-central-1b",
+                "g": "eu-central-1a,eu-central-1b,eu-central-1c",
                 "f": "vpc-1-eu-central-1",
             })
         );

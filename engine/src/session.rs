@@ -82,6 +82,9 @@ impl Session {
             env: stack.env.clone(),
             lineage: self.on_disk.then(|| self.state.lineage.clone()),
             serial: self.state.serial,
+            journal_seq: self.state.journal_seq,
+            region: ctx.region.clone(),
+            account_id: ctx.account_id.clone(),
             stack_hash: stack.content_hash(),
             summary,
             steps,
@@ -105,8 +108,8 @@ impl Session {
         Ok(drift::detect(&state, &observed, registry, &found))
     }
 
-    /// Refuses a plan made against another stack or another state.
-    pub fn check_plan(&self, stack: &StackSpec, plan: &Plan) -> Result<()> {
+    /// Refuses a plan made against another stack, state, account or region.
+    pub fn check_plan(&self, stack: &StackSpec, ctx: &CloudContext, plan: &Plan) -> Result<()> {
         let stale = |reason: String| Err(Error::StalePlan { reason });
         if plan.format != PLAN_FORMAT {
             return stale(format!(
@@ -120,6 +123,12 @@ impl Session {
                 plan.stack,
                 plan.env,
                 stack.qualified_name()
+            ));
+        }
+        if plan.region != ctx.region || plan.account_id != ctx.account_id {
+            return stale(format!(
+                "it was made for account {} in {}, not account {} in {}",
+                plan.account_id, plan.region, ctx.account_id, ctx.region
             ));
         }
         if plan.stack_hash != stack.content_hash() {
@@ -146,6 +155,12 @@ impl Session {
                 plan.serial, self.state.serial
             ));
         }
+        if plan.journal_seq != self.state.journal_seq || !self.state.pending.is_empty() {
+            return stale(format!(
+                "an apply ran since the plan was made (journal entry {} then, {} now) and may have been cut off",
+                plan.journal_seq, self.state.journal_seq
+            ));
+        }
         Ok(())
     }
 
@@ -158,7 +173,7 @@ impl Session {
         plan: &Plan,
         opts: ApplyOptions,
     ) -> Result<ApplyReport> {
-        self.check_plan(stack, plan)?;
+        self.check_plan(stack, ctx, plan)?;
         let graph = validate(stack, registry)?;
         let journal = self.store.journal(&self.lock)?;
         let (state, report) = run_plan(

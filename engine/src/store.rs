@@ -89,9 +89,10 @@ impl StateStore {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
                 let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
-                f.write_all(text.as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| Error::io("write lock", &path, e))?;
+                if let Err(e) = f.write_all(text.as_bytes()).and_then(|_| f.sync_all()) {
+                    let _ = fs::remove_file(&path);
+                    return Err(Error::io("write lock", &path, e));
+                }
                 Ok(LockGuard { path })
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
@@ -221,9 +222,25 @@ impl StateStore {
     }
 
     /// Opens the journal for appending. Holding the lock is required.
+    ///
+    /// A torn last line (a write cut short) is cut off first, so that the
+    /// next entry starts on a line of its own; its request was never sent.
     pub fn journal(&self, _lock: &LockGuard) -> Result<JournalWriter> {
         self.ensure_dir()?;
         let path = self.journal_path();
+        match fs::read(&path) {
+            Ok(bytes) if !bytes.is_empty() && !bytes.ends_with(b"\n") => {
+                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(keep as u64))
+                    .map_err(|e| Error::io("repair", &path, e))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &path, e)),
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -340,6 +357,41 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_torn_journal_line_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "s", "dev");
+        let lock = store.lock("test").unwrap();
+        let mut w = store.journal(&lock).unwrap();
+        let mut e = Entry::new(
+            crate::journal::Op::Create,
+            crate::journal::Phase::Intent,
+            "A",
+            "T::X::Y",
+        );
+        e.seq = 1;
+        w.append(&e).unwrap();
+        drop(w);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(store.journal_path())
+            .unwrap();
+        f.write_all(b"{\"seq\": 2, \"torn").unwrap();
+        assert_eq!(
+            store.read_journal().unwrap().len(),
+            1,
+            "a torn tail is ignored on read"
+        );
+        let mut w = store.journal(&lock).unwrap();
+        e.seq = 2;
+        w.append(&e).unwrap();
+        let entries = store.read_journal().unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ where
         }
     }
     let global = Arc::new(Semaphore::new(
-        limits.global.unwrap_or(Semaphore::MAX_PERMITS),
+        limits.global.unwrap_or(Semaphore::MAX_PERMITS).max(1),
     ));
     let mut services: BTreeMap<&str, Arc<Semaphore>> = BTreeMap::new();
     let mut outcomes: Vec<Option<Outcome<E>>> = (0..n).map(|_| None).collect();
@@ -105,7 +105,8 @@ where
                             .get(service)
                             .copied()
                             .or(limits.default_per_service)
-                            .unwrap_or(Semaphore::MAX_PERMITS);
+                            .unwrap_or(Semaphore::MAX_PERMITS)
+                            .max(1);
                         Arc::new(Semaphore::new(cap))
                     })
                     .clone();
@@ -113,8 +114,10 @@ where
                 let cancel = cancel.clone();
                 let fut = run(i);
                 set.spawn(async move {
-                    let _g = global.acquire_owned().await.expect("never closed");
+                    // The service's permit first: a node queued behind its
+                    // own service's cap holds no global slot.
                     let _s = svc.acquire_owned().await.expect("never closed");
+                    let _g = global.acquire_owned().await.expect("never closed");
                     if cancel.is_cancelled() {
                         return (i, Ran::Cancelled);
                     }

@@ -607,3 +607,157 @@ async fn drift_names_changed_deleted_and_unmanaged_resources() {
     drop(session);
     assert_eq!(h.session(&s).state(), &state);
 }
+
+#[tokio::test]
+async fn a_type_change_deletes_the_old_object_with_its_own_driver() {
+    let h = Harness::new();
+    let mut s = StackSpec::new("shop", "dev");
+    s.add(ResourceSpec::new("Box", "Fake::Generic::Thing").prop("Size", 1));
+    h.apply(&s).await;
+    let mut t = StackSpec::new("shop", "dev");
+    t.add(ResourceSpec::new("Box", "Fake::Iam::Role").prop(
+        "PolicyDocument",
+        json!({"Version": "2012-10-17", "Statement": []}),
+    ));
+    let plan = h.plan(&t).await;
+    let step = plan.step("Box").unwrap();
+    assert_eq!(step.action, Action::Replace);
+    assert_eq!(step.old_type.as_deref(), Some("Fake::Generic::Thing"));
+    h.apply(&t).await;
+    let left: Vec<_> = h
+        .cloud
+        .resources()
+        .into_iter()
+        .map(|r| r.type_name)
+        .collect();
+    assert_eq!(left, vec!["Fake::Iam::Role".to_string()]);
+    assert!(!h.plan(&t).await.has_changes());
+}
+
+#[tokio::test]
+async fn a_tag_removed_from_the_stack_is_removed_from_the_cloud() {
+    let h = Harness::new();
+    let mut s = stack(false);
+    h.apply(&s).await;
+    s.resources[0]
+        .properties
+        .insert("Tags".into(), tag_list([("Owner", "shop")]));
+    h.apply(&s).await;
+    s.resources[0].properties.insert("Tags".into(), json!([]));
+    let plan = h.plan(&s).await;
+    assert_eq!(plan.step("Network").unwrap().action, Action::Update);
+    h.apply(&s).await;
+    assert!(!h.plan(&s).await.has_changes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_saved_plan_is_stale_after_an_apply_was_cut_off() {
+    let h = Harness::new();
+    h.cloud.set_default_latency(Duration::from_millis(100));
+    let s = stack(false);
+    h.apply(&s).await;
+    let edited = stack(true);
+    let saved = h.plan(&edited).await;
+    // Another apply starts and dies before its state is saved (killed
+    // before the first save, or every save failed): put the old file back.
+    let state_path = h.session(&s).store().state_path();
+    let before = std::fs::read(&state_path).unwrap();
+    let (registry, ctx, dir, e) = (
+        h.registry.clone(),
+        h.ctx.clone(),
+        h.dir.path().to_path_buf(),
+        edited.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let mut session = Session::open(&dir, "shop", "dev", "apply").unwrap();
+        let plan = session.plan(&e, &registry, &ctx).await.unwrap();
+        session
+            .apply(&e, &registry, &ctx, &plan, ApplyOptions::default())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    task.abort();
+    let _ = task.await;
+    std::fs::write(&state_path, before).unwrap();
+    let err = h
+        .session(&edited)
+        .apply(
+            &edited,
+            &h.registry,
+            &h.ctx,
+            &saved,
+            ApplyOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("may have been cut off"), "{err}");
+    // A plan for another account is refused too.
+    let mut other = h.ctx.clone();
+    other.account_id = "999999999999".into();
+    let fresh = h.plan(&edited).await;
+    let err = h
+        .session(&edited)
+        .apply(
+            &edited,
+            &h.registry,
+            &other,
+            &fresh,
+            ApplyOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("account 999999999999"), "{err}");
+}
+
+#[tokio::test]
+async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlock() {
+    let h = Harness::new();
+    let mut s = StackSpec::new("shop", "dev");
+    s.add(ResourceSpec::new("Stream", "Fake::Queue::Stream").prop("StreamName", "orders"));
+    s.add(
+        ResourceSpec::new("Reader", "Fake::Generic::Thing")
+            .prop("Inputs", json!([get_att("Stream", "Arn")]))
+            .prop("Size", 1),
+    );
+    h.apply(&s).await;
+    // Reader has a deposed twin left from an earlier run.
+    let store = h.session(&s).store().clone();
+    let mut state = h.session(&s).state().clone();
+    let reader = h.cloud.get(&state.resources["Reader"].physical_id).unwrap();
+    let twin = h
+        .registry
+        .get("Fake::Generic::Thing")
+        .unwrap()
+        .create(fastcart_engine::CreateRequest {
+            logical_id: "Reader",
+            properties: &reader.properties,
+            tags: &reader.tags,
+            idempotency_token: "t",
+            context: &h.ctx,
+        })
+        .await
+        .unwrap();
+    let r = state.resources.get_mut("Reader").unwrap();
+    r.deposed.push(fastcart_engine::state::Deposed {
+        physical_id: twin.physical_id,
+        properties: r.properties.clone(),
+    });
+    state.serial += 1;
+    store.save(&store.lock("test").unwrap(), &state).unwrap();
+
+    // The stream's fixed name changes (delete before create); Reader updates.
+    s.resources[0]
+        .properties
+        .insert("StreamName".into(), json!("orders-v2"));
+    let plan = h.plan(&s).await;
+    assert_eq!(
+        plan.step("Stream").unwrap().replace_order,
+        Some(ReplaceOrder::DeleteBeforeCreate)
+    );
+    let (_, report) = h.apply(&s).await;
+    assert!(report.succeeded());
+    assert!(!h.plan(&s).await.has_changes());
+    assert_eq!(h.cloud.len(), 2);
+}
