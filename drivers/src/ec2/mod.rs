@@ -1,0 +1,96 @@
+//! EC2: the network of a stack. Shared helpers for tags and filters; one
+//! module per resource type.
+//!
+//! Reads use `Describe*` with a filter on the id (`vpc-id`, `subnet-id`, ...)
+//! rather than an id list: an id list fails the whole call when one id is
+//! gone, a filter just leaves it out.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use fastcart_engine::{DriverError, Ownership, TAG_ENV, TAG_STACK};
+use serde_json::Value;
+
+use crate::error::SdkResultExt;
+use crate::props::tags_value;
+use crate::sdk::Clients;
+
+pub mod vpc;
+
+pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+/// Filters matching the owner's tags.
+pub(crate) fn owner_filters(owner: &Ownership) -> Vec<Filter> {
+    vec![
+        filter(&format!("tag:{TAG_STACK}"), [owner.stack.as_str()]),
+        filter(&format!("tag:{TAG_ENV}"), [owner.env.as_str()]),
+    ]
+}
+
+pub(crate) fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+pub(crate) fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// EC2 tags as a CloudFormation tag list.
+pub(crate) fn tags_of(tags: &[Tag]) -> Value {
+    tags_value(
+        tags.iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+    )
+}
+
+/// The logical id, when the tags say the owner owns it.
+pub(crate) fn owned(tags: &[Tag], owner: &Ownership) -> Option<String> {
+    crate::tagging::owned_by(
+        tags.iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+        owner,
+    )
+}
+
+/// Sets `tags` on a resource and removes `removed`.
+pub(crate) async fn sync_tags(
+    c: &Clients,
+    id: &str,
+    tags: &BTreeMap<String, String>,
+    removed: &[String],
+) -> Result<(), DriverError> {
+    c.pace("EC2").await;
+    c.ec2
+        .create_tags()
+        .resources(id)
+        .set_tags(Some(ec2_tags(tags)))
+        .send()
+        .await
+        .op("ec2:CreateTags", id)?;
+    if !removed.is_empty() {
+        c.pace("EC2").await;
+        c.ec2
+            .delete_tags()
+            .resources(id)
+            .set_tags(Some(
+                removed
+                    .iter()
+                    .map(|k| Tag::builder().key(k).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .op("ec2:DeleteTags", id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! `AWS::EC2::VPC`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tenancy, VpcAttributeName};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
+    TypeSchema, UpdateRequest,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, bool_of, need_str, removed_tags, str_of, Obs};
+use crate::sdk::Clients;
+use crate::wait;
+
+pub struct Vpc {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl Vpc {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::VPC")
+            .required("CidrBlock")
+            .create_only("CidrBlock")
+            .prop("EnableDnsSupport")
+            .prop("EnableDnsHostnames")
+            .prop("InstanceTenancy")
+            .kind("Tags", fastcart_engine::ValueKind::Tags)
+            .attribute("VpcId")
+            .attribute("CidrBlock")
+            .attribute("DefaultSecurityGroup")
+            .attribute("DefaultNetworkAcl")
+            .typical_duration(Duration::from_secs(3));
+        Vpc { c, schema }
+    }
+
+    async fn set_attribute(&self, id: &str, name: &str, on: bool) -> Result<(), DriverError> {
+        let value = AttributeBooleanValue::builder().value(on).build();
+        let call = self.c.ec2.modify_vpc_attribute().vpc_id(id);
+        let call = if name == "EnableDnsSupport" {
+            call.enable_dns_support(value)
+        } else {
+            call.enable_dns_hostnames(value)
+        };
+        self.c.pace("EC2").await;
+        call.send().await.op("ec2:ModifyVpcAttribute", id)?;
+        Ok(())
+    }
+
+    /// The DNS attributes the stack sets, one call each: `DescribeVpcAttribute`
+    /// takes one VPC and one attribute.
+    async fn attribute(
+        &self,
+        id: &str,
+        name: VpcAttributeName,
+    ) -> Result<Option<bool>, DriverError> {
+        let out = self
+            .c
+            .ec2
+            .describe_vpc_attribute()
+            .vpc_id(id)
+            .attribute(name.clone())
+            .send()
+            .await
+            .op("ec2:DescribeVpcAttribute", id)?;
+        Ok(match name {
+            VpcAttributeName::EnableDnsSupport => out.enable_dns_support().and_then(|v| v.value()),
+            _ => out.enable_dns_hostnames().and_then(|v| v.value()),
+        })
+    }
+}
+
+#[async_trait]
+impl Driver for Vpc {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let mut vpcs = HashMap::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_vpcs()
+            .filters(filter("vpc-id", ids.iter().copied()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for v in page.op("ec2:DescribeVpcs", &ids.join(","))?.vpcs() {
+                vpcs.insert(v.vpc_id().unwrap_or_default().to_string(), v.clone());
+            }
+        }
+        let live: Vec<&str> = vpcs.keys().map(String::as_str).collect();
+        let defaults = self.defaults(&live).await?;
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            let Some(v) = vpcs.get(&h.physical_id) else {
+                out.push(None);
+                continue;
+            };
+            let mut o = Obs::new()
+                .prop("CidrBlock", v.cidr_block())
+                .prop("InstanceTenancy", v.instance_tenancy().map(|t| t.as_str()))
+                .prop("Tags", Some(tags_of(v.tags())))
+                .attr("VpcId", v.vpc_id())
+                .attr("CidrBlock", v.cidr_block());
+            if h.properties.contains_key("EnableDnsSupport") {
+                o = o.prop(
+                    "EnableDnsSupport",
+                    self.attribute(&h.physical_id, VpcAttributeName::EnableDnsSupport)
+                        .await?,
+                );
+            }
+            if h.properties.contains_key("EnableDnsHostnames") {
+                o = o.prop(
+                    "EnableDnsHostnames",
+                    self.attribute(&h.physical_id, VpcAttributeName::EnableDnsHostnames)
+                        .await?,
+                );
+            }
+            let mut o = o.done();
+            if let Some(d) = defaults.get(&h.physical_id) {
+                o.attributes.extend(d.clone());
+            }
+            out.push(Some(o));
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let cidr = need_str(p, "CidrBlock", "ec2:CreateVpc")?;
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .create_vpc()
+            .cidr_block(cidr)
+            .set_instance_tenancy(str_of(p, "InstanceTenancy").map(Tenancy::from))
+            .tag_specifications(tag_spec(ResourceType::Vpc, &all_tags(p, req.tags)))
+            .send()
+            .await
+            .op("ec2:CreateVpc", req.logical_id)?;
+        let id = out
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .unwrap_or_default()
+            .to_string();
+        wait::until(
+            "ec2:DescribeVpcs",
+            &format!("{id} to become available"),
+            Duration::from_secs(120),
+            || async {
+                let out = self
+                    .c
+                    .ec2
+                    .describe_vpcs()
+                    .filters(filter("vpc-id", [id.as_str()]))
+                    .send()
+                    .await
+                    .op("ec2:DescribeVpcs", &id)?;
+                Ok(out
+                    .vpcs()
+                    .first()
+                    .filter(|v| v.state().is_some_and(|s| s.as_str() == "available"))
+                    .map(|_| ()))
+            },
+        )
+        .await?;
+        for name in ["EnableDnsSupport", "EnableDnsHostnames"] {
+            if let Some(on) = bool_of(p, name) {
+                self.set_attribute(&id, name, on).await?;
+            }
+        }
+        let mut attributes = Map::new();
+        attributes.insert("VpcId".into(), Value::String(id.clone()));
+        attributes.insert("CidrBlock".into(), Value::String(cidr.to_string()));
+        attributes.extend(self.defaults(&[&id]).await?.remove(&id).unwrap_or_default());
+        Ok(Created {
+            physical_id: id,
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let id = req.physical_id;
+        for name in ["EnableDnsSupport", "EnableDnsHostnames"] {
+            if req.changed.iter().any(|c| c == name) {
+                if let Some(on) = bool_of(req.properties, name) {
+                    self.set_attribute(id, name, on).await?;
+                }
+            }
+        }
+        if req.changed.iter().any(|c| c == "InstanceTenancy") {
+            if let Some(t) = str_of(req.properties, "InstanceTenancy") {
+                self.c.pace("EC2").await;
+                self.c
+                    .ec2
+                    .modify_vpc_tenancy()
+                    .vpc_id(id)
+                    .instance_tenancy(aws_sdk_ec2::types::VpcTenancy::from(t))
+                    .send()
+                    .await
+                    .op("ec2:ModifyVpcTenancy", id)?;
+            }
+        }
+        sync_tags(
+            &self.c,
+            id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        let mut attributes = Map::new();
+        attributes.insert("VpcId".into(), Value::String(id.to_string()));
+        if let Some(cidr) = str_of(req.properties, "CidrBlock") {
+            attributes.insert("CidrBlock".into(), Value::String(cidr.to_string()));
+        }
+        attributes.extend(self.defaults(&[id]).await?.remove(id).unwrap_or_default());
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        let r = wait::while_in_use(5 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_vpc()
+                .vpc_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteVpc", id)
+        })
+        .await;
+        match r {
+            Err(e) if !crate::error::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let out = self
+            .c
+            .ec2
+            .describe_vpcs()
+            .set_filters(Some(owner_filters(owner)))
+            .send()
+            .await
+            .op("ec2:DescribeVpcs", "vpcs by tag")?;
+        Ok(out
+            .vpcs()
+            .iter()
+            .filter_map(|v| {
+                Some(Found {
+                    logical_id: owned(v.tags(), owner)?,
+                    physical_id: v.vpc_id()?.to_string(),
+                })
+            })
+            .collect())
+    }
+}
+
+impl Vpc {
+    /// The default security group and network ACL AWS made with each VPC:
+    /// one call each for all the VPCs.
+    async fn defaults(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Map<String, Value>>, DriverError> {
+        let mut out: HashMap<String, Map<String, Value>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let sgs = self
+            .c
+            .ec2
+            .describe_security_groups()
+            .filters(filter("vpc-id", ids.iter().copied()))
+            .filters(filter("group-name", ["default"]))
+            .send()
+            .await
+            .op("ec2:DescribeSecurityGroups", "default security groups")?;
+        for g in sgs.security_groups() {
+            if let (Some(vpc), Some(id)) = (g.vpc_id(), g.group_id()) {
+                out.entry(vpc.to_string())
+                    .or_default()
+                    .insert("DefaultSecurityGroup".into(), Value::String(id.into()));
+            }
+        }
+        let acls = self
+            .c
+            .ec2
+            .describe_network_acls()
+            .filters(filter("vpc-id", ids.iter().copied()))
+            .filters(filter("default", ["true"]))
+            .send()
+            .await
+            .op("ec2:DescribeNetworkAcls", "default network ACLs")?;
+        for a in acls.network_acls() {
+            if let (Some(vpc), Some(id)) = (a.vpc_id(), a.network_acl_id()) {
+                out.entry(vpc.to_string())
+                    .or_default()
+                    .insert("DefaultNetworkAcl".into(), Value::String(id.into()));
+            }
+        }
+        Ok(out)
+    }
+}

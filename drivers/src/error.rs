@@ -1,0 +1,131 @@
+//! AWS errors as the engine's `DriverError`: which operation, on what, what
+//! AWS said, and whether it is worth retrying.
+
+use std::error::Error as StdError;
+use std::fmt::Debug;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use fastcart_engine::{DriverError, ErrorKind};
+
+/// Classifies an AWS error code.
+pub fn classify(code: &str) -> ErrorKind {
+    const THROTTLED: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+    ];
+    const IN_USE: &[&str] = &[
+        "DependencyViolation",
+        "ResourceInUseException",
+        "ResourceInUse",
+        "DeleteConflict",
+        "InvalidDBSubnetGroupStateFault",
+        "InvalidCacheSubnetGroupState",
+        "CacheSubnetGroupInUse",
+        "InvalidDBInstanceState",
+        "InvalidReplicationGroupState",
+        "ConcurrentModificationException",
+        "ClusterContainsServicesException",
+        "ClusterContainsTasksException",
+        "IncorrectState",
+    ];
+    if THROTTLED.contains(&code) {
+        ErrorKind::Throttled
+    } else if IN_USE.contains(&code) {
+        ErrorKind::DependencyViolation
+    } else if code.ends_with("NotFound")
+        || code.ends_with(".NotFound")
+        || code.ends_with("NotFoundException")
+        || code.ends_with("NotFoundFault")
+        || code == "NoSuchEntity"
+        || code == "RepositoryNotFoundException"
+    {
+        ErrorKind::NotFound
+    } else if code.starts_with("Invalid")
+        || code.starts_with("Validation")
+        || code.starts_with("MalformedPolicyDocument")
+        || code.ends_with("AlreadyExists")
+        || code.ends_with("AlreadyExistsFault")
+        || code.ends_with("AlreadyExistsException")
+    {
+        ErrorKind::InvalidRequest
+    } else {
+        ErrorKind::Other
+    }
+}
+
+/// Turns an SDK error into a `DriverError` naming the operation and target.
+pub fn from_sdk<E, R>(e: SdkError<E, R>, operation: &str, target: &str) -> DriverError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: Debug,
+{
+    let code = e.code().unwrap_or_default().to_string();
+    let message = match e.message() {
+        Some(m) if !code.is_empty() => format!("{code}: {m}"),
+        Some(m) => m.to_string(),
+        None if !code.is_empty() => code.clone(),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    let kind = if code.is_empty() {
+        // No answer from AWS at all (timeout, connection refused, ...).
+        ErrorKind::Other
+    } else {
+        classify(&code)
+    };
+    DriverError::new(kind, operation, format!("{target}: {message}"))
+}
+
+/// `.op("ec2:CreateVpc", "vpc-123")` on an SDK call's result.
+pub trait SdkResultExt<T> {
+    fn op(self, operation: &str, target: &str) -> Result<T, DriverError>;
+}
+
+impl<T, E, R> SdkResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: Debug,
+{
+    fn op(self, operation: &str, target: &str) -> Result<T, DriverError> {
+        self.map_err(|e| from_sdk(e, operation, target))
+    }
+}
+
+/// Whether an error means the resource is gone.
+pub fn is_gone(e: &DriverError) -> bool {
+    e.kind == ErrorKind::NotFound
+}
+
+/// A property the stack gave that the driver cannot use.
+pub fn invalid(operation: &str, message: impl Into<String>) -> DriverError {
+    DriverError::new(ErrorKind::InvalidRequest, operation, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(classify("RequestLimitExceeded"), ErrorKind::Throttled);
+        assert_eq!(
+            classify("DependencyViolation"),
+            ErrorKind::DependencyViolation
+        );
+        assert_eq!(classify("InvalidVpcID.NotFound"), ErrorKind::NotFound);
+        assert_eq!(classify("DBInstanceNotFound"), ErrorKind::NotFound);
+        assert_eq!(classify("NoSuchEntity"), ErrorKind::NotFound);
+        assert_eq!(classify("InvalidParameterValue"), ErrorKind::InvalidRequest);
+        assert_eq!(classify("InternalError"), ErrorKind::Other);
+    }
+}

@@ -1,0 +1,208 @@
+//! SDK set-up in one place: the standard credential and region chain,
+//! `AWS_ENDPOINT_URL` honoured (by `aws-config` itself), the standard retry
+//! mode, a pacing token bucket per service for mutations, and a counter of
+//! the requests sent (per service and operation) that tests and `--verbose`
+//! read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use fastcart_engine::{CloudContext, DriverError};
+
+use crate::error::SdkResultExt;
+use crate::pace::Pacer;
+
+/// Requests sent, by `service:Operation` (each attempt counts).
+#[derive(Default)]
+pub struct RequestCounter {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl RequestCounter {
+    /// Requests sent for one `service:Operation`, such as `ec2:DescribeVpcs`.
+    pub fn get(&self, operation: &str) -> u64 {
+        let counts = self.counts.lock().expect("counter lock");
+        counts.get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().expect("counter lock").clone()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.lock().expect("counter lock").values().sum()
+    }
+}
+
+impl fmt::Debug for RequestCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.snapshot()).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Counting(Arc<RequestCounter>);
+
+impl Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "fastcart-request-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let key = match cfg.load::<Metadata>() {
+            Some(m) => format!("{}:{}", m.service().to_ascii_lowercase(), m.name()),
+            None => "unknown".to_string(),
+        };
+        *self
+            .0
+            .counts
+            .lock()
+            .expect("counter lock")
+            .entry(key)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// One client per AWS service fastcart drives, sharing one configuration.
+pub struct Clients {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub requests: Arc<RequestCounter>,
+    pacers: BTreeMap<&'static str, Pacer>,
+}
+
+impl Clients {
+    /// Loads the standard AWS configuration chain for `region`: environment,
+    /// profile, container and instance credentials; `AWS_ENDPOINT_URL` and
+    /// `AWS_ENDPOINT_URL_<SERVICE>` point it elsewhere (the local emulator).
+    /// Nothing is sent until a driver makes a call.
+    pub async fn connect(region: &str) -> Arc<Clients> {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .load()
+            .await;
+        Arc::new(Self::from_config(&config))
+    }
+
+    pub fn from_config(config: &SdkConfig) -> Clients {
+        let requests = Arc::new(RequestCounter::default());
+        macro_rules! client {
+            ($krate:ident) => {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(config)
+                        .interceptor(Counting(requests.clone()))
+                        .build(),
+                )
+            };
+        }
+        Clients {
+            region: config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "eu-central-1".into()),
+            ec2: client!(aws_sdk_ec2),
+            kms: client!(aws_sdk_kms),
+            iam: client!(aws_sdk_iam),
+            secrets: client!(aws_sdk_secretsmanager),
+            rds: client!(aws_sdk_rds),
+            elasticache: client!(aws_sdk_elasticache),
+            kinesis: client!(aws_sdk_kinesis),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            ecr: client!(aws_sdk_ecr),
+            ecs: client!(aws_sdk_ecs),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            tagging: client!(aws_sdk_resourcegroupstagging),
+            sts: client!(aws_sdk_sts),
+            requests: requests.clone(),
+            pacers: crate::pace::pacers(),
+        }
+    }
+
+    /// Clients that are never called: enough to list schemas offline.
+    pub fn offline() -> Arc<Clients> {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-central-1"))
+            .build();
+        Arc::new(Self::from_config(&config))
+    }
+
+    /// Waits for the service's pacing bucket before a mutation.
+    pub async fn pace(&self, service: &str) {
+        if let Some(p) = self.pacers.get(service) {
+            p.acquire().await;
+        }
+    }
+
+    /// The account, partition and availability zones of the region, for the
+    /// pseudo parameters and `Fn::GetAZs`.
+    pub async fn context(&self) -> Result<CloudContext, DriverError> {
+        let who = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .op("sts:GetCallerIdentity", "the caller")?;
+        let account_id = who.account().unwrap_or_default().to_string();
+        let partition = who
+            .arn()
+            .and_then(|a| a.split(':').nth(1))
+            .unwrap_or("aws")
+            .to_string();
+        let azs = self
+            .ec2
+            .describe_availability_zones()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("state")
+                    .values("available")
+                    .build(),
+            )
+            .send()
+            .await
+            .op("ec2:DescribeAvailabilityZones", &self.region)?;
+        let mut zones: Vec<String> = azs
+            .availability_zones()
+            .iter()
+            .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+            .filter_map(|z| z.zone_name().map(String::from))
+            .collect();
+        zones.sort();
+        let mut ctx = CloudContext::new(self.region.clone(), account_id);
+        ctx.partition = partition;
+        ctx.availability_zones = zones;
+        Ok(ctx)
+    }
+}
+
+/// How long to keep asking before giving up on a slow resource.
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);

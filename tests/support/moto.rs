@@ -1,0 +1,112 @@
+//! The local AWS emulator for tests: moto server, pinned, installed into a
+//! virtualenv by `scripts/moto.sh` and started on 127.0.0.1 on a free port,
+//! once per test binary. It stops by itself when the test process exits.
+//!
+//! Without python3 and the package registry this fails loudly, saying how to
+//! get moto; a test that needs the emulator never passes by skipping.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+pub struct Moto {
+    pub endpoint: String,
+    pub venv: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("scripts/moto.sh").exists() {
+        assert!(
+            dir.pop(),
+            "cannot find scripts/moto.sh above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    dir
+}
+
+/// The virtualenv holding moto server and cfn-lint, installed if needed.
+pub fn venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let script = workspace_root().join("scripts/moto.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "could not install moto server: `bash {}` failed ({}). It needs python3 with venv \
+             and access to the Python package index; install by hand with \
+             `python3 -m venv V && V/bin/pip install 'moto[server]==5.2.5' cfn-lint==1.58.0` \
+             and set FASTCART_MOTO_VENV=V",
+            script.display(),
+            out.status
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
+
+/// The shared emulator of this test binary, started on first use.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(start)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn start() -> Moto {
+    let venv = venv();
+    let python = venv.join("bin/python");
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("fastcart-moto-{port}.log"));
+    // A watchdog shell owns the server and ends it when this test process
+    // (its parent) is gone, so no emulator outlives the tests.
+    let script = format!(
+        "'{py}' -m moto.server -H 127.0.0.1 -p {port} >'{log}' 2>&1 & m=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+        py = python.display(),
+        log = log.display(),
+        parent = std::process::id(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto server");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Moto {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                venv,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "moto server did not start on 127.0.0.1:{port} within 90 s; its log:\n{}",
+        read(&log)
+    );
+}
+
+fn read(path: &Path) -> String {
+    let mut s = String::new();
+    let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s));
+    s
+}
