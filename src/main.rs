@@ -17,8 +17,18 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILED);
         }
     };
-    let provider = Aws::new();
-    match runtime.block_on(run(cli, &provider, std::io::stdin().is_terminal())) {
+    let outcome = runtime.block_on(async {
+        let provider = Aws::connect(&cli.global.region).await;
+        let verbose = cli.global.verbose;
+        let outcome = run(cli, &provider, std::io::stdin().is_terminal()).await;
+        if verbose {
+            for (operation, n) in provider.requests() {
+                eprintln!("aws requests: {operation} {n}");
+            }
+        }
+        outcome
+    });
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(report) => {
             eprintln!("{report:?}");

@@ -33,20 +33,25 @@ pub trait Provider: Send + Sync {
 
 /// The real thing: the AWS drivers and FastCart's stacks.
 pub struct Aws {
+    clients: Arc<fastcart_drivers::Clients>,
     registry: Registry,
 }
 
 impl Aws {
-    pub fn new() -> Self {
+    /// Loads the standard AWS configuration for `region` (credentials,
+    /// profile, `AWS_ENDPOINT_URL`); nothing is sent until a command needs
+    /// the cloud.
+    pub async fn connect(region: &str) -> Self {
+        let clients = fastcart_drivers::Clients::connect(region).await;
         Aws {
-            registry: fastcart_drivers::registry(),
+            registry: fastcart_drivers::registry(&clients),
+            clients,
         }
     }
-}
 
-impl Default for Aws {
-    fn default() -> Self {
-        Self::new()
+    /// Requests sent so far, by service and operation.
+    pub fn requests(&self) -> std::collections::BTreeMap<String, u64> {
+        self.clients.requests.snapshot()
     }
 }
 
@@ -59,10 +64,13 @@ impl Provider for Aws {
         fastcart_drivers::service_limits()
     }
     async fn context(&self, region: &str) -> Result<CloudContext> {
-        Err(miette!(
-            help = "this build has no AWS drivers yet; they arrive with the drivers crate",
-            "cannot look up the account and availability zones of {region}"
-        ))
+        self.clients.context().await.map_err(|e| {
+            miette!(
+                help = "check the AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) \
+                        and the region; to use a local emulator, set AWS_ENDPOINT_URL",
+                "cannot look up the account and availability zones of {region}: {e}"
+            )
+        })
     }
     fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec> {
         fastcart_stacks::stack(name, options)

@@ -41,25 +41,64 @@ pub fn normalize(value: &Value, kind: ValueKind) -> Value {
 /// Whether the cloud's value satisfies the desired one.
 ///
 /// Tags compare only the keys the stack sets (AWS and fastcart add others).
-/// Scalars compare by text where one side is a string, as CloudFormation
-/// accepts `"24"` for `24`.
+/// Inside plain values and unordered lists, an object compares only the keys
+/// the stack gave: what the stack leaves out of a nested structure (a
+/// container definition, a security group rule) is AWS's to default, as it is
+/// at the top level. JSON documents (policies) compare exactly. Scalars
+/// compare by text where one side is a string, as CloudFormation accepts
+/// `"24"` for `24`.
 pub fn satisfies(desired: &Value, actual: Option<&Value>, kind: ValueKind) -> bool {
     let Some(actual) = actual else {
         return desired.is_null();
     };
-    if kind == ValueKind::Plain {
-        return loosely_equal(desired, actual);
-    }
-    let d = normalize(desired, kind);
-    let a = normalize(actual, kind);
-    if kind == ValueKind::Tags {
-        if let (Value::Object(d), Value::Object(a)) = (&d, &a) {
-            return d
-                .iter()
-                .all(|(k, v)| a.get(k).is_some_and(|av| loosely_equal(v, av)));
+    match kind {
+        ValueKind::Plain => within(desired, actual),
+        ValueKind::UnorderedList => match (desired, actual) {
+            (Value::Array(d), Value::Array(a)) => same_set(d, a),
+            _ => within(desired, actual),
+        },
+        ValueKind::JsonDocument => {
+            loosely_equal(&normalize(desired, kind), &normalize(actual, kind))
         }
+        ValueKind::Tags => match (normalize(desired, kind), normalize(actual, kind)) {
+            (Value::Object(d), Value::Object(a)) => d
+                .iter()
+                .all(|(k, v)| a.get(k).is_some_and(|av| loosely_equal(v, av))),
+            (d, a) => loosely_equal(&d, &a),
+        },
     }
-    loosely_equal(&d, &a)
+}
+
+/// `desired` as the stack gave it is found in `actual`: objects by the keys
+/// the stack gave (a `null` the stack gave matches an absent key), arrays
+/// element by element.
+fn within(desired: &Value, actual: &Value) -> bool {
+    match (desired, actual) {
+        (Value::Object(d), Value::Object(a)) => d.iter().all(|(k, v)| match a.get(k) {
+            Some(w) => within(v, w),
+            None => v.is_null(),
+        }),
+        (Value::Array(d), Value::Array(a)) => {
+            d.len() == a.len() && d.iter().zip(a).all(|(p, q)| within(p, q))
+        }
+        _ => loosely_equal(desired, actual),
+    }
+}
+
+/// Every desired element matches its own actual element, in any order, and
+/// there are as many of each.
+fn same_set(desired: &[Value], actual: &[Value]) -> bool {
+    if desired.len() != actual.len() {
+        return false;
+    }
+    let mut used = vec![false; actual.len()];
+    desired.iter().all(|d| {
+        let hit = actual
+            .iter()
+            .enumerate()
+            .position(|(i, a)| !used[i] && within(d, a));
+        hit.map(|i| used[i] = true).is_some()
+    })
 }
 
 /// Tag keys fastcart applied before, that the stack no longer sets, and that
@@ -149,5 +188,27 @@ mod tests {
         ));
         assert!(satisfies(&json!("24"), Some(&json!(24)), ValueKind::Plain));
         assert!(!satisfies(&json!(24), None, ValueKind::Plain));
+    }
+
+    #[test]
+    fn nested_objects_compare_the_keys_the_stack_gave() {
+        let desired = json!([{"Name": "app", "PortMappings": [{"ContainerPort": 8080}]}]);
+        let actual = json!([{"Name": "app", "Cpu": 0, "Essential": true,
+            "PortMappings": [{"ContainerPort": 8080, "HostPort": 8080, "Protocol": "tcp"}]}]);
+        assert!(satisfies(&desired, Some(&actual), ValueKind::Plain));
+        let changed = json!([{"Name": "app", "PortMappings": [{"ContainerPort": 8081}]}]);
+        assert!(!satisfies(&desired, Some(&changed), ValueKind::Plain));
+        // A rule more or a rule less is a difference, in any order.
+        let rules = json!([{"FromPort": 1, "CidrIp": "a"}, {"FromPort": 2, "CidrIp": "b"}]);
+        let seen = json!([{"FromPort": 2, "CidrIp": "b", "IpProtocol": "tcp"},
+                          {"FromPort": 1, "CidrIp": "a", "IpProtocol": "tcp"}]);
+        assert!(satisfies(&rules, Some(&seen), ValueKind::UnorderedList));
+        let more = json!([{"FromPort": 2, "CidrIp": "b"}, {"FromPort": 1, "CidrIp": "a"},
+                          {"FromPort": 3, "CidrIp": "c"}]);
+        assert!(!satisfies(&rules, Some(&more), ValueKind::UnorderedList));
+        // Policy documents stay exact: a condition added behind our back shows.
+        let policy = json!({"Statement": [{"Effect": "Allow"}]});
+        let widened = json!({"Statement": [{"Effect": "Allow", "Condition": {}}]});
+        assert!(!satisfies(&policy, Some(&widened), ValueKind::JsonDocument));
     }
 }

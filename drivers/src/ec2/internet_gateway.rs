@@ -1,0 +1,190 @@
+//! `AWS::EC2::InternetGateway`.
+//!
+//! The gateway alone: attaching it to a VPC is
+//! `AWS::EC2::VPCGatewayAttachment` (`gateway_attachment.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{InternetGateway as Igw, ResourceType};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
+    TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, removed_tags, Obs};
+use crate::sdk::Clients;
+use crate::wait;
+
+pub struct InternetGateway {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl InternetGateway {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::InternetGateway")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("InternetGatewayId")
+            .typical_duration(Duration::from_secs(2));
+        InternetGateway { c, schema }
+    }
+
+    /// The gateways among `ids` that exist: one `DescribeInternetGateways`
+    /// per page (and per 200 ids, the most one filter takes).
+    pub(crate) async fn describe(
+        c: &Clients,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Igw>, DriverError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let target = chunk.join(",");
+            let mut pages = c
+                .ec2
+                .describe_internet_gateways()
+                .filters(filter("internet-gateway-id", chunk.iter().copied()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for g in page
+                    .op("ec2:DescribeInternetGateways", &target)?
+                    .internet_gateways()
+                {
+                    if let Some(id) = g.internet_gateway_id() {
+                        found.insert(id.to_string(), g.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl Driver for InternetGateway {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let igws = Self::describe(&self.c, &ids).await?;
+        Ok(handles
+            .iter()
+            .map(|h| {
+                igws.get(&h.physical_id).map(|g| {
+                    Obs::new()
+                        .prop("Tags", Some(tags_of(g.tags())))
+                        .attr("InternetGatewayId", g.internet_gateway_id())
+                        .done()
+                })
+            })
+            .collect())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .create_internet_gateway()
+            .tag_specifications(tag_spec(
+                ResourceType::InternetGateway,
+                &all_tags(req.properties, req.tags),
+            ))
+            .send()
+            .await
+            .op("ec2:CreateInternetGateway", req.logical_id)?;
+        let id = out
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .unwrap_or_default()
+            .to_string();
+        // A new gateway is usable at once, but reads are eventually
+        // consistent: wait until a describe sees it.
+        wait::until(
+            "ec2:DescribeInternetGateways",
+            &format!("{id} to become visible"),
+            Duration::from_secs(60),
+            || async {
+                let found = Self::describe(&self.c, &[id.as_str()]).await?;
+                Ok(found.contains_key(&id).then_some(()))
+            },
+        )
+        .await?;
+        let mut attributes = Map::new();
+        attributes.insert("InternetGatewayId".into(), Value::String(id.clone()));
+        Ok(Created {
+            physical_id: id,
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let id = req.physical_id;
+        sync_tags(
+            &self.c,
+            id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        let mut attributes = Map::new();
+        attributes.insert("InternetGatewayId".into(), Value::String(id.to_string()));
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        // Still attached (the attachment's detach not yet settled): retry.
+        let r = wait::while_in_use(5 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_internet_gateway()
+                .internet_gateway_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteInternetGateway", id)
+        })
+        .await;
+        match r {
+            Err(e) if !crate::error::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_internet_gateways()
+            .set_filters(Some(owner_filters(owner)))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for g in page
+                .op("ec2:DescribeInternetGateways", "internet gateways by tag")?
+                .internet_gateways()
+            {
+                if let (Some(logical_id), Some(id)) = (owned(g.tags(), owner), g.internet_gateway_id())
+                {
+                    found.push(Found {
+                        logical_id,
+                        physical_id: id.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+}
