@@ -1,10 +1,10 @@
 //! fastcart-stacks: FastCart's stacks, declared in Rust as data. No AWS SDK.
 //!
-//! A stack is a function from [`StackOptions`] to a `StackSpec`. The
-//! order-processing stack `fastcart` lands with its drivers; until then the
-//! list is empty and the CLI says so.
+//! A stack is a function from [`StackOptions`] to a `StackSpec`.
 
 use fastcart_engine::StackSpec;
+
+pub mod fastcart;
 
 /// What a stack may vary on.
 #[derive(Debug, Clone, Default)]
@@ -18,11 +18,13 @@ pub struct StackOptions {
 
 /// The names of the stacks this build knows.
 pub fn names() -> Vec<&'static str> {
-    Vec::new()
+    vec!["fastcart"]
 }
 
 /// The stack called `name`, or `None` when there is no such stack.
 pub fn stack(name: &str, options: &StackOptions) -> Option<StackSpec> {
-    let _ = (name, options);
-    None
+    match name {
+        "fastcart" => Some(fastcart::stack(options)),
+        _ => None,
+    }
 }

@@ -1,0 +1,213 @@
+//! `AWS::EC2::EIP`, in a VPC.
+//!
+//! The physical id is the allocation id, not the public address
+//! CloudFormation's `Ref` gives: the allocation id is what every API that
+//! manages the address takes. Both are attributes (`AllocationId`,
+//! `PublicIp`); a NAT gateway takes `Fn::GetAtt [Eip, AllocationId]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::{invalid, SdkResultExt};
+use crate::props::{all_tags, removed_tags, str_of, Obs};
+use crate::sdk::Clients;
+use crate::wait;
+
+pub struct Eip {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+fn attributes_of(a: &Address) -> Map<String, Value> {
+    Obs::new()
+        .attr("AllocationId", a.allocation_id())
+        .attr("PublicIp", a.public_ip())
+        .done()
+        .attributes
+}
+
+impl Eip {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::EIP")
+            // Only "vpc": EC2-Classic ("standard") addresses are gone.
+            .create_only("Domain")
+            // A specific address to allocate (recovering a released one,
+            // or from a BYOIP pool); AWS never reports what was asked.
+            .create_only("Address")
+            .write_only("Address")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("AllocationId")
+            .attribute("PublicIp")
+            .typical_duration(Duration::from_secs(2));
+        Eip { c, schema }
+    }
+
+    /// The addresses among the allocation ids that exist. `DescribeAddresses`
+    /// is not paginated: one call per 200 ids (the most one filter takes).
+    async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Address>, DriverError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let out = self
+                .c
+                .ec2
+                .describe_addresses()
+                .filters(filter("allocation-id", chunk.iter().copied()))
+                .send()
+                .await
+                .op("ec2:DescribeAddresses", &chunk.join(","))?;
+            for a in out.addresses() {
+                if let Some(id) = a.allocation_id() {
+                    found.insert(id.to_string(), a.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl Driver for Eip {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let addresses = self.describe(&ids).await?;
+        Ok(handles
+            .iter()
+            .map(|h| {
+                addresses.get(&h.physical_id).map(|a| {
+                    let mut o = Obs::new()
+                        .prop("Domain", a.domain().map(|d| d.as_str()))
+                        .prop("Tags", Some(tags_of(a.tags())))
+                        .done();
+                    o.attributes = attributes_of(a);
+                    o
+                })
+            })
+            .collect())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        if let Some(d) = str_of(p, "Domain") {
+            if d != "vpc" {
+                return Err(invalid(
+                    "ec2:AllocateAddress",
+                    format!("{}: Domain must be \"vpc\", not {d:?}", req.logical_id),
+                ));
+            }
+        }
+        // AllocateAddress takes no client token; the tags let the engine find
+        // an address a lost create allocated.
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .allocate_address()
+            .domain(DomainType::Vpc)
+            .set_address(str_of(p, "Address").map(String::from))
+            .tag_specifications(tag_spec(ResourceType::ElasticIp, &all_tags(p, req.tags)))
+            .send()
+            .await
+            .op("ec2:AllocateAddress", req.logical_id)?;
+        let id = out.allocation_id().unwrap_or_default().to_string();
+        if id.is_empty() {
+            return Err(invalid(
+                "ec2:AllocateAddress",
+                format!("{}: AWS returned no allocation id", req.logical_id),
+            ));
+        }
+        let mut attributes = Map::new();
+        attributes.insert("AllocationId".into(), Value::String(id.clone()));
+        if let Some(ip) = out.public_ip() {
+            attributes.insert("PublicIp".into(), Value::String(ip.to_string()));
+        }
+        Ok(Created {
+            physical_id: id,
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let id = req.physical_id;
+        sync_tags(
+            &self.c,
+            id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        let mut found = self.describe(&[id]).await?;
+        let mut attributes = found
+            .remove(id)
+            .map(|a| attributes_of(&a))
+            .unwrap_or_default();
+        attributes.insert("AllocationId".into(), Value::String(id.to_string()));
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        // An address still held by a NAT gateway being deleted cannot be
+        // released ("InvalidIPAddress.InUse"): retry that for a while.
+        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .release_address()
+                .allocation_id(id)
+                .send()
+                .await
+                .op("ec2:ReleaseAddress", id)
+                .map_err(|mut e| {
+                    if e.message.contains("InUse") {
+                        e.kind = ErrorKind::DependencyViolation;
+                    }
+                    e
+                })
+        })
+        .await;
+        match r {
+            Err(e) if !crate::error::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// `DescribeAddresses` by tag: the tagging API does not list addresses
+    /// everywhere (moto leaves them out).
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let out = self
+            .c
+            .ec2
+            .describe_addresses()
+            .set_filters(Some(owner_filters(owner)))
+            .send()
+            .await
+            .op("ec2:DescribeAddresses", "addresses by tag")?;
+        Ok(out
+            .addresses()
+            .iter()
+            .filter_map(|a| {
+                Some(Found {
+                    logical_id: owned(a.tags(), owner)?,
+                    physical_id: a.allocation_id()?.to_string(),
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,272 @@
+//! `AWS::EC2::NatGateway` (zonal: in one subnet, public with an Elastic IP
+//! or private).
+//!
+//! A NAT gateway takes minutes to become available and to be deleted, and a
+//! deleted one stays visible for about an hour in state `deleted`: read
+//! treats `deleting`, `deleted` and `failed` as gone.
+//!
+//! `DescribeNatGateways` calls its filter parameter `Filter` (singular).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{ConnectivityType, NatGateway as Ec2Nat, ResourceType};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, need_str, removed_tags, str_of, Obs};
+use crate::sdk::Clients;
+use crate::wait;
+
+pub struct NatGateway {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+fn state_of(n: &Ec2Nat) -> &str {
+    n.state().map(|s| s.as_str()).unwrap_or_default()
+}
+
+/// Whether AWS still counts the gateway as existing.
+fn live(n: &Ec2Nat) -> bool {
+    !matches!(state_of(n), "deleting" | "deleted" | "failed")
+}
+
+/// The allocation id of the gateway's primary public address.
+fn allocation_of(n: &Ec2Nat) -> Option<&str> {
+    let addresses = n.nat_gateway_addresses();
+    addresses
+        .iter()
+        .find(|a| a.is_primary() == Some(true) && a.allocation_id().is_some())
+        .or_else(|| addresses.iter().find(|a| a.allocation_id().is_some()))
+        .and_then(|a| a.allocation_id())
+}
+
+impl NatGateway {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::NatGateway")
+            .required("SubnetId")
+            .create_only("SubnetId")
+            .create_only("AllocationId")
+            .create_only("ConnectivityType")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("NatGatewayId")
+            .typical_duration(Duration::from_secs(120));
+        NatGateway { c, schema }
+    }
+
+    /// The gateways among `ids`, in any state: one `DescribeNatGateways` per
+    /// page (and per 200 ids, the most one filter takes).
+    async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Nat>, DriverError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let target = chunk.join(",");
+            let mut pages = self
+                .c
+                .ec2
+                .describe_nat_gateways()
+                .filter(filter("nat-gateway-id", chunk.iter().copied()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for n in page.op("ec2:DescribeNatGateways", &target)?.nat_gateways() {
+                    if let Some(id) = n.nat_gateway_id() {
+                        found.insert(id.to_string(), n.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Waits until the gateway is gone or `deleted` (about a minute on AWS).
+    async fn wait_deleted(&self, id: &str) -> Result<(), DriverError> {
+        wait::until(
+            "ec2:DescribeNatGateways",
+            &format!("{id} to be deleted"),
+            10 * crate::sdk::MINUTE,
+            || async {
+                let found = self.describe(&[id]).await?;
+                Ok(found
+                    .get(id)
+                    .is_none_or(|n| matches!(state_of(n), "deleted" | "failed"))
+                    .then_some(()))
+            },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Driver for NatGateway {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let gateways = self.describe(&ids).await?;
+        Ok(handles
+            .iter()
+            .map(|h| {
+                gateways
+                    .get(&h.physical_id)
+                    .filter(|n| live(n))
+                    .map(|n| {
+                        Obs::new()
+                            .prop("SubnetId", n.subnet_id())
+                            .prop("AllocationId", allocation_of(n))
+                            .prop(
+                                "ConnectivityType",
+                                n.connectivity_type().map(|t| t.as_str()),
+                            )
+                            .prop("Tags", Some(tags_of(n.tags())))
+                            .attr("NatGatewayId", n.nat_gateway_id())
+                            .done()
+                    })
+            })
+            .collect())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let subnet = need_str(p, "SubnetId", "ec2:CreateNatGateway")?;
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .create_nat_gateway()
+            .subnet_id(subnet)
+            .set_allocation_id(str_of(p, "AllocationId").map(String::from))
+            .set_connectivity_type(str_of(p, "ConnectivityType").map(ConnectivityType::from))
+            .client_token(req.idempotency_token)
+            .tag_specifications(tag_spec(ResourceType::Natgateway, &all_tags(p, req.tags)))
+            .send()
+            .await
+            .op("ec2:CreateNatGateway", req.logical_id)?;
+        let id = out
+            .nat_gateway()
+            .and_then(|n| n.nat_gateway_id())
+            .unwrap_or_default()
+            .to_string();
+        wait::until(
+            "ec2:DescribeNatGateways",
+            &format!("{id} to become available"),
+            10 * crate::sdk::MINUTE,
+            || async {
+                let found = self.describe(&[id.as_str()]).await?;
+                match found.get(&id) {
+                    Some(n) if state_of(n) == "available" => Ok(Some(())),
+                    Some(n) if matches!(state_of(n), "failed" | "deleting" | "deleted") => {
+                        Err(DriverError::new(
+                            ErrorKind::Other,
+                            "ec2:CreateNatGateway",
+                            format!(
+                                "{id} is {}: {}",
+                                state_of(n),
+                                n.failure_message()
+                                    .or(n.failure_code())
+                                    .unwrap_or("no reason given")
+                            ),
+                        ))
+                    }
+                    _ => Ok(None),
+                }
+            },
+        )
+        .await?;
+        let mut attributes = Map::new();
+        attributes.insert("NatGatewayId".into(), Value::String(id.clone()));
+        Ok(Created {
+            physical_id: id,
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let id = req.physical_id;
+        sync_tags(
+            &self.c,
+            id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        let mut attributes = Map::new();
+        attributes.insert("NatGatewayId".into(), Value::String(id.to_string()));
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        // Look first: deleting a gateway that is already deleted or deleting
+        // needs only the wait (and moto answers an unknown id with a 500).
+        let found = self.describe(&[id]).await?;
+        let Some(n) = found.get(id) else {
+            return Ok(());
+        };
+        match state_of(n) {
+            "deleted" | "failed" => return Ok(()),
+            "deleting" => {}
+            _ => {
+                self.c.pace("EC2").await;
+                let r = self
+                    .c
+                    .ec2
+                    .delete_nat_gateway()
+                    .nat_gateway_id(id)
+                    .send()
+                    .await
+                    .op("ec2:DeleteNatGateway", id);
+                match r {
+                    Err(e) if crate::error::is_gone(&e) => return Ok(()),
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
+                }
+            }
+        }
+        self.wait_deleted(id).await
+    }
+
+    /// `DescribeNatGateways` by tag, in the states that count as existing.
+    /// The tags are checked here too: moto ignores tag filters on this call.
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let mut filters = owner_filters(owner);
+        filters.push(filter("state", ["pending", "available"]));
+        let mut found = Vec::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_nat_gateways()
+            .set_filter(Some(filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for n in page
+                .op("ec2:DescribeNatGateways", "NAT gateways by tag")?
+                .nat_gateways()
+            {
+                if !live(n) {
+                    continue;
+                }
+                if let (Some(logical_id), Some(id)) = (owned(n.tags(), owner), n.nat_gateway_id()) {
+                    found.push(Found {
+                        logical_id,
+                        physical_id: id.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,233 @@
+//! `AWS::EC2::Subnet` (IPv4, by CIDR block).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as Ec2Subnet};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
+    TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, bool_of, need_str, removed_tags, str_of, Obs};
+use crate::sdk::Clients;
+use crate::wait;
+
+pub struct Subnet {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+/// The `Fn::GetAtt` attributes of a subnet.
+fn attributes_of(s: &Ec2Subnet) -> Map<String, Value> {
+    Obs::new()
+        .attr("SubnetId", s.subnet_id())
+        .attr("VpcId", s.vpc_id())
+        .attr("AvailabilityZone", s.availability_zone())
+        .attr("CidrBlock", s.cidr_block())
+        .done()
+        .attributes
+}
+
+impl Subnet {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::Subnet")
+            .required("VpcId")
+            .create_only("VpcId")
+            .required("CidrBlock")
+            .create_only("CidrBlock")
+            .create_only("AvailabilityZone")
+            .prop("MapPublicIpOnLaunch")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("SubnetId")
+            .attribute("VpcId")
+            .attribute("AvailabilityZone")
+            .attribute("CidrBlock")
+            .typical_duration(Duration::from_secs(3));
+        Subnet { c, schema }
+    }
+
+    /// The subnets among `ids` that exist: one `DescribeSubnets` per page
+    /// (and per 200 ids, the most one filter takes).
+    async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Subnet>, DriverError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(200) {
+            let target = chunk.join(",");
+            let mut pages = self
+                .c
+                .ec2
+                .describe_subnets()
+                .filters(filter("subnet-id", chunk.iter().copied()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for s in page.op("ec2:DescribeSubnets", &target)?.subnets() {
+                    if let Some(id) = s.subnet_id() {
+                        found.insert(id.to_string(), s.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn map_public_ip(&self, id: &str, on: bool) -> Result<(), DriverError> {
+        self.c.pace("EC2").await;
+        self.c
+            .ec2
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
+            .send()
+            .await
+            .op("ec2:ModifySubnetAttribute", id)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for Subnet {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let subnets = self.describe(&ids).await?;
+        Ok(handles
+            .iter()
+            .map(|h| {
+                subnets.get(&h.physical_id).map(|s| {
+                    let mut o = Obs::new()
+                        .prop("VpcId", s.vpc_id())
+                        .prop("CidrBlock", s.cidr_block())
+                        .prop("AvailabilityZone", s.availability_zone())
+                        .prop("MapPublicIpOnLaunch", s.map_public_ip_on_launch())
+                        .prop("Tags", Some(tags_of(s.tags())))
+                        .done();
+                    o.attributes = attributes_of(s);
+                    o
+                })
+            })
+            .collect())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let vpc = need_str(p, "VpcId", "ec2:CreateSubnet")?;
+        let cidr = need_str(p, "CidrBlock", "ec2:CreateSubnet")?;
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .create_subnet()
+            .vpc_id(vpc)
+            .cidr_block(cidr)
+            .set_availability_zone(str_of(p, "AvailabilityZone").map(String::from))
+            .tag_specifications(tag_spec(ResourceType::Subnet, &all_tags(p, req.tags)))
+            .send()
+            .await
+            .op("ec2:CreateSubnet", req.logical_id)?;
+        let id = out
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .unwrap_or_default()
+            .to_string();
+        let subnet = wait::until(
+            "ec2:DescribeSubnets",
+            &format!("{id} to become available"),
+            Duration::from_secs(120),
+            || async {
+                let mut found = self.describe(&[id.as_str()]).await?;
+                Ok(found
+                    .remove(&id)
+                    .filter(|s| s.state().is_some_and(|st| st.as_str() == "available")))
+            },
+        )
+        .await?;
+        // A new subnet does not map public addresses: set it only when asked.
+        let mut attributes = attributes_of(&subnet);
+        if bool_of(p, "MapPublicIpOnLaunch") == Some(true) {
+            self.map_public_ip(&id, true).await?;
+        }
+        attributes.insert("SubnetId".into(), Value::String(id.clone()));
+        Ok(Created {
+            physical_id: id,
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let id = req.physical_id;
+        if req.changed.iter().any(|c| c == "MapPublicIpOnLaunch") {
+            // Absent means the AWS default, off.
+            let on = bool_of(req.properties, "MapPublicIpOnLaunch").unwrap_or(false);
+            self.map_public_ip(id, on).await?;
+        }
+        sync_tags(
+            &self.c,
+            id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        let mut found = self.describe(&[id]).await?;
+        let mut attributes = found
+            .remove(id)
+            .map(|s| attributes_of(&s))
+            .unwrap_or_default();
+        attributes.insert("SubnetId".into(), Value::String(id.to_string()));
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        // Network interfaces of a NAT gateway or load balancer just deleted
+        // linger for a while and hold the subnet.
+        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_subnet()
+                .subnet_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteSubnet", id)
+        })
+        .await;
+        match r {
+            Err(e) if !crate::error::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_subnets()
+            .set_filters(Some(owner_filters(owner)))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for s in page.op("ec2:DescribeSubnets", "subnets by tag")?.subnets() {
+                if let (Some(logical_id), Some(id)) = (owned(s.tags(), owner), s.subnet_id()) {
+                    found.push(Found {
+                        logical_id,
+                        physical_id: id.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,516 @@
+//! `AWS::Kinesis::Stream`.
+//!
+//! Kinesis has no call that describes many streams: `read` asks
+//! `DescribeStreamSummary` once per stream (a few at a time), and
+//! `ListTagsForStream` only for streams whose applied properties set `Tags`.
+//! Every change puts the stream in `UPDATING` for a while; the driver waits
+//! for `ACTIVE` after each one, since Kinesis refuses the next change until
+//! then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_kinesis::types::{
+    EncryptionType, ScalingType, StreamDescriptionSummary, StreamMode, StreamModeDetails,
+};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
+    TypeSchema, UpdateRequest, ValueKind,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{json, Map, Value};
+
+use crate::error::{invalid, is_gone, SdkResultExt};
+use crate::props::{all_tags, i32_of, need_str, removed_tags, tags_value, Obs};
+use crate::sdk::{Clients, MINUTE};
+use crate::wait;
+
+/// How long a stream may take to become `ACTIVE` after a create or a change.
+const SETTLE: Duration = Duration::from_secs(300);
+
+/// Per-stream reads in flight at once (`DescribeStreamSummary` allows 20
+/// per second per account).
+const READS_IN_FLIGHT: usize = 4;
+
+/// `AddTagsToStream` and `RemoveTagsFromStream` take at most 10 tags a call.
+const TAGS_PER_CALL: usize = 10;
+
+/// `CreateStream` takes at most 50 tags.
+const TAGS_AT_CREATE: usize = 50;
+
+/// A retention period Kinesis gives a stream that sets none.
+const DEFAULT_RETENTION_HOURS: i32 = 24;
+
+pub struct Stream {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl Stream {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::Kinesis::Stream")
+            // A name is required here (AWS would make one up): a made-up name
+            // could not be found again after a crash, and the fixed name
+            // makes a replacement delete first.
+            .required("Name")
+            .fixed_name("Name")
+            .prop("ShardCount")
+            .prop("RetentionPeriodHours")
+            .prop("StreamEncryption")
+            .prop("StreamModeDetails")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(30));
+        Stream { c, schema }
+    }
+
+    /// The stream's summary; `None` when it does not exist.
+    async fn summary(&self, name: &str) -> Result<Option<StreamDescriptionSummary>, DriverError> {
+        let r = self
+            .c
+            .kinesis
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .op("kinesis:DescribeStreamSummary", name);
+        match r {
+            Ok(out) => Ok(out.stream_description_summary().cloned()),
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the stream is `ACTIVE`, and returns its summary then.
+    async fn until_active(&self, name: &str) -> Result<StreamDescriptionSummary, DriverError> {
+        wait::until(
+            "kinesis:DescribeStreamSummary",
+            &format!("stream {name} to become ACTIVE"),
+            SETTLE,
+            || async {
+                Ok(self
+                    .summary(name)
+                    .await?
+                    .filter(|s| s.stream_status().as_str() == "ACTIVE"))
+            },
+        )
+        .await
+    }
+
+    /// All tags of a stream. `ListTagsForStream` pages by the last key seen;
+    /// moto repeats that key at the top of the next page, which the map
+    /// absorbs.
+    async fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, DriverError> {
+        let mut tags = BTreeMap::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .c
+                .kinesis
+                .list_tags_for_stream()
+                .stream_name(name)
+                .limit(50)
+                .set_exclusive_start_tag_key(start.clone())
+                .send()
+                .await
+                .op("kinesis:ListTagsForStream", name)?;
+            for t in out.tags() {
+                tags.insert(
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                );
+            }
+            let last = out.tags().last().map(|t| t.key().to_string());
+            if !out.has_more_tags() || last.is_none() || last == start {
+                return Ok(tags);
+            }
+            start = last;
+        }
+    }
+
+    async fn add_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), DriverError> {
+        let pairs: Vec<(&String, &String)> = tags.iter().collect();
+        for chunk in pairs.chunks(TAGS_PER_CALL) {
+            let map: HashMap<String, String> = chunk
+                .iter()
+                .map(|(k, v)| ((*k).clone(), (*v).clone()))
+                .collect();
+            self.c.pace("Kinesis").await;
+            self.c
+                .kinesis
+                .add_tags_to_stream()
+                .stream_name(name)
+                .set_tags(Some(map))
+                .send()
+                .await
+                .op("kinesis:AddTagsToStream", name)?;
+        }
+        Ok(())
+    }
+
+    async fn remove_tags(&self, name: &str, keys: &[String]) -> Result<(), DriverError> {
+        for chunk in keys.chunks(TAGS_PER_CALL) {
+            self.c.pace("Kinesis").await;
+            self.c
+                .kinesis
+                .remove_tags_from_stream()
+                .stream_name(name)
+                .set_tag_keys(Some(chunk.to_vec()))
+                .send()
+                .await
+                .op("kinesis:RemoveTagsFromStream", name)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the retention period, raising or lowering it from `current`,
+    /// then waits for the stream to settle.
+    async fn set_retention(&self, name: &str, current: i32, hours: i32) -> Result<(), DriverError> {
+        if hours == current {
+            return Ok(());
+        }
+        self.c.pace("Kinesis").await;
+        if hours > current {
+            self.c
+                .kinesis
+                .increase_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(hours)
+                .send()
+                .await
+                .op("kinesis:IncreaseStreamRetentionPeriod", name)?;
+        } else {
+            self.c
+                .kinesis
+                .decrease_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(hours)
+                .send()
+                .await
+                .op("kinesis:DecreaseStreamRetentionPeriod", name)?;
+        }
+        self.until_active(name).await?;
+        Ok(())
+    }
+
+    async fn start_encryption(&self, name: &str, kind: &str, key: &str) -> Result<(), DriverError> {
+        self.c.pace("Kinesis").await;
+        self.c
+            .kinesis
+            .start_stream_encryption()
+            .stream_name(name)
+            .encryption_type(EncryptionType::from(kind))
+            .key_id(key)
+            .send()
+            .await
+            .op("kinesis:StartStreamEncryption", name)?;
+        self.until_active(name).await?;
+        Ok(())
+    }
+
+    async fn stop_encryption(&self, name: &str, kind: &str, key: &str) -> Result<(), DriverError> {
+        self.c.pace("Kinesis").await;
+        self.c
+            .kinesis
+            .stop_stream_encryption()
+            .stream_name(name)
+            .encryption_type(EncryptionType::from(kind))
+            .key_id(key)
+            .send()
+            .await
+            .op("kinesis:StopStreamEncryption", name)?;
+        self.until_active(name).await?;
+        Ok(())
+    }
+
+    async fn set_shard_count(&self, name: &str, count: i32) -> Result<(), DriverError> {
+        self.c.pace("Kinesis").await;
+        self.c
+            .kinesis
+            .update_shard_count()
+            .stream_name(name)
+            .target_shard_count(count)
+            .scaling_type(ScalingType::UniformScaling)
+            .send()
+            .await
+            .op("kinesis:UpdateShardCount", name)?;
+        self.until_active(name).await?;
+        Ok(())
+    }
+
+    async fn read_one(&self, h: &ResourceHandle) -> Result<Option<Observed>, DriverError> {
+        let name = h.physical_id.as_str();
+        let Some(s) = self.summary(name).await? else {
+            return Ok(None);
+        };
+        if s.stream_status().as_str() == "DELETING" {
+            return Ok(None);
+        }
+        let mode = s
+            .stream_mode_details()
+            .map(|m| m.stream_mode().as_str().to_string());
+        let mut o = Obs::new()
+            .prop("Name", Some(s.stream_name()))
+            .prop("RetentionPeriodHours", Some(s.retention_period_hours()))
+            .attr("Arn", Some(s.stream_arn()));
+        if let Some(m) = &mode {
+            o = o.prop("StreamModeDetails", Some(json!({ "StreamMode": m })));
+        }
+        // An on-demand stream's shard count is AWS's business, not a setting.
+        if mode.as_deref() != Some("ON_DEMAND") {
+            o = o.prop("ShardCount", Some(s.open_shard_count()));
+        }
+        if s
+            .encryption_type()
+            .is_some_and(|t| t.as_str() != "NONE")
+        {
+            let mut enc = Map::new();
+            enc.insert(
+                "EncryptionType".into(),
+                Value::String(s.encryption_type().map(|t| t.as_str()).unwrap_or("KMS").into()),
+            );
+            if let Some(k) = s.key_id() {
+                enc.insert("KeyId".into(), Value::String(k.into()));
+            }
+            o = o.prop("StreamEncryption", Some(Value::Object(enc)));
+        }
+        // One more call per stream, only where the stack sets Tags.
+        if h.properties.contains_key("Tags") {
+            o = o.prop("Tags", Some(tags_value(self.tags(name).await?)));
+        }
+        Ok(Some(o.done()))
+    }
+}
+
+/// `StreamEncryption` as (type, key); `None` when absent.
+fn encryption_of(p: &Map<String, Value>, op: &str) -> Result<Option<(String, String)>, DriverError> {
+    let Some(v) = p.get("StreamEncryption").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = v
+        .get("EncryptionType")
+        .and_then(Value::as_str)
+        .unwrap_or("KMS");
+    let key = v.get("KeyId").and_then(Value::as_str).ok_or_else(|| {
+        invalid(op, "StreamEncryption.KeyId must be a string (a KMS key id, ARN or alias)")
+    })?;
+    Ok(Some((kind.to_string(), key.to_string())))
+}
+
+/// `StreamModeDetails.StreamMode`, when given.
+fn mode_of(p: &Map<String, Value>) -> Option<String> {
+    p.get("StreamModeDetails")
+        .and_then(|v| v.get("StreamMode"))
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+fn mode_details(mode: &str, op: &str) -> Result<StreamModeDetails, DriverError> {
+    StreamModeDetails::builder()
+        .stream_mode(StreamMode::from(mode))
+        .build()
+        .map_err(|e| invalid(op, e.to_string()))
+}
+
+#[async_trait]
+impl Driver for Stream {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        // No batch describe in Kinesis: one DescribeStreamSummary per stream,
+        // a few in flight, answers kept in the handles' order.
+        futures::stream::iter(handles.iter().map(|h| self.read_one(h)))
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let op = "kinesis:CreateStream";
+        let name = need_str(p, "Name", op)?;
+        let mode = mode_of(p);
+        let on_demand = mode.as_deref() == Some("ON_DEMAND");
+        let encryption = encryption_of(p, op)?;
+        let tags = all_tags(p, req.tags);
+
+        let mut call = self
+            .c
+            .kinesis
+            .create_stream()
+            .stream_name(name);
+        if let Some(m) = &mode {
+            call = call.stream_mode_details(mode_details(m, op)?);
+        }
+        if !on_demand {
+            call = call.shard_count(i32_of(p, "ShardCount").unwrap_or(1));
+        }
+        if tags.len() <= TAGS_AT_CREATE {
+            call = call.set_tags(Some(tags.clone().into_iter().collect()));
+        }
+        self.c.pace("Kinesis").await;
+        call.send().await.op(op, name)?;
+        let s = self.until_active(name).await?;
+
+        // Tags again: some implementations (moto) ignore them on CreateStream,
+        // and more than 50 do not fit there.
+        self.add_tags(name, &tags).await?;
+        if let Some(hours) = i32_of(p, "RetentionPeriodHours") {
+            self.set_retention(name, s.retention_period_hours(), hours)
+                .await?;
+        }
+        if let Some((kind, key)) = encryption {
+            self.start_encryption(name, &kind, &key).await?;
+        }
+
+        let mut attributes = Map::new();
+        attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
+        Ok(Created {
+            physical_id: name.to_string(),
+            attributes,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let name = req.physical_id;
+        let p = req.properties;
+        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let mut s = self.until_active(name).await?;
+
+        if changed("StreamModeDetails") {
+            let want = mode_of(p).unwrap_or_else(|| "PROVISIONED".into());
+            let have = s
+                .stream_mode_details()
+                .map(|m| m.stream_mode().as_str().to_string());
+            if have.as_deref() != Some(want.as_str()) {
+                self.c.pace("Kinesis").await;
+                self.c
+                    .kinesis
+                    .update_stream_mode()
+                    .stream_arn(s.stream_arn())
+                    .stream_mode_details(mode_details(&want, "kinesis:UpdateStreamMode")?)
+                    .send()
+                    .await
+                    .op("kinesis:UpdateStreamMode", name)?;
+                s = self.until_active(name).await?;
+            }
+        }
+
+        let on_demand = mode_of(p).as_deref() == Some("ON_DEMAND");
+        if changed("ShardCount") && !on_demand {
+            let want = i32_of(p, "ShardCount").unwrap_or(1);
+            if want != s.open_shard_count() {
+                self.set_shard_count(name, want).await?;
+            }
+        }
+
+        if changed("RetentionPeriodHours") {
+            let want = i32_of(p, "RetentionPeriodHours").unwrap_or(DEFAULT_RETENTION_HOURS);
+            self.set_retention(name, s.retention_period_hours(), want)
+                .await?;
+        }
+
+        if changed("StreamEncryption") {
+            let encrypted = s.encryption_type().is_some_and(|t| t.as_str() != "NONE");
+            match encryption_of(p, "kinesis:StartStreamEncryption")? {
+                Some((kind, key)) => self.start_encryption(name, &kind, &key).await?,
+                None if encrypted => {
+                    let kind = s.encryption_type().map(|t| t.as_str()).unwrap_or("KMS");
+                    let key = s.key_id().unwrap_or_default();
+                    self.stop_encryption(name, kind, key).await?;
+                }
+                None => {}
+            }
+        }
+
+        self.add_tags(name, &all_tags(p, req.tags)).await?;
+        self.remove_tags(name, &removed_tags(req.previous, p, req.tags))
+            .await?;
+
+        let mut attributes = Map::new();
+        attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
+        Ok(attributes)
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let name = h.physical_id.as_str();
+        // ResourceInUse while the stream is still CREATING or UPDATING.
+        let r = wait::while_in_use(5 * MINUTE, || async {
+            self.c.pace("Kinesis").await;
+            self.c
+                .kinesis
+                .delete_stream()
+                .stream_name(name)
+                .enforce_consumer_deletion(true)
+                .send()
+                .await
+                .op("kinesis:DeleteStream", name)
+        })
+        .await;
+        match r {
+            Err(e) if !is_gone(&e) => return Err(e),
+            _ => {}
+        }
+        wait::until(
+            "kinesis:DescribeStreamSummary",
+            &format!("stream {name} to be deleted"),
+            SETTLE,
+            || async { Ok(self.summary(name).await?.is_none().then_some(())) },
+        )
+        .await
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        // The tagging API does not cover Kinesis streams (moto), and
+        // ListStreams carries no tags: list the names, then ask each one.
+        let mut names: Vec<String> = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .c
+                .kinesis
+                .list_streams()
+                .limit(100)
+                .set_exclusive_start_stream_name(start.clone())
+                .send()
+                .await
+                .op("kinesis:ListStreams", "streams")?;
+            names.extend(out.stream_names().iter().cloned());
+            let last = out.stream_names().last().cloned();
+            if !out.has_more_streams() || last.is_none() || last == start {
+                break;
+            }
+            start = last;
+        }
+        let tagged: Vec<(String, Option<BTreeMap<String, String>>)> =
+            futures::stream::iter(names.into_iter().map(|n| async move {
+                match self.tags(&n).await {
+                    Ok(t) => Ok((n, Some(t))),
+                    // Deleted since it was listed.
+                    Err(e) if is_gone(&e) => Ok((n, None)),
+                    Err(e) => Err(e),
+                }
+            }))
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(tagged
+            .into_iter()
+            .filter_map(|(name, tags)| {
+                let tags = tags?;
+                let logical_id = crate::tagging::owned_by(
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    owner,
+                )?;
+                Some(Found {
+                    logical_id,
+                    physical_id: name,
+                })
+            })
+            .collect())
+    }
+}
