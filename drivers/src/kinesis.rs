@@ -19,7 +19,6 @@ use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
     TypeSchema, UpdateRequest, ValueKind,
 };
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::error::{invalid, is_gone, SdkResultExt};
@@ -130,7 +129,11 @@ impl Stream {
         }
     }
 
-    async fn add_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), DriverError> {
+    async fn add_tags(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), DriverError> {
         let pairs: Vec<(&String, &String)> = tags.iter().collect();
         for chunk in pairs.chunks(TAGS_PER_CALL) {
             let map: HashMap<String, String> = chunk
@@ -262,14 +265,16 @@ impl Stream {
         if mode.as_deref() != Some("ON_DEMAND") {
             o = o.prop("ShardCount", Some(s.open_shard_count()));
         }
-        if s
-            .encryption_type()
-            .is_some_and(|t| t.as_str() != "NONE")
-        {
+        if s.encryption_type().is_some_and(|t| t.as_str() != "NONE") {
             let mut enc = Map::new();
             enc.insert(
                 "EncryptionType".into(),
-                Value::String(s.encryption_type().map(|t| t.as_str()).unwrap_or("KMS").into()),
+                Value::String(
+                    s.encryption_type()
+                        .map(|t| t.as_str())
+                        .unwrap_or("KMS")
+                        .into(),
+                ),
             );
             if let Some(k) = s.key_id() {
                 enc.insert("KeyId".into(), Value::String(k.into()));
@@ -285,7 +290,10 @@ impl Stream {
 }
 
 /// `StreamEncryption` as (type, key); `None` when absent.
-fn encryption_of(p: &Map<String, Value>, op: &str) -> Result<Option<(String, String)>, DriverError> {
+fn encryption_of(
+    p: &Map<String, Value>,
+    op: &str,
+) -> Result<Option<(String, String)>, DriverError> {
     let Some(v) = p.get("StreamEncryption").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -294,7 +302,10 @@ fn encryption_of(p: &Map<String, Value>, op: &str) -> Result<Option<(String, Str
         .and_then(Value::as_str)
         .unwrap_or("KMS");
     let key = v.get("KeyId").and_then(Value::as_str).ok_or_else(|| {
-        invalid(op, "StreamEncryption.KeyId must be a string (a KMS key id, ARN or alias)")
+        invalid(
+            op,
+            "StreamEncryption.KeyId must be a string (a KMS key id, ARN or alias)",
+        )
     })?;
     Ok(Some((kind.to_string(), key.to_string())))
 }
@@ -323,10 +334,11 @@ impl Driver for Stream {
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
         // No batch describe in Kinesis: one DescribeStreamSummary per stream,
         // a few in flight, answers kept in the handles' order.
-        futures::stream::iter(handles.iter().map(|h| self.read_one(h)))
-            .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await
+        crate::each::in_order(
+            (handles.iter().map(|h| self.read_one(h))).collect::<Vec<_>>(),
+            READS_IN_FLIGHT,
+        )
+        .await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
@@ -338,11 +350,7 @@ impl Driver for Stream {
         let encryption = encryption_of(p, op)?;
         let tags = all_tags(p, req.tags);
 
-        let mut call = self
-            .c
-            .kinesis
-            .create_stream()
-            .stream_name(name);
+        let mut call = self.c.kinesis.create_stream().stream_name(name);
         if let Some(m) = &mode {
             call = call.stream_mode_details(mode_details(m, op)?);
         }
@@ -486,8 +494,8 @@ impl Driver for Stream {
             }
             start = last;
         }
-        let tagged: Vec<(String, Option<BTreeMap<String, String>>)> =
-            futures::stream::iter(names.into_iter().map(|n| async move {
+        let tagged: Vec<(String, Option<BTreeMap<String, String>>)> = crate::each::in_order(
+            (names.into_iter().map(|n| async move {
                 match self.tags(&n).await {
                     Ok(t) => Ok((n, Some(t))),
                     // Deleted since it was listed.
@@ -495,9 +503,10 @@ impl Driver for Stream {
                     Err(e) => Err(e),
                 }
             }))
-            .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
+            .collect::<Vec<_>>(),
+            READS_IN_FLIGHT,
+        )
+        .await?;
         Ok(tagged
             .into_iter()
             .filter_map(|(name, tags)| {

@@ -8,11 +8,23 @@ use std::sync::Arc;
 
 use fastcart_engine::Registry;
 
+pub mod cloudwatch;
+pub mod dynamic;
+pub mod each;
 pub mod ec2;
+pub mod ecr;
+pub mod ecs;
+pub mod elasticache;
 pub mod error;
+pub mod iam;
+pub mod kinesis;
+pub mod kms;
+pub mod logs;
 pub mod pace;
 pub mod props;
+pub mod rds;
 pub mod sdk;
+pub mod secretsmanager;
 pub mod tagging;
 pub mod wait;
 
@@ -22,6 +34,37 @@ pub use sdk::{Clients, RequestCounter};
 pub fn registry(c: &Arc<Clients>) -> Registry {
     let mut r = Registry::new();
     r.register(Arc::new(ec2::vpc::Vpc::new(c.clone())));
+    r.register(Arc::new(ec2::internet_gateway::InternetGateway::new(
+        c.clone(),
+    )));
+    r.register(Arc::new(ec2::gateway_attachment::GatewayAttachment::new(
+        c.clone(),
+    )));
+    r.register(Arc::new(ec2::subnet::Subnet::new(c.clone())));
+    r.register(Arc::new(ec2::eip::Eip::new(c.clone())));
+    r.register(Arc::new(ec2::nat_gateway::NatGateway::new(c.clone())));
+    r.register(Arc::new(ec2::route_table::RouteTable::new(c.clone())));
+    r.register(Arc::new(ec2::route::Route::new(c.clone())));
+    r.register(Arc::new(
+        ec2::subnet_route_table_association::SubnetRouteTableAssociation::new(c.clone()),
+    ));
+    r.register(Arc::new(ec2::security_group::SecurityGroup::new(c.clone())));
+    r.register(Arc::new(kms::Key::new(c.clone())));
+    r.register(Arc::new(kms::Alias::new(c.clone())));
+    r.register(Arc::new(iam::Role::new(c.clone())));
+    r.register(Arc::new(secretsmanager::Secret::new(c.clone())));
+    r.register(Arc::new(secretsmanager::RotationSchedule::new(c.clone())));
+    r.register(Arc::new(rds::DbSubnetGroup::new(c.clone())));
+    r.register(Arc::new(rds::DbInstance::new(c.clone())));
+    r.register(Arc::new(elasticache::CacheSubnetGroup::new(c.clone())));
+    r.register(Arc::new(elasticache::ReplicationGroup::new(c.clone())));
+    r.register(Arc::new(ecs::Cluster::new(c.clone())));
+    r.register(Arc::new(ecs::TaskDefinition::new(c.clone())));
+    r.register(Arc::new(ecs::Service::new(c.clone())));
+    r.register(Arc::new(kinesis::Stream::new(c.clone())));
+    r.register(Arc::new(logs::LogGroup::new(c.clone())));
+    r.register(Arc::new(ecr::Repository::new(c.clone())));
+    r.register(Arc::new(cloudwatch::Alarm::new(c.clone())));
     r
 }
 

@@ -2,6 +2,9 @@
 //! virtualenv by `scripts/moto.sh` and started on 127.0.0.1 on a free port,
 //! once per test binary. It stops by itself when the test process exits.
 //!
+//! `moto_server.py` beside this file fills two ElastiCache gaps of moto
+//! 5.2.5 (see its docstring); AWS's managed IAM policies are loaded.
+//!
 //! Without python3 and the package registry this fails loudly, saying how to
 //! get moto; a test that needs the emulator never passes by skipping.
 
@@ -75,13 +78,14 @@ fn start() -> Moto {
     // A watchdog shell owns the server and ends it when this test process
     // (its parent) is gone, so no emulator outlives the tests.
     let script = format!(
-        "'{py}' -m moto.server -H 127.0.0.1 -p {port} >'{log}' 2>&1 & m=$!; \
+        "MOTO_IAM_LOAD_MANAGED_POLICIES=true '{py}' '{server}' -H 127.0.0.1 -p {port} >'{log}' 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
         py = python.display(),
+        server = workspace_root().join("tests/support/moto_server.py").display(),
         log = log.display(),
         parent = std::process::id(),
     );
-    Command::new("sh")
+    let mut watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
@@ -89,6 +93,8 @@ fn start() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto server");
+    // Reap the watchdog when it ends, so it never lingers as a zombie.
+    std::thread::spawn(move || watchdog.wait());
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -98,15 +98,12 @@ impl Driver for GatewayAttachment {
         Ok(pairs
             .iter()
             .map(|(igw, vpc)| {
-                found
-                    .get(*igw)
-                    .filter(|g| attached(g, vpc))
-                    .map(|_| {
-                        Obs::new()
-                            .prop("InternetGatewayId", Some(*igw))
-                            .prop("VpcId", Some(*vpc))
-                            .done()
-                    })
+                found.get(*igw).filter(|g| attached(g, vpc)).map(|_| {
+                    Obs::new()
+                        .prop("InternetGatewayId", Some(*igw))
+                        .prop("VpcId", Some(*vpc))
+                        .done()
+                })
             })
             .collect())
     }

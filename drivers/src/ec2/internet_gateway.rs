@@ -176,7 +176,8 @@ impl Driver for InternetGateway {
                 .op("ec2:DescribeInternetGateways", "internet gateways by tag")?
                 .internet_gateways()
             {
-                if let (Some(logical_id), Some(id)) = (owned(g.tags(), owner), g.internet_gateway_id())
+                if let (Some(logical_id), Some(id)) =
+                    (owned(g.tags(), owner), g.internet_gateway_id())
                 {
                     found.push(Found {
                         logical_id,

@@ -15,6 +15,15 @@ use crate::error::SdkResultExt;
 use crate::props::tags_value;
 use crate::sdk::Clients;
 
+pub mod eip;
+pub mod gateway_attachment;
+pub mod internet_gateway;
+pub mod nat_gateway;
+pub mod route;
+pub mod route_table;
+pub mod security_group;
+pub mod subnet;
+pub mod subnet_route_table_association;
 pub mod vpc;
 
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {

@@ -119,21 +119,18 @@ impl Driver for NatGateway {
         Ok(handles
             .iter()
             .map(|h| {
-                gateways
-                    .get(&h.physical_id)
-                    .filter(|n| live(n))
-                    .map(|n| {
-                        Obs::new()
-                            .prop("SubnetId", n.subnet_id())
-                            .prop("AllocationId", allocation_of(n))
-                            .prop(
-                                "ConnectivityType",
-                                n.connectivity_type().map(|t| t.as_str()),
-                            )
-                            .prop("Tags", Some(tags_of(n.tags())))
-                            .attr("NatGatewayId", n.nat_gateway_id())
-                            .done()
-                    })
+                gateways.get(&h.physical_id).filter(|n| live(n)).map(|n| {
+                    Obs::new()
+                        .prop("SubnetId", n.subnet_id())
+                        .prop("AllocationId", allocation_of(n))
+                        .prop(
+                            "ConnectivityType",
+                            n.connectivity_type().map(|t| t.as_str()),
+                        )
+                        .prop("Tags", Some(tags_of(n.tags())))
+                        .attr("NatGatewayId", n.nat_gateway_id())
+                        .done()
+                })
             })
             .collect())
     }

@@ -11,5 +11,11 @@ mod moto;
 
 mod common;
 
+mod compute;
 mod conformance;
+mod data;
 mod network;
+mod network_edge;
+mod network_routing;
+mod security;
+mod streams;

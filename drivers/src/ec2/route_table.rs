@@ -1,0 +1,192 @@
+//! `AWS::EC2::RouteTable`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{ResourceType, RouteTable as Table};
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
+    TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, need_str, removed_tags, Obs};
+use crate::sdk::{Clients, MINUTE};
+use crate::wait;
+
+pub struct RouteTable {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl RouteTable {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::EC2::RouteTable")
+            .required("VpcId")
+            .create_only("VpcId")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("RouteTableId")
+            .typical_duration(Duration::from_secs(2));
+        RouteTable { c, schema }
+    }
+
+    /// One route table, or `None` while EC2 does not show it yet (or any
+    /// more).
+    async fn describe(&self, id: &str) -> Result<Option<Table>, DriverError> {
+        let out = self
+            .c
+            .ec2
+            .describe_route_tables()
+            .filters(filter("route-table-id", [id]))
+            .send()
+            .await
+            .op("ec2:DescribeRouteTables", id)?;
+        Ok(out.route_tables().first().cloned())
+    }
+}
+
+fn attributes(id: &str) -> Map<String, Value> {
+    let mut a = Map::new();
+    a.insert("RouteTableId".into(), Value::String(id.to_string()));
+    a
+}
+
+#[async_trait]
+impl Driver for RouteTable {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let mut tables: HashMap<String, Table> = HashMap::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_route_tables()
+            .filters(filter("route-table-id", ids.iter().copied()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for t in page
+                .op("ec2:DescribeRouteTables", &ids.join(","))?
+                .route_tables()
+            {
+                if let Some(id) = t.route_table_id() {
+                    tables.insert(id.to_string(), t.clone());
+                }
+            }
+        }
+        Ok(handles
+            .iter()
+            .map(|h| {
+                tables.get(&h.physical_id).map(|t| {
+                    Obs::new()
+                        .prop("VpcId", t.vpc_id())
+                        .prop("Tags", Some(tags_of(t.tags())))
+                        .attr("RouteTableId", t.route_table_id())
+                        .done()
+                })
+            })
+            .collect())
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let vpc = need_str(p, "VpcId", "ec2:CreateRouteTable")?;
+        self.c.pace("EC2").await;
+        let out = self
+            .c
+            .ec2
+            .create_route_table()
+            .vpc_id(vpc)
+            .client_token(req.idempotency_token)
+            .tag_specifications(tag_spec(ResourceType::RouteTable, &all_tags(p, req.tags)))
+            .send()
+            .await
+            .op("ec2:CreateRouteTable", req.logical_id)?;
+        let id = out
+            .route_table()
+            .and_then(|t| t.route_table_id())
+            .unwrap_or_default()
+            .to_string();
+        // EC2 is eventually consistent: routes and associations made right
+        // after the table may not find it yet.
+        wait::until(
+            "ec2:DescribeRouteTables",
+            &format!("{id} to be visible"),
+            2 * MINUTE,
+            || async { Ok(self.describe(&id).await?.map(|_| ())) },
+        )
+        .await?;
+        Ok(Created {
+            attributes: attributes(&id),
+            physical_id: id,
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        // VpcId is create-only: only the tags change in place.
+        sync_tags(
+            &self.c,
+            req.physical_id,
+            &all_tags(req.properties, req.tags),
+            &removed_tags(req.previous, req.properties, req.tags),
+        )
+        .await?;
+        Ok(attributes(req.physical_id))
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let id = h.physical_id.as_str();
+        // Subnets still associated with the table (their associations are
+        // deleted alongside) make it a dependency violation for a while.
+        let r = wait::while_in_use(5 * MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_route_table()
+                .route_table_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteRouteTable", id)
+        })
+        .await;
+        match r {
+            Err(e) if !crate::error::is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .c
+            .ec2
+            .describe_route_tables()
+            .set_filters(Some(owner_filters(owner)))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for t in page
+                .op("ec2:DescribeRouteTables", "route tables by tag")?
+                .route_tables()
+            {
+                if let (Some(logical_id), Some(id)) = (owned(t.tags(), owner), t.route_table_id()) {
+                    found.push(Found {
+                        logical_id,
+                        physical_id: id.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+}

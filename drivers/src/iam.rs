@@ -1,0 +1,759 @@
+//! IAM: `AWS::IAM::Role`.
+//!
+//! IAM has no batch Get: reading a role takes a `GetRole`, a
+//! `ListAttachedRolePolicies`, a `ListRolePolicies` and a `GetRolePolicy` per
+//! inline policy, for each role; the roles (a few at a time) and their
+//! inline policies are read concurrently. IAM returns policy documents
+//! URL-encoded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_iam::types::{Role as IamRole, Tag};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use fastcart_engine::{
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
+};
+use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Map, Value};
+
+use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
+use crate::props::{
+    all_tags, document_of, i32_of, parse_document, removed_tags, str_of, strs_of, tags_value, Obs,
+    Props,
+};
+use crate::sdk::Clients;
+use crate::wait;
+
+/// A physical name for a resource whose stack gives none, as CloudFormation
+/// makes one: stack, environment and logical id, and a suffix from the
+/// create's idempotency token (the same across retries of one create), at
+/// most `max` characters of `[A-Za-z0-9+=.@_-]` (valid for IAM and Secrets
+/// Manager names alike).
+pub(crate) fn generated_name(
+    logical_id: &str,
+    tags: &BTreeMap<String, String>,
+    token: &str,
+    max: usize,
+) -> String {
+    let suffix: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let mut parts: Vec<&str> = Vec::new();
+    if let Some(stack) = tags.get(TAG_STACK) {
+        parts.push(stack);
+    }
+    if let Some(env) = tags.get(TAG_ENV) {
+        parts.push(env);
+    }
+    parts.push(logical_id);
+    let room = max.saturating_sub(suffix.len() + 1);
+    let base: String = parts
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(room)
+        .collect();
+    format!("{base}-{suffix}")
+}
+
+/// Whether a resource's tags carry the ownership tags of the create at hand
+/// (stack, environment and logical id all the same): it was made by an
+/// earlier attempt of this very create.
+pub(crate) fn carries_ownership<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    given: &BTreeMap<String, String>,
+) -> bool {
+    let have: BTreeMap<&str, &str> = tags.into_iter().collect();
+    [TAG_STACK, TAG_ENV, TAG_LOGICAL_ID].iter().all(|k| {
+        given
+            .get(*k)
+            .is_some_and(|v| have.get(k).is_some_and(|h| *h == v.as_str()))
+    })
+}
+
+fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+/// The inline policies the stack gives, by name, as document text.
+fn inline_policies(p: &Props, op: &str) -> Result<BTreeMap<String, String>, DriverError> {
+    let mut out = BTreeMap::new();
+    let Some(items) = p.get("Policies") else {
+        return Ok(out);
+    };
+    let Some(items) = items.as_array() else {
+        return Err(invalid(op, "Policies must be a list"));
+    };
+    for item in items {
+        let Some(obj) = item.as_object() else {
+            return Err(invalid(
+                op,
+                "each of Policies must be an object with PolicyName and PolicyDocument",
+            ));
+        };
+        let name = obj
+            .get("PolicyName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(op, "a policy in Policies has no PolicyName"))?;
+        let doc = document_of(obj, "PolicyDocument")
+            .ok_or_else(|| invalid(op, format!("policy {name} has no PolicyDocument")))?;
+        out.insert(name.to_string(), doc);
+    }
+    Ok(out)
+}
+
+/// The inline policy documents as the stack last gave them, by name.
+fn given_documents(p: &Props) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Array(items)) = p.get("Policies") {
+        for item in items {
+            if let (Some(name), Some(doc)) = (
+                item.get("PolicyName").and_then(Value::as_str),
+                item.get("PolicyDocument"),
+            ) {
+                out.insert(name.to_string(), doc.clone());
+            }
+        }
+    }
+    out
+}
+
+fn role_attributes(role: &IamRole) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    attributes.insert("Arn".into(), Value::String(role.arn().to_string()));
+    attributes.insert("RoleId".into(), Value::String(role.role_id().to_string()));
+    attributes
+}
+
+pub struct Role {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl Role {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::IAM::Role")
+            .required("AssumeRolePolicyDocument")
+            .kind("AssumeRolePolicyDocument", ValueKind::JsonDocument)
+            .fixed_name("RoleName")
+            .create_only("Path")
+            .prop("Description")
+            .prop("MaxSessionDuration")
+            .kind("ManagedPolicyArns", ValueKind::UnorderedList)
+            .kind("Policies", ValueKind::UnorderedList)
+            .prop("PermissionsBoundary")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("Arn")
+            .attribute("RoleId")
+            .typical_duration(Duration::from_secs(3));
+        Role { c, schema }
+    }
+
+    /// The role; `None` when IAM does not know it.
+    async fn get(&self, name: &str) -> Result<Option<IamRole>, DriverError> {
+        match self
+            .c
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .op("iam:GetRole", name)
+        {
+            Ok(out) => Ok(out.role().cloned()),
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ARNs of the managed policies attached to the role.
+    async fn attached(&self, name: &str) -> Result<Vec<String>, DriverError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .c
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for a in page
+                .op("iam:ListAttachedRolePolicies", name)?
+                .attached_policies()
+            {
+                if let Some(arn) = a.policy_arn() {
+                    arns.push(arn.to_string());
+                }
+            }
+        }
+        Ok(arns)
+    }
+
+    /// Names of the role's inline policies.
+    async fn inline_names(&self, name: &str) -> Result<Vec<String>, DriverError> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .c
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            names.extend(
+                page.op("iam:ListRolePolicies", name)?
+                    .policy_names()
+                    .iter()
+                    .cloned(),
+            );
+        }
+        Ok(names)
+    }
+
+    /// The role's inline policies with their documents (as IAM returns
+    /// them: URL-encoded), one `GetRolePolicy` each, concurrently.
+    async fn inline(&self, name: &str) -> Result<Vec<(String, String)>, DriverError> {
+        let names = self.inline_names(name).await?;
+        try_join_all(names.into_iter().map(|policy| async move {
+            let out = self
+                .c
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .op("iam:GetRolePolicy", &format!("{name}/{policy}"))?;
+            let doc = out.policy_document().to_string();
+            Ok::<_, DriverError>((policy, doc))
+        }))
+        .await
+    }
+
+    async fn role_tags(&self, name: &str) -> Result<Vec<(String, String)>, DriverError> {
+        let mut tags = Vec::new();
+        let mut pages = self
+            .c
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for t in page.op("iam:ListRoleTags", name)?.tags() {
+                tags.push((t.key().to_string(), t.value().to_string()));
+            }
+        }
+        Ok(tags)
+    }
+
+    async fn read_one(&self, h: &ResourceHandle) -> Result<Option<Observed>, DriverError> {
+        let name = h.physical_id.as_str();
+        let Some(role) = self.get(name).await? else {
+            return Ok(None);
+        };
+        let (managed, inline) =
+            match futures::future::try_join(self.attached(name), self.inline(name)).await {
+                Ok(r) => r,
+                // Deleted between the calls.
+                Err(e) if is_gone(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        let given = given_documents(&h.properties);
+        let policies: Vec<Value> = inline
+            .into_iter()
+            .map(|(policy, text)| {
+                let parsed = parse_document(&text);
+                // A document the stack gave as JSON text reads back as that
+                // text when it says the same.
+                let doc = match given.get(&policy) {
+                    Some(Value::String(s))
+                        if serde_json::from_str::<Value>(s).ok().as_ref() == Some(&parsed) =>
+                    {
+                        Value::String(s.clone())
+                    }
+                    _ => parsed,
+                };
+                json!({"PolicyName": policy, "PolicyDocument": doc})
+            })
+            .collect();
+        Ok(Some(
+            Obs::new()
+                .prop("RoleName", Some(role.role_name()))
+                .prop("Path", Some(role.path()))
+                .prop(
+                    "AssumeRolePolicyDocument",
+                    role.assume_role_policy_document().map(parse_document),
+                )
+                .prop("Description", Some(role.description().unwrap_or_default()))
+                .prop("MaxSessionDuration", role.max_session_duration())
+                .prop("ManagedPolicyArns", Some(Value::from(managed)))
+                .prop("Policies", Some(Value::Array(policies)))
+                .prop(
+                    "PermissionsBoundary",
+                    role.permissions_boundary()
+                        .and_then(|b| b.permissions_boundary_arn()),
+                )
+                .prop(
+                    "Tags",
+                    Some(tags_value(role.tags().iter().map(|t| (t.key(), t.value())))),
+                )
+                .attr("Arn", Some(role.arn()))
+                .attr("RoleId", Some(role.role_id()))
+                .done(),
+        ))
+    }
+
+    /// Attaches the managed policies in `want` the role lacks and detaches
+    /// those it has that `want` does not name.
+    async fn sync_managed(
+        &self,
+        name: &str,
+        want: &[String],
+        have: &[String],
+    ) -> Result<(), DriverError> {
+        for arn in want.iter().filter(|a| !have.contains(a)) {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .op("iam:AttachRolePolicy", &format!("{name} {arn}"))?;
+        }
+        for arn in have.iter().filter(|a| !want.contains(a)) {
+            self.detach(name, arn).await?;
+        }
+        Ok(())
+    }
+
+    async fn detach(&self, name: &str, arn: &str) -> Result<(), DriverError> {
+        self.c.pace("IAM").await;
+        let r = self
+            .c
+            .iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .op("iam:DetachRolePolicy", &format!("{name} {arn}"));
+        match r {
+            Err(e) if !is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Puts every inline policy in `want` (a put replaces) and deletes the
+    /// role's others.
+    async fn sync_inline(
+        &self,
+        name: &str,
+        want: &BTreeMap<String, String>,
+        have: &[String],
+    ) -> Result<(), DriverError> {
+        for (policy, doc) in want {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .put_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .policy_document(doc)
+                .send()
+                .await
+                .op("iam:PutRolePolicy", &format!("{name}/{policy}"))?;
+        }
+        for policy in have.iter().filter(|p| !want.contains_key(*p)) {
+            self.delete_inline(name, policy).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_inline(&self, name: &str, policy: &str) -> Result<(), DriverError> {
+        self.c.pace("IAM").await;
+        let r = self
+            .c
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .op("iam:DeleteRolePolicy", &format!("{name}/{policy}"));
+        match r {
+            Err(e) if !is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn set_trust(&self, name: &str, doc: &str) -> Result<(), DriverError> {
+        self.c.pace("IAM").await;
+        self.c
+            .iam
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(doc)
+            .send()
+            .await
+            .op("iam:UpdateAssumeRolePolicy", name)?;
+        Ok(())
+    }
+
+    /// Description and session duration go together: `UpdateRole` resets
+    /// what it is not given.
+    async fn set_settings(&self, name: &str, p: &Props) -> Result<(), DriverError> {
+        self.c.pace("IAM").await;
+        self.c
+            .iam
+            .update_role()
+            .role_name(name)
+            .description(str_of(p, "Description").unwrap_or_default())
+            .max_session_duration(i32_of(p, "MaxSessionDuration").unwrap_or(3600))
+            .send()
+            .await
+            .op("iam:UpdateRole", name)?;
+        Ok(())
+    }
+
+    async fn set_boundary(&self, name: &str, boundary: Option<&str>) -> Result<(), DriverError> {
+        self.c.pace("IAM").await;
+        match boundary {
+            Some(arn) => {
+                self.c
+                    .iam
+                    .put_role_permissions_boundary()
+                    .role_name(name)
+                    .permissions_boundary(arn)
+                    .send()
+                    .await
+                    .op("iam:PutRolePermissionsBoundary", name)?;
+            }
+            None => {
+                let r = self
+                    .c
+                    .iam
+                    .delete_role_permissions_boundary()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .op("iam:DeleteRolePermissionsBoundary", name);
+                if let Err(e) = r {
+                    if !is_gone(&e) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_tags(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+        removed: &[String],
+    ) -> Result<(), DriverError> {
+        if !tags.is_empty() {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .tag_role()
+                .role_name(name)
+                .set_tags(Some(iam_tags(tags)))
+                .send()
+                .await
+                .op("iam:TagRole", name)?;
+        }
+        if !removed.is_empty() {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .untag_role()
+                .role_name(name)
+                .set_tag_keys(Some(removed.to_vec()))
+                .send()
+                .await
+                .op("iam:UntagRole", name)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for Role {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        // No batch Get in IAM: per role, a few roles at a time.
+        crate::each::in_order(handles.iter().map(|h| self.read_one(h)).collect(), 8).await
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let op = "iam:CreateRole";
+        let name = match str_of(p, "RoleName") {
+            Some(n) => n.to_string(),
+            None => generated_name(req.logical_id, req.tags, req.idempotency_token, 64),
+        };
+        let trust = document_of(p, "AssumeRolePolicyDocument").ok_or_else(|| {
+            invalid(
+                op,
+                format!("{}: AssumeRolePolicyDocument is required", req.logical_id),
+            )
+        })?;
+        let inline = inline_policies(p, op)?;
+        let managed = strs_of(p, "ManagedPolicyArns");
+        let tags = all_tags(p, req.tags);
+        self.c.pace("IAM").await;
+        let r = self
+            .c
+            .iam
+            .create_role()
+            .role_name(&name)
+            .set_path(str_of(p, "Path").map(String::from))
+            .assume_role_policy_document(&trust)
+            .set_description(str_of(p, "Description").map(String::from))
+            .set_max_session_duration(i32_of(p, "MaxSessionDuration"))
+            .set_permissions_boundary(str_of(p, "PermissionsBoundary").map(String::from))
+            .set_tags(Some(iam_tags(&tags)))
+            .send()
+            .await;
+        let (role, fresh) = match r {
+            Ok(out) => {
+                let role = out.role().cloned().ok_or_else(|| {
+                    DriverError::new(
+                        ErrorKind::Other,
+                        op,
+                        format!("{name}: IAM returned no role"),
+                    )
+                })?;
+                (role, true)
+            }
+            // A role with this name and this resource's ownership tags was
+            // made by an earlier attempt of this create: take it over.
+            Err(e) if e.code() == Some("EntityAlreadyExists") => match self.get(&name).await? {
+                Some(role)
+                    if carries_ownership(
+                        role.tags().iter().map(|t| (t.key(), t.value())),
+                        req.tags,
+                    ) =>
+                {
+                    self.set_trust(&name, &trust).await?;
+                    self.set_settings(&name, p).await?;
+                    if let Some(b) = str_of(p, "PermissionsBoundary") {
+                        self.set_boundary(&name, Some(b)).await?;
+                    }
+                    self.sync_tags(&name, &tags, &[]).await?;
+                    (role, false)
+                }
+                _ => return Err(from_sdk(e, op, &name)),
+            },
+            Err(e) => return Err(from_sdk(e, op, &name)),
+        };
+        let (have_managed, have_inline) = if fresh {
+            (Vec::new(), Vec::new())
+        } else {
+            (self.attached(&name).await?, self.inline_names(&name).await?)
+        };
+        self.sync_managed(&name, &managed, &have_managed).await?;
+        self.sync_inline(&name, &inline, &have_inline).await?;
+        Ok(Created {
+            physical_id: name,
+            attributes: role_attributes(&role),
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let name = req.physical_id;
+        let p = req.properties;
+        let changed = |n: &str| req.changed.iter().any(|c| c == n);
+        if changed("AssumeRolePolicyDocument") {
+            let trust = document_of(p, "AssumeRolePolicyDocument").ok_or_else(|| {
+                invalid(
+                    "iam:UpdateAssumeRolePolicy",
+                    "AssumeRolePolicyDocument is required",
+                )
+            })?;
+            self.set_trust(name, &trust).await?;
+        }
+        if changed("Description") || changed("MaxSessionDuration") {
+            self.set_settings(name, p).await?;
+        }
+        if changed("PermissionsBoundary") {
+            self.set_boundary(name, str_of(p, "PermissionsBoundary"))
+                .await?;
+        }
+        if changed("ManagedPolicyArns") {
+            let have = self.attached(name).await?;
+            self.sync_managed(name, &strs_of(p, "ManagedPolicyArns"), &have)
+                .await?;
+        }
+        if changed("Policies") {
+            let want = inline_policies(p, "iam:PutRolePolicy")?;
+            let have = self.inline_names(name).await?;
+            self.sync_inline(name, &want, &have).await?;
+        }
+        self.sync_tags(
+            name,
+            &all_tags(p, req.tags),
+            &removed_tags(req.previous, p, req.tags),
+        )
+        .await?;
+        let role = self.get(name).await?.ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::NotFound,
+                "iam:GetRole",
+                format!("{name}: the role no longer exists"),
+            )
+        })?;
+        Ok(role_attributes(&role))
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let name = h.physical_id.as_str();
+        // IAM deletes no role that still has policies: detach the managed
+        // ones and delete the inline ones first.
+        let attached = match self.attached(name).await {
+            Ok(a) => a,
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for arn in &attached {
+            self.detach(name, arn).await?;
+        }
+        let inline = match self.inline_names(name).await {
+            Ok(n) => n,
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for policy in &inline {
+            self.delete_inline(name, policy).await?;
+        }
+        let r = wait::while_in_use(2 * crate::sdk::MINUTE, || async {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .delete_role()
+                .role_name(name)
+                .send()
+                .await
+                .op("iam:DeleteRole", name)
+        })
+        .await;
+        match r {
+            Err(e) if !is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .c
+            .iam
+            .list_roles()
+            .path_prefix("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for r in page.op("iam:ListRoles", "roles")?.roles() {
+                names.push(r.role_name().to_string());
+            }
+        }
+        // ListRoles returns no tags: ask for each role's, a few at a time.
+        let found: Vec<Option<Found>> = stream::iter(names)
+            .map(|name| async move {
+                match self.role_tags(&name).await {
+                    Ok(tags) => Ok(crate::tagging::owned_by(
+                        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        owner,
+                    )
+                    .map(|logical_id| Found {
+                        logical_id,
+                        physical_id: name,
+                    })),
+                    // Deleted since it was listed.
+                    Err(e) if is_gone(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_fit_and_are_stable() {
+        let tags: BTreeMap<String, String> = [
+            (TAG_STACK.to_string(), "fastcart".to_string()),
+            (TAG_ENV.to_string(), "staging".to_string()),
+        ]
+        .into();
+        let token = "0123456789abcdef0123456789abcdef";
+        let a = generated_name("TaskRole", &tags, token, 64);
+        assert_eq!(a, "fastcart-staging-TaskRole-0123456789AB");
+        assert_eq!(a, generated_name("TaskRole", &tags, token, 64));
+        let long = generated_name(&"X".repeat(100), &tags, token, 64);
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with("-0123456789AB"));
+    }
+
+    #[test]
+    fn ownership_must_match_all_three_tags() {
+        let given: BTreeMap<String, String> = [
+            (TAG_STACK.to_string(), "s".to_string()),
+            (TAG_ENV.to_string(), "e".to_string()),
+            (TAG_LOGICAL_ID.to_string(), "Role".to_string()),
+        ]
+        .into();
+        let mine = [(TAG_STACK, "s"), (TAG_ENV, "e"), (TAG_LOGICAL_ID, "Role")];
+        assert!(carries_ownership(mine, &given));
+        let other = [(TAG_STACK, "s"), (TAG_ENV, "e"), (TAG_LOGICAL_ID, "Other")];
+        assert!(!carries_ownership(other, &given));
+    }
+
+    #[test]
+    fn inline_policies_take_objects_or_text() {
+        let p: Props = serde_json::from_value(json!({"Policies": [
+            {"PolicyName": "a", "PolicyDocument": {"Version": "2012-10-17"}},
+            {"PolicyName": "b", "PolicyDocument": "{\"Version\":\"2012-10-17\"}"}
+        ]}))
+        .unwrap();
+        let got = inline_policies(&p, "iam:PutRolePolicy").unwrap();
+        assert_eq!(
+            got.get("a").map(String::as_str),
+            Some("{\"Version\":\"2012-10-17\"}")
+        );
+        assert_eq!(
+            got.get("b").map(String::as_str),
+            Some("{\"Version\":\"2012-10-17\"}")
+        );
+    }
+}

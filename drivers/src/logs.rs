@@ -1,0 +1,369 @@
+//! `AWS::Logs::LogGroup`.
+//!
+//! `DescribeLogGroups` takes one name prefix, not a list of names: `read`
+//! asks for the longest prefix all the wanted names share (one call per page
+//! of 50 groups) and picks its groups out of the answer. Tags come from
+//! `ListTagsForResource`, one call per group, only for groups whose applied
+//! properties set `Tags`. CloudWatch Logs changes take effect at once: there
+//! is nothing to wait for.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatchlogs::types::{LogGroup as AwsLogGroup, LogGroupClass};
+use fastcart_engine::{
+    CloudContext, CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+};
+use serde_json::{Map, Value};
+
+use crate::error::{is_gone, SdkResultExt};
+use crate::props::{all_tags, i32_of, need_str, removed_tags, str_of, tags_value, Obs};
+use crate::sdk::Clients;
+
+/// Per-group tag reads in flight at once.
+const READS_IN_FLIGHT: usize = 4;
+
+/// `TagResource` takes at most 50 tags a call.
+const TAGS_PER_CALL: usize = 50;
+
+pub struct LogGroup {
+    c: Arc<Clients>,
+    schema: TypeSchema,
+}
+
+impl LogGroup {
+    pub fn new(c: Arc<Clients>) -> Self {
+        let schema = TypeSchema::new("AWS::Logs::LogGroup")
+            // Required here (AWS would make one up): the fixed name is what
+            // finds the group again and orders a replacement.
+            .required("LogGroupName")
+            .fixed_name("LogGroupName")
+            .prop("RetentionInDays")
+            .prop("KmsKeyId")
+            .create_only("LogGroupClass")
+            .kind("Tags", ValueKind::Tags)
+            .attribute("Arn")
+            .typical_duration(Duration::from_secs(1));
+        LogGroup { c, schema }
+    }
+
+    /// The groups named `names`, by name: one `DescribeLogGroups` per page,
+    /// filtered by the names' longest common prefix.
+    async fn describe(&self, names: &[&str]) -> Result<HashMap<String, AwsLogGroup>, DriverError> {
+        let mut found = HashMap::new();
+        if names.is_empty() {
+            return Ok(found);
+        }
+        let wanted: HashSet<&str> = names.iter().copied().collect();
+        let prefix = common_prefix(names);
+        let target = if prefix.is_empty() {
+            "all log groups".to_string()
+        } else {
+            format!("log groups named {prefix}*")
+        };
+        let mut pages = self
+            .c
+            .logs
+            .describe_log_groups()
+            .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for g in page.op("logs:DescribeLogGroups", &target)?.log_groups() {
+                if let Some(n) = g.log_group_name().filter(|n| wanted.contains(n)) {
+                    found.insert(n.to_string(), g.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
+        let out = self
+            .c
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .op("logs:ListTagsForResource", arn)?;
+        Ok(out
+            .tags()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn observe(&self, h: &ResourceHandle, g: &AwsLogGroup) -> Result<Observed, DriverError> {
+        let name = h.physical_id.as_str();
+        let mut o = Obs::new()
+            .prop("LogGroupName", g.log_group_name())
+            .prop("RetentionInDays", g.retention_in_days())
+            .prop("KmsKeyId", g.kms_key_id())
+            .prop("LogGroupClass", g.log_group_class().map(|c| c.as_str()))
+            .attr("Arn", Some(cfn_arn(g, name)));
+        if h.properties.contains_key("Tags") {
+            o = o.prop(
+                "Tags",
+                Some(tags_value(self.tags(&tagging_arn(g, name)).await?)),
+            );
+        }
+        Ok(o.done())
+    }
+
+    async fn set_tags(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+        removed: &[String],
+    ) -> Result<(), DriverError> {
+        let pairs: Vec<(&String, &String)> = tags.iter().collect();
+        for chunk in pairs.chunks(TAGS_PER_CALL) {
+            let map: HashMap<String, String> = chunk
+                .iter()
+                .map(|(k, v)| ((*k).clone(), (*v).clone()))
+                .collect();
+            self.c.pace("Logs").await;
+            self.c
+                .logs
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(map))
+                .send()
+                .await
+                .op("logs:TagResource", arn)?;
+        }
+        if !removed.is_empty() {
+            self.c.pace("Logs").await;
+            self.c
+                .logs
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(removed.to_vec()))
+                .send()
+                .await
+                .op("logs:UntagResource", arn)?;
+        }
+        Ok(())
+    }
+}
+
+/// The longest prefix all names share, cut back to a character boundary.
+fn common_prefix(names: &[&str]) -> String {
+    let Some(first) = names.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for n in names {
+        end = first
+            .bytes()
+            .zip(n.bytes())
+            .take(end)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    while !first.is_char_boundary(end) {
+        end -= 1;
+    }
+    first[..end].to_string()
+}
+
+/// The ARN tags are set on: without the `:*` that `DescribeLogGroups`'
+/// `arn` carries (moto finds tags only this way; AWS takes it too).
+fn tagging_arn(g: &AwsLogGroup, name: &str) -> String {
+    g.log_group_arn()
+        .map(String::from)
+        .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// The `Arn` CloudFormation returns: the group ARN ending in `:*`.
+fn cfn_arn(g: &AwsLogGroup, name: &str) -> String {
+    match g.arn() {
+        Some(a) if a.ends_with(":*") => a.to_string(),
+        _ => format!("{}:*", tagging_arn(g, name)),
+    }
+}
+
+fn group_arn(ctx: &CloudContext, name: &str) -> String {
+    format!(
+        "arn:{}:logs:{}:{}:log-group:{name}",
+        ctx.partition, ctx.region, ctx.account_id
+    )
+}
+
+fn attributes(ctx: &CloudContext, name: &str) -> Map<String, Value> {
+    let mut a = Map::new();
+    a.insert(
+        "Arn".into(),
+        Value::String(format!("{}:*", group_arn(ctx, name))),
+    );
+    a
+}
+
+#[async_trait]
+impl Driver for LogGroup {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        let names: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+        let groups = self.describe(&names).await?;
+        crate::each::in_order(
+            (handles.iter().map(|h| {
+                let g = groups.get(&h.physical_id);
+                async move {
+                    match g {
+                        Some(g) => self.observe(h, g).await.map(Some),
+                        None => Ok(None),
+                    }
+                }
+            }))
+            .collect::<Vec<_>>(),
+            READS_IN_FLIGHT,
+        )
+        .await
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
+        let p = req.properties;
+        let name = need_str(p, "LogGroupName", "logs:CreateLogGroup")?;
+        let tags: HashMap<String, String> = all_tags(p, req.tags).into_iter().collect();
+        self.c.pace("Logs").await;
+        self.c
+            .logs
+            .create_log_group()
+            .log_group_name(name)
+            .set_kms_key_id(str_of(p, "KmsKeyId").map(String::from))
+            .set_log_group_class(str_of(p, "LogGroupClass").map(LogGroupClass::from))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .op("logs:CreateLogGroup", name)?;
+        if let Some(days) = i32_of(p, "RetentionInDays") {
+            self.c.pace("Logs").await;
+            self.c
+                .logs
+                .put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(days)
+                .send()
+                .await
+                .op("logs:PutRetentionPolicy", name)?;
+        }
+        Ok(Created {
+            physical_id: name.to_string(),
+            attributes: attributes(req.context, name),
+        })
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
+        let name = req.physical_id;
+        let p = req.properties;
+        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        if changed("RetentionInDays") {
+            self.c.pace("Logs").await;
+            match i32_of(p, "RetentionInDays") {
+                Some(days) => {
+                    self.c
+                        .logs
+                        .put_retention_policy()
+                        .log_group_name(name)
+                        .retention_in_days(days)
+                        .send()
+                        .await
+                        .op("logs:PutRetentionPolicy", name)?;
+                }
+                None => {
+                    self.c
+                        .logs
+                        .delete_retention_policy()
+                        .log_group_name(name)
+                        .send()
+                        .await
+                        .op("logs:DeleteRetentionPolicy", name)?;
+                }
+            }
+        }
+        if changed("KmsKeyId") {
+            self.c.pace("Logs").await;
+            match str_of(p, "KmsKeyId") {
+                Some(key) => {
+                    self.c
+                        .logs
+                        .associate_kms_key()
+                        .log_group_name(name)
+                        .kms_key_id(key)
+                        .send()
+                        .await
+                        .op("logs:AssociateKmsKey", name)?;
+                }
+                None => {
+                    self.c
+                        .logs
+                        .disassociate_kms_key()
+                        .log_group_name(name)
+                        .send()
+                        .await
+                        .op("logs:DisassociateKmsKey", name)?;
+                }
+            }
+        }
+        self.set_tags(
+            &group_arn(req.context, name),
+            &all_tags(p, req.tags),
+            &removed_tags(req.previous, p, req.tags),
+        )
+        .await?;
+        Ok(attributes(req.context, name))
+    }
+
+    async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
+        let name = h.physical_id.as_str();
+        self.c.pace("Logs").await;
+        let r = self
+            .c
+            .logs
+            .delete_log_group()
+            .log_group_name(name)
+            .send()
+            .await
+            .op("logs:DeleteLogGroup", name);
+        match r {
+            Err(e) if !is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        // The whole service as the type filter: AWS calls the type
+        // `logs:log-group`, moto `logs:loggroup`. Only log-group ARNs map to
+        // a name.
+        crate::tagging::find(&self.c, owner, "logs", |arn| {
+            crate::tagging::after_colon(arn, "log-group")
+                .map(|n| n.trim_end_matches(":*").to_string())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn longest_common_prefix() {
+        assert_eq!(
+            common_prefix(&["/app/a-x", "/app/b-x", "/app/a-y"]),
+            "/app/"
+        );
+        assert_eq!(common_prefix(&["one"]), "one");
+        assert_eq!(common_prefix(&["abc", "xyz"]), "");
+        assert_eq!(common_prefix(&[]), "");
+        assert_eq!(common_prefix(&["é1", "é2"]), "é");
+        assert_eq!(common_prefix(&["ab", "a"]), "a");
+    }
+}

@@ -1,0 +1,819 @@
+//! The whole product end to end against the local AWS emulator (moto server,
+//! installed and started by the test itself): the `fastcart` binary plans,
+//! applies, checks drift, repairs, replaces and destroys the FastCart stack;
+//! what exists is checked through the AWS SDK, not through fastcart's state.
+//!
+//! Each test has its own emulator-wide environment suffix, so the two tests
+//! share one emulator without seeing each other's resources.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region};
+use fastcart::cli::Cli;
+use fastcart::run::{run, Aws, Provider};
+use fastcart_drivers::Clients;
+use fastcart_engine::{CloudContext, Ownership, Registry, StackSpec};
+use fastcart_stacks::StackOptions;
+use serde_json::Value;
+
+const REGION: &str = "eu-central-1";
+
+/// A working directory and the emulator's address.
+struct World {
+    dir: tempfile::TempDir,
+    env: String,
+    endpoint: String,
+}
+
+impl World {
+    fn new(env: &str) -> World {
+        World {
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: env.into(),
+            endpoint: moto::moto().endpoint.clone(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fastcart"));
+        c.args(args)
+            .args(["--env", &self.env])
+            .current_dir(self.dir.path())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", REGION)
+            .env_remove("AWS_PROFILE")
+            .env_remove("ENVIRONMENT_SUFFIX")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the binary; returns its exit code and what it printed.
+    fn fastcart(&self, args: &[&str]) -> (i32, String) {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command(args).output().expect("run fastcart");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+        (status.code().unwrap_or(-1), text)
+    }
+
+    /// Runs the binary and insists on an exit code.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let (got, text) = self.fastcart(args);
+        assert_eq!(
+            got,
+            code,
+            "`fastcart {}` exited {got}:\n{text}",
+            args.join(" ")
+        );
+        text
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    async fn clients(&self) -> Arc<Clients> {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "e2e",
+            ))
+            .load()
+            .await;
+        Arc::new(Clients::from_config(&config))
+    }
+
+    /// Every resource carrying this stack's ownership tags, per type and
+    /// logical id, as the drivers find them through AWS.
+    async fn owned(&self, c: &Arc<Clients>) -> BTreeMap<(String, String), Vec<String>> {
+        let registry: Registry = fastcart_drivers::registry(c);
+        let owner = Ownership {
+            stack: "fastcart".into(),
+            env: self.env.clone(),
+        };
+        let mut found: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for t in registry.type_names() {
+            for f in registry.get(t).unwrap().find_by_tags(&owner).await.unwrap() {
+                found
+                    .entry((t.to_string(), f.logical_id))
+                    .or_default()
+                    .push(f.physical_id);
+            }
+        }
+        found
+    }
+
+    fn state(&self) -> Value {
+        let p = self.path(&format!(".fastcart/fastcart-{}/state.json", self.env));
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+}
+
+fn outputs(w: &World) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(w.path("cfn-outputs/flat-outputs.json")).unwrap();
+    let v: BTreeMap<String, Value> = serde_json::from_str(&text).unwrap();
+    v.into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect()
+}
+
+const OUTPUT_KEYS: &[&str] = &[
+    "environment_suffix",
+    "region",
+    "availability_zones",
+    "vpc_id",
+    "vpc_cidr",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "internet_gateway_id",
+    "nat_gateway_id",
+    "kms_key_id",
+    "kms_key_arn",
+    "kms_alias_name",
+    "ecs_security_group_id",
+    "rds_security_group_id",
+    "redis_security_group_id",
+    "db_secret_arn",
+    "redis_secret_arn",
+    "rds_instance_id",
+    "rds_endpoint",
+    "redis_replication_group_id",
+    "redis_primary_endpoint",
+    "kinesis_stream_name",
+    "kinesis_stream_arn",
+    "log_group_name",
+    "ecs_execution_role_arn",
+    "ecs_task_role_arn",
+    "ecs_cluster_name",
+    "ecs_cluster_arn",
+    "ecs_service_name",
+    "task_definition_arn",
+    "ecr_repository_url",
+    "kinesis_iterator_age_alarm_name",
+    "rds_cpu_alarm_name",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_drift_repair_replace_and_destroy() {
+    let w = World::new("e2e");
+    let c = w.clients().await;
+    let total = fastcart_stacks::stack(
+        "fastcart",
+        &StackOptions {
+            env: "e2e".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .resources
+    .len();
+
+    // From an empty emulator, plan shows every resource to create.
+    let plan = w.expect(2, &["plan", "--detailed-exitcode"]);
+    assert!(plan.contains(&format!("{total} to create")), "{plan}");
+    let json: Value = serde_json::from_str(&w.expect(0, &["plan", "--json"])).unwrap();
+    assert_eq!(json["summary"]["create"], total, "{json}");
+
+    // Apply; without a terminal and without --auto-approve it refuses.
+    let refused = w.expect(1, &["apply"]);
+    assert!(refused.contains("--auto-approve"), "{refused}");
+    let applied = w.expect(0, &["apply", "--auto-approve"]);
+    assert!(applied.contains("Apply finished"), "{applied}");
+
+    // Outputs hold every key, with the real values.
+    let out = outputs(&w);
+    for k in OUTPUT_KEYS {
+        assert!(
+            out.get(*k).is_some_and(|v| !v.is_empty()),
+            "output {k} missing: {out:?}"
+        );
+    }
+    verify_in_aws(&c, &out, "e2e").await;
+    let printed = w.expect(0, &["outputs", "--json"]);
+    assert!(printed.contains(&out["vpc_id"]), "{printed}");
+
+    // Secrets never reach state, plan or outputs in clear text.
+    let token = redis_token(&c, &out["redis_secret_arn"]).await;
+    let state_text = std::fs::read_to_string(w.path(".fastcart/fastcart-e2e/state.json")).unwrap();
+    let journal =
+        std::fs::read_to_string(w.path(".fastcart/fastcart-e2e/journal.jsonl")).unwrap_or_default();
+    for (what, text) in [
+        ("state", &state_text),
+        ("journal", &journal),
+        ("apply output", &applied),
+    ] {
+        assert!(
+            !text.contains(&token),
+            "the Redis auth token is in the {what}"
+        );
+    }
+
+    // Plan again: nothing to do.
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    w.expect(0, &["drift-check"]);
+
+    // Changes behind fastcart's back: drift-check exits 2 and names them.
+    let stream = &out["kinesis_stream_name"];
+    c.kinesis
+        .increase_stream_retention_period()
+        .stream_name(stream)
+        .retention_period_hours(48)
+        .send()
+        .await
+        .unwrap();
+    c.ec2
+        .authorize_security_group_ingress()
+        .group_id(&out["ecs_security_group_id"])
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("10.0.0.0/16")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.cloudwatch
+        .delete_alarms()
+        .alarm_names(&out["rds_cpu_alarm_name"])
+        .send()
+        .await
+        .unwrap();
+    let drift = w.expect(2, &["drift-check", "--report", "drift.md"]);
+    for needle in [
+        "OrdersStream",
+        "RetentionPeriodHours",
+        "48",
+        "EcsSecurityGroup",
+        "SecurityGroupIngress",
+        "DatabaseCpuAlarm",
+    ] {
+        assert!(
+            drift.contains(needle),
+            "drift-check does not name {needle}:\n{drift}"
+        );
+    }
+    let report = std::fs::read_to_string(w.path("drift.md")).unwrap();
+    assert!(report.contains("OrdersStream"), "{report}");
+    let json: Value = serde_json::from_str(&w.expect(2, &["drift-check", "--json"])).unwrap();
+    assert!(json.to_string().contains("DatabaseCpuAlarm"), "{json}");
+
+    // Apply repairs it.
+    w.expect(0, &["apply", "--auto-approve"]);
+    w.expect(0, &["drift-check"]);
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    let s = c
+        .kinesis
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.stream_description_summary()
+            .unwrap()
+            .retention_period_hours(),
+        24
+    );
+
+    // A stack edit that forces a replacement: a new alarm name.
+    let edited = Edited::new("e2e").await;
+    let plan = edited.plan_text(&w).await;
+    assert!(
+        plan.contains("-/+") && plan.contains("IteratorAgeAlarm"),
+        "{plan}"
+    );
+    assert!(plan.contains("forces replacement"), "{plan}");
+    assert_eq!(edited.run(&w, &["apply", "--auto-approve"]).await, 0);
+    assert_eq!(edited.run(&w, &["plan", "--detailed-exitcode"]).await, 0);
+    let alarms = c
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names("fastcart-orders-iterator-age-v2-e2e")
+        .alarm_names(&out["kinesis_iterator_age_alarm_name"])
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<_> = alarms
+        .metric_alarms()
+        .iter()
+        .filter_map(|a| a.alarm_name())
+        .collect();
+    assert_eq!(names, vec!["fastcart-orders-iterator-age-v2-e2e"]);
+
+    // Destroy: nothing carries the stack's tags, and the state is empty.
+    let refused = w.expect(1, &["destroy"]);
+    assert!(refused.contains("--auto-approve"), "{refused}");
+    w.expect(0, &["destroy", "--auto-approve"]);
+    let left = w.owned(&c).await;
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    assert_eq!(w.state()["resources"], serde_json::json!({}));
+}
+
+/// The stack with one edit, applied through the CLI's own code path.
+struct Edited {
+    aws: Aws,
+}
+
+impl Edited {
+    async fn new(_env: &str) -> Edited {
+        Edited {
+            aws: Aws::connect(REGION).await,
+        }
+    }
+
+    fn edit(mut s: StackSpec) -> StackSpec {
+        for r in &mut s.resources {
+            if r.logical_id == "IteratorAgeAlarm" {
+                let env = s.env.clone();
+                r.properties.insert(
+                    "AlarmName".into(),
+                    format!("fastcart-orders-iterator-age-v2-{env}").into(),
+                );
+            }
+        }
+        s
+    }
+
+    async fn plan_text(&self, w: &World) -> String {
+        let stack = Self::edit(
+            fastcart_stacks::stack(
+                "fastcart",
+                &StackOptions {
+                    env: w.env.clone(),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let ctx: CloudContext = self.context(w).await;
+        let mut session =
+            fastcart_engine::Session::open(w.path(".fastcart"), "fastcart", &w.env, "test")
+                .unwrap();
+        let plan = session
+            .plan(&stack, self.aws.registry(), &ctx)
+            .await
+            .unwrap();
+        fastcart_engine::render_plan(&plan)
+    }
+
+    async fn context(&self, _w: &World) -> CloudContext {
+        self.aws.context(REGION).await.unwrap()
+    }
+
+    async fn run(&self, w: &World, args: &[&str]) -> u8 {
+        let mut argv = vec!["fastcart".to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let dir = w.dir.path().display().to_string();
+        argv.extend([
+            "--env".into(),
+            w.env.clone(),
+            "--state-dir".into(),
+            format!("{dir}/.fastcart"),
+            "--outputs-dir".into(),
+            format!("{dir}/cfn-outputs"),
+        ]);
+        let cli = <Cli as clap::Parser>::try_parse_from(&argv).unwrap();
+        run(cli, self, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Edited {
+    fn registry(&self) -> &Registry {
+        self.aws.registry()
+    }
+    fn service_limits(&self) -> BTreeMap<String, usize> {
+        self.aws.service_limits()
+    }
+    async fn context(&self, region: &str) -> miette::Result<CloudContext> {
+        self.aws.context(region).await
+    }
+    fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec> {
+        self.aws.stack(name, options).map(Self::edit)
+    }
+    fn stack_names(&self) -> Vec<String> {
+        self.aws.stack_names()
+    }
+}
+
+async fn redis_token(c: &Clients, arn: &str) -> String {
+    let v = c
+        .secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+    let token = doc["token"].as_str().unwrap().to_string();
+    assert!(token.len() >= 32);
+    token
+}
+
+/// The resources exist with the stack's properties, read through the SDK.
+async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
+    use aws_sdk_ec2::types::Filter;
+    let vpc_filter = || {
+        Filter::builder()
+            .name("vpc-id")
+            .values(&out["vpc_id"])
+            .build()
+    };
+
+    // KMS: rotation on, alias to the key.
+    let key = &out["kms_key_id"];
+    let rot = c
+        .kms
+        .get_key_rotation_status()
+        .key_id(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(rot.key_rotation_enabled());
+    let aliases = c.kms.list_aliases().key_id(key).send().await.unwrap();
+    assert!(aliases
+        .aliases()
+        .iter()
+        .any(|a| a.alias_name() == Some(&format!("alias/fastcart-{env}"))));
+
+    // Network.
+    let vpcs = c
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&out["vpc_id"])
+        .send()
+        .await
+        .unwrap();
+    let vpc = &vpcs.vpcs()[0];
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    assert!(vpc
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("Application") && t.value() == Some("FastCartOrderProcessing")));
+    let subnets = c
+        .ec2
+        .describe_subnets()
+        .filters(vpc_filter())
+        .send()
+        .await
+        .unwrap();
+    let mut cidrs: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.cidr_block())
+        .collect();
+    cidrs.sort();
+    assert_eq!(
+        cidrs,
+        vec!["10.0.1.0/24", "10.0.11.0/24", "10.0.12.0/24", "10.0.2.0/24"]
+    );
+    let azs: std::collections::BTreeSet<_> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.availability_zone())
+        .collect();
+    assert_eq!(azs.len(), 2, "two availability zones");
+    let nat = c
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(&out["nat_gateway_id"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        nat.nat_gateways()[0].state().map(|s| s.as_str()),
+        Some("available")
+    );
+    let tables = c
+        .ec2
+        .describe_route_tables()
+        .filters(vpc_filter())
+        .send()
+        .await
+        .unwrap();
+    let routes: Vec<String> = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .map(|r| {
+            r.gateway_id()
+                .or(r.nat_gateway_id())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        routes.contains(&out["internet_gateway_id"]) && routes.contains(&out["nat_gateway_id"]),
+        "{routes:?}"
+    );
+
+    // Security groups: nothing open to the world inbound; RDS and Redis from ECS only.
+    let groups = c
+        .ec2
+        .describe_security_groups()
+        .filters(vpc_filter())
+        .send()
+        .await
+        .unwrap();
+    for g in groups.security_groups() {
+        for p in g.ip_permissions() {
+            assert!(
+                p.ip_ranges()
+                    .iter()
+                    .all(|r| r.cidr_ip() != Some("0.0.0.0/0")),
+                "{g:?}"
+            );
+        }
+    }
+    for (key, port) in [
+        ("rds_security_group_id", 5432),
+        ("redis_security_group_id", 6379),
+    ] {
+        let g = groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(&out[key]))
+            .unwrap();
+        let p = &g.ip_permissions()[0];
+        assert_eq!(p.from_port(), Some(port));
+        assert_eq!(
+            p.user_id_group_pairs()[0].group_id(),
+            Some(out["ecs_security_group_id"].as_str())
+        );
+    }
+
+    // Database.
+    let dbs = c
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&out["rds_instance_id"])
+        .send()
+        .await
+        .unwrap();
+    let db = &dbs.db_instances()[0];
+    assert_eq!(db.engine(), Some("postgres"));
+    assert_eq!(db.db_instance_class(), Some("db.t3.micro"));
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(db.backup_retention_period(), Some(7));
+    assert_eq!(db.publicly_accessible(), Some(false));
+    let mut exports = db.enabled_cloudwatch_logs_exports().to_vec();
+    exports.sort();
+    assert_eq!(exports, vec!["postgresql", "upgrade"]);
+    assert_eq!(
+        db.master_user_secret().and_then(|s| s.secret_arn()),
+        Some(out["db_secret_arn"].as_str())
+    );
+    let secret = c
+        .secrets
+        .describe_secret()
+        .secret_id(&out["db_secret_arn"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        secret
+            .rotation_rules()
+            .and_then(|r| r.automatically_after_days()),
+        Some(30)
+    );
+
+    // Cache.
+    let rgs = c
+        .elasticache
+        .describe_replication_groups()
+        .replication_group_id(&out["redis_replication_group_id"])
+        .send()
+        .await
+        .unwrap();
+    let rg = &rgs.replication_groups()[0];
+    assert_eq!(rg.at_rest_encryption_enabled(), Some(true));
+    assert_eq!(rg.transit_encryption_enabled(), Some(true));
+    assert_eq!(rg.auth_token_enabled(), Some(true));
+    assert_eq!(rg.member_clusters().len(), 2);
+
+    // Stream and logs.
+    let s = c
+        .kinesis
+        .describe_stream_summary()
+        .stream_name(&out["kinesis_stream_name"])
+        .send()
+        .await
+        .unwrap();
+    let s = s.stream_description_summary().unwrap();
+    assert_eq!(s.retention_period_hours(), 24);
+    assert_eq!(s.open_shard_count(), 2);
+    assert_eq!(s.encryption_type().map(|e| e.as_str()), Some("KMS"));
+    let groups = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&out["log_group_name"])
+        .send()
+        .await
+        .unwrap();
+    let g = &groups.log_groups()[0];
+    assert_eq!(g.retention_in_days(), Some(7));
+    assert_eq!(g.kms_key_id(), Some(out["kms_key_arn"].as_str()));
+
+    // IAM, ECR, ECS, alarms.
+    let role = out["ecs_task_role_arn"]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let inline = c
+        .iam
+        .list_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert!(!inline.policy_names().is_empty());
+    let repos = c
+        .ecr
+        .describe_repositories()
+        .repository_names(format!("fastcart-order-processor-{env}"))
+        .send()
+        .await
+        .unwrap();
+    let repo = &repos.repositories()[0];
+    assert_eq!(
+        repo.image_scanning_configuration()
+            .map(|s| s.scan_on_push()),
+        Some(true)
+    );
+    assert_eq!(
+        repo.encryption_configuration()
+            .map(|e| e.encryption_type().as_str()),
+        Some("KMS")
+    );
+    let clusters = c
+        .ecs
+        .describe_clusters()
+        .clusters(&out["ecs_cluster_name"])
+        .include(aws_sdk_ecs::types::ClusterField::Settings)
+        .send()
+        .await
+        .unwrap();
+    let settings = clusters.clusters()[0].settings();
+    assert!(
+        settings.iter().any(|s| s.value() == Some("enabled")),
+        "{settings:?}"
+    );
+    let td = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(&out["task_definition_arn"])
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
+    let container = &td.container_definitions()[0];
+    assert_eq!(container.name(), Some("order-processor"));
+    let names: Vec<_> = container
+        .environment()
+        .iter()
+        .filter_map(|e| e.name())
+        .collect();
+    for n in [
+        "DB_HOST",
+        "DB_NAME",
+        "DB_PORT",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "KINESIS_STREAM",
+        "AWS_REGION",
+    ] {
+        assert!(names.contains(&n), "{n} missing: {names:?}");
+    }
+    assert_eq!(
+        container.secrets()[0].value_from(),
+        out["db_secret_arn"].as_str()
+    );
+    let svc = c
+        .ecs
+        .describe_services()
+        .cluster(&out["ecs_cluster_name"])
+        .services(&out["ecs_service_name"])
+        .send()
+        .await
+        .unwrap();
+    let svc = &svc.services()[0];
+    assert_eq!(svc.desired_count(), 2);
+    let net = svc
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .unwrap();
+    assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
+    let alarms = c
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(&out["kinesis_iterator_age_alarm_name"])
+        .alarm_names(&out["rds_cpu_alarm_name"])
+        .send()
+        .await
+        .unwrap();
+    let mut seen: Vec<_> = alarms
+        .metric_alarms()
+        .iter()
+        .map(|a| {
+            (
+                a.metric_name().unwrap_or_default(),
+                a.threshold(),
+                a.evaluation_periods(),
+                a.period(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("CPUUtilization", Some(80.0), Some(2), Some(300)),
+            (
+                "GetRecords.IteratorAgeMilliseconds",
+                Some(60000.0),
+                Some(2),
+                Some(300)
+            )
+        ]
+    );
+}
+
+/// An apply killed halfway (the process, not the emulator), then run again,
+/// finishes with exactly one AWS resource per logical id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_halfway_finishes_without_duplicates() {
+    let w = World::new("e2ekill");
+    let c = w.clients().await;
+    let mut child = w
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut created = 0;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains(": created") {
+            created += 1;
+        }
+        if created >= 12 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        created >= 12,
+        "the apply finished before it could be killed"
+    );
+
+    // The lock the dead process left names it; --force-unlock takes it over.
+    let (code, text) = w.fastcart(&["apply", "--auto-approve"]);
+    if code != 0 {
+        assert!(text.contains("lock"), "{text}");
+        w.expect(0, &["apply", "--auto-approve", "--force-unlock"]);
+    }
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    let found = w.owned(&c).await;
+    let twins: Vec<_> = found.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(twins.is_empty(), "duplicates: {twins:#?}");
+    w.expect(0, &["destroy", "--auto-approve"]);
+    assert!(w.owned(&c).await.is_empty());
+    let _ = Path::new(".");
+}

@@ -1,0 +1,50 @@
+"""moto server, as the tests run it: moto 5.2.5 with two ElastiCache gaps
+filled so that a stack can be destroyed against it as against AWS.
+
+- DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
+  AWS deletes the group. Added here.
+- DeleteReplicationGroup leaves the group in "deleting" forever in moto; AWS
+  removes it after a while. Here it is removed at once (the answer still says
+  "deleting", as AWS's does).
+
+Nothing else changes: every other request is moto's own. fastcart's drivers
+make the same calls against AWS.
+
+Run: python moto_server.py -H 127.0.0.1 -p PORT (the same arguments as moto_server).
+"""
+
+from moto.core.responses import EmptyResult
+from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+from moto.elasticache.models import ElastiCacheBackend
+from moto.elasticache.responses import ElastiCacheResponse
+from moto.server import main
+
+
+def _backend_delete_cache_subnet_group(self, name):
+    group = self.cache_subnet_groups.pop(name, None)
+    if group is None:
+        raise CacheSubnetGroupNotFound(name)
+    self.tagging_service.delete_all_tags_for_resource(group.arn)
+
+
+def _response_delete_cache_subnet_group(self):
+    self.elasticache_backend.delete_cache_subnet_group(self._get_param("CacheSubnetGroupName"))
+    return EmptyResult()
+
+
+_moto_delete_replication_group = ElastiCacheBackend.delete_replication_group
+
+
+def _delete_replication_group(self, replication_group_id, retain_primary_cluster):
+    group = _moto_delete_replication_group(self, replication_group_id, retain_primary_cluster)
+    self.replication_groups.pop(replication_group_id, None)
+    self.tagging_service.delete_all_tags_for_resource(group.arn)
+    return group
+
+
+ElastiCacheBackend.delete_cache_subnet_group = _backend_delete_cache_subnet_group
+ElastiCacheResponse.delete_cache_subnet_group = _response_delete_cache_subnet_group
+ElastiCacheBackend.delete_replication_group = _delete_replication_group
+
+if __name__ == "__main__":
+    main()
