@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use fastcart_engine::{get_att, r#ref, sub, Action, ApplyOptions, ResourceSpec, StackSpec};
+use fastcart_engine::{get_att, r#ref, sub, ApplyOptions, ResourceSpec, StackSpec};
 use serde_json::{json, Value};
 
 use crate::common::{cloud, lifecycle, Cloud};
