@@ -42,7 +42,11 @@ impl Aws {
     /// profile, `AWS_ENDPOINT_URL`); nothing is sent until a command needs
     /// the cloud.
     pub async fn connect(region: &str) -> Self {
-        let clients = fastcart_drivers::Clients::connect(region).await;
+        Self::with_clients(fastcart_drivers::Clients::connect(region).await)
+    }
+
+    /// Over clients configured elsewhere (tests point them at the emulator).
+    pub fn with_clients(clients: Arc<fastcart_drivers::Clients>) -> Self {
         Aws {
             registry: fastcart_drivers::registry(&clients),
             clients,

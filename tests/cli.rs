@@ -1,6 +1,6 @@
 //! The CLI: its help, its exit codes, and its commands run in-process over a
-//! provider backed by the engine's fake cloud. (End-to-end tests against the
-//! AWS emulator join these when the AWS drivers land.)
+//! provider backed by the engine's fake cloud. End-to-end tests against the
+//! AWS emulator are in e2e.rs.
 
 use std::process::Command;
 
@@ -41,13 +41,29 @@ fn every_command_has_real_help() {
 fn errors_exit_1_and_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["plan", "--state-dir"])
+        .args(["plan", "--stack", "nope", "--state-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no stack named fastcart"), "{err}");
+    assert!(err.contains("no stack named nope"), "{err}");
+    assert!(err.contains("known stacks: fastcart"), "{err}");
+
+    // No AWS to reach: the message says what to check.
+    let out = bin()
+        .args(["plan", "--state-dir"])
+        .arg(dir.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot look up the account"), "{err}");
+    assert!(err.contains("AWS_ENDPOINT_URL"), "{err}");
 
     let out = bin()
         .args(["drift-check", "--state-dir"])

@@ -306,7 +306,7 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
     );
 
     // A stack edit that forces a replacement: a new alarm name.
-    let edited = Edited::new("e2e").await;
+    let edited = Edited::new(c.clone());
     let plan = edited.plan_text(&w).await;
     assert!(
         plan.contains("-/+") && plan.contains("IteratorAgeAlarm"),
@@ -345,9 +345,9 @@ struct Edited {
 }
 
 impl Edited {
-    async fn new(_env: &str) -> Edited {
+    fn new(clients: Arc<Clients>) -> Edited {
         Edited {
-            aws: Aws::connect(REGION).await,
+            aws: Aws::with_clients(clients),
         }
     }
 
@@ -375,7 +375,7 @@ impl Edited {
             )
             .unwrap(),
         );
-        let ctx: CloudContext = self.context(w).await;
+        let ctx: CloudContext = self.aws.context(REGION).await.unwrap();
         let mut session =
             fastcart_engine::Session::open(w.path(".fastcart"), "fastcart", &w.env, "test")
                 .unwrap();
@@ -384,10 +384,6 @@ impl Edited {
             .await
             .unwrap();
         fastcart_engine::render_plan(&plan)
-    }
-
-    async fn context(&self, _w: &World) -> CloudContext {
-        self.aws.context(REGION).await.unwrap()
     }
 
     async fn run(&self, w: &World, args: &[&str]) -> u8 {
@@ -778,6 +774,19 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_killed_halfway_finishes_without_duplicates() {
     let w = World::new("e2ekill");
+    // Where to kill it: after this many resources were created. It varies
+    // from run to run (FASTCART_KILL_AFTER pins it, to reproduce a failure).
+    let kill_after: usize = std::env::var("FASTCART_KILL_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as usize;
+            3 + nanos % 28
+        });
+    eprintln!("killing the apply after {kill_after} resources were created (FASTCART_KILL_AFTER={kill_after} repeats this)");
     let c = w.clients().await;
     let mut child = w
         .command(&["apply", "--auto-approve"])
@@ -792,15 +801,35 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
         if line.contains(": created") {
             created += 1;
         }
-        if created >= 12 {
+        if created >= kill_after {
             break;
         }
     }
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
     assert!(
-        created >= 12,
+        created >= kill_after,
+        "the apply printed too little: {created} created"
+    );
+    assert_eq!(
+        status.code(),
+        None,
         "the apply finished before it could be killed"
+    );
+    let total = fastcart_stacks::stack(
+        "fastcart",
+        &StackOptions {
+            env: w.env.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .resources
+    .len();
+    let halfway = w.owned(&c).await.len();
+    assert!(
+        halfway < total,
+        "the kill came too late: {halfway} of {total} resources exist"
     );
 
     // The lock the dead process left names it; --force-unlock takes it over.

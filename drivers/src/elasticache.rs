@@ -608,11 +608,7 @@ impl Driver for ReplicationGroup {
                 // A group of this id still being deleted (a replacement that
                 // keeps the name: delete returns once deletion is under way):
                 // wait until it is gone, then create once more.
-                Err(e)
-                    if !waited
-                        && e.kind == ErrorKind::InvalidRequest
-                        && e.message.contains("AlreadyExists") =>
-                {
+                Err(e) if !waited && e.kind == ErrorKind::AlreadyExists => {
                     let deleting = self
                         .one(&id)
                         .await?

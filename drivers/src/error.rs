@@ -51,12 +51,17 @@ pub fn classify(code: &str) -> ErrorKind {
         || code == "RepositoryNotFoundException"
     {
         ErrorKind::NotFound
+    } else if code.ends_with("AlreadyExists")
+        || code.ends_with("AlreadyExistsFault")
+        || code.ends_with("AlreadyExistsException")
+        || code == "ResourceExistsException"
+        || code == "InvalidGroup.Duplicate"
+        || code == "RepositoryAlreadyExistsException"
+    {
+        ErrorKind::AlreadyExists
     } else if code.starts_with("Invalid")
         || code.starts_with("Validation")
         || code.starts_with("MalformedPolicyDocument")
-        || code.ends_with("AlreadyExists")
-        || code.ends_with("AlreadyExistsFault")
-        || code.ends_with("AlreadyExistsException")
     {
         ErrorKind::InvalidRequest
     } else {
@@ -126,6 +131,11 @@ mod tests {
         assert_eq!(classify("DBInstanceNotFound"), ErrorKind::NotFound);
         assert_eq!(classify("NoSuchEntity"), ErrorKind::NotFound);
         assert_eq!(classify("InvalidParameterValue"), ErrorKind::InvalidRequest);
+        assert_eq!(
+            classify("DBInstanceAlreadyExists"),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(classify("InvalidGroup.Duplicate"), ErrorKind::AlreadyExists);
         assert_eq!(classify("InternalError"), ErrorKind::Other);
     }
 }

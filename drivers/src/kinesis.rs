@@ -361,7 +361,14 @@ impl Driver for Stream {
             call = call.set_tags(Some(tags.clone().into_iter().collect()));
         }
         self.c.pace("Kinesis").await;
-        call.send().await.op(op, name)?;
+        call.send().await.op(op, name).map_err(|mut e| {
+            // The stream's name is taken: an earlier create of ours, perhaps,
+            // which the engine adopts when it carries our ownership tags.
+            if e.message.contains("ResourceInUseException") {
+                e.kind = fastcart_engine::ErrorKind::AlreadyExists;
+            }
+            e
+        })?;
         let s = self.until_active(name).await?;
 
         // Tags again: some implementations (moto) ignore them on CreateStream,

@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{
-    CreateRequest, DriverError, Ownership, Registry, ResourceHandle, UpdateRequest,
+    CreateRequest, Driver, DriverError, ErrorKind, Ownership, Registry, ResourceHandle,
+    UpdateRequest,
 };
 use crate::error::Result;
 use crate::graph::StackGraph;
@@ -580,8 +581,66 @@ impl Shared {
                 self.journal(done)?;
                 Ok(Some(created.physical_id))
             }
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                match self.taken_by_us(driver.as_ref(), step).await {
+                    Some((physical_id, attributes)) => {
+                        let mut done =
+                            Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
+                        done.physical_id = Some(physical_id.clone());
+                        done.properties = Some(protected);
+                        done.attributes = Some(attributes);
+                        done.dependencies = deps;
+                        done.error = Some(format!("adopted: {e}"));
+                        self.journal(done)?;
+                        Ok(Some(physical_id))
+                    }
+                    None => self.failed(Op::Create, step, None, e),
+                }
+            }
             Err(e) => self.failed(Op::Create, step, None, e),
         }
+    }
+
+    /// After a create found its name taken: the object that took it, when it
+    /// carries this resource's ownership tags and the state does not already
+    /// hold it (it was made by an earlier attempt whose answer was lost, or
+    /// by an apply cut off before it recorded it). Returns its physical id
+    /// and attributes, read back through the driver.
+    async fn taken_by_us(
+        &self,
+        driver: &dyn Driver,
+        step: &Step,
+    ) -> Option<(String, Map<String, Value>)> {
+        if !driver.schema().taggable {
+            return None;
+        }
+        let known: Vec<String> = {
+            let b = self.book.lock().expect("book lock");
+            b.state
+                .resources
+                .get(&step.logical_id)
+                .map(|r| {
+                    std::iter::once(r.physical_id.clone())
+                        .chain(r.deposed.iter().map(|d| d.physical_id.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let found = driver.find_by_tags(&self.owner).await.ok()?;
+        let ours = found
+            .into_iter()
+            .find(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))?;
+        let handle = ResourceHandle {
+            logical_id: step.logical_id.clone(),
+            physical_id: ours.physical_id.clone(),
+            properties: Map::new(),
+        };
+        let seen = driver
+            .read(std::slice::from_ref(&handle))
+            .await
+            .ok()?
+            .pop()??;
+        Some((ours.physical_id, seen.attributes))
     }
 
     fn failed<T>(

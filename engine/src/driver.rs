@@ -108,6 +108,10 @@ pub enum ErrorKind {
     /// Another resource still uses this one: worth retrying for a while.
     DependencyViolation,
     NotFound,
+    /// A create found the name taken. When the taken one carries this
+    /// resource's ownership tags (an earlier create whose answer was lost, or
+    /// that an interrupted apply never recorded), the engine adopts it.
+    AlreadyExists,
     InvalidRequest,
     Other,
 }

@@ -354,7 +354,7 @@ impl Driver for FakeDriver {
             if let Some(name) = &fixed {
                 if i.resources.contains_key(&(t.clone(), name.clone())) {
                     return Err(DriverError::new(
-                        ErrorKind::InvalidRequest,
+                        ErrorKind::AlreadyExists,
                         self.op_name(FakeOp::Create),
                         format!("{name} already exists"),
                     ));

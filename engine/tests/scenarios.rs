@@ -761,3 +761,64 @@ async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlo
     assert!(!h.plan(&s).await.has_changes());
     assert_eq!(h.cloud.len(), 2);
 }
+
+#[tokio::test]
+async fn a_taken_name_carrying_our_tags_is_adopted_and_anything_else_is_an_error() {
+    let h = Harness::new();
+    let mut s = StackSpec::new("shop", "dev");
+    s.add(ResourceSpec::new("Stream", "Fake::Queue::Stream").prop("StreamName", "orders"));
+    let create = |name: &str, logical_id: &str, stack: &str| {
+        let driver = h.registry.get("Fake::Queue::Stream").unwrap().clone();
+        let props: fastcart_engine::Properties =
+            serde_json::from_value(json!({"StreamName": name})).unwrap();
+        let owner = fastcart_engine::Ownership {
+            stack: stack.into(),
+            env: "dev".into(),
+        };
+        let tags = owner.tags_for(logical_id, &Default::default());
+        let ctx = h.ctx.clone();
+        let logical_id = logical_id.to_string();
+        async move {
+            driver
+                .create(fastcart_engine::CreateRequest {
+                    logical_id: &logical_id,
+                    properties: &props,
+                    tags: &tags,
+                    idempotency_token: "earlier",
+                    context: &ctx,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    // The plan sees nothing; then an earlier, cut-off create of ours lands.
+    let mut session = h.session(&s);
+    let plan = session.plan(&s, &h.registry, &h.ctx).await.unwrap();
+    assert_eq!(plan.step("Stream").unwrap().action, Action::Create);
+    let earlier = create("orders", "Stream", "shop").await;
+    let report = session
+        .apply(&s, &h.registry, &h.ctx, &plan, common::fast_retries())
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(
+        session.state().resources["Stream"].physical_id,
+        earlier.physical_id
+    );
+    assert_eq!(h.cloud.len(), 1);
+    drop(session);
+    assert!(!h.plan(&s).await.has_changes());
+
+    // A name taken by something that is not ours is an error, not adopted.
+    let mut t = StackSpec::new("shop", "dev");
+    t.add(ResourceSpec::new("Other", "Fake::Queue::Stream").prop("StreamName", "billing"));
+    let mut session = h.session(&t);
+    let plan = session.plan(&t, &h.registry, &h.ctx).await.unwrap();
+    create("billing", "Billing", "someone-else").await;
+    let report = session
+        .apply(&t, &h.registry, &h.ctx, &plan, common::fast_retries())
+        .await
+        .unwrap();
+    assert!(!report.succeeded());
+    assert!(!session.state().resources.contains_key("Other"));
+}

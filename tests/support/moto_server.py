@@ -1,11 +1,14 @@
-"""moto server, as the tests run it: moto 5.2.5 with two ElastiCache gaps
-filled so that a stack can be destroyed against it as against AWS.
+"""moto server, as the tests run it: moto 5.2.5 with three gaps filled where
+it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
   AWS deletes the group. Added here.
 - DeleteReplicationGroup leaves the group in "deleting" forever in moto; AWS
   removes it after a while. Here it is removed at once (the answer still says
   "deleting", as AWS's does).
+- CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
+  atomically with its creation (which is what lets an apply killed right after
+  a create find the stream by its ownership tags). Honoured here.
 
 Nothing else changes: every other request is moto's own. fastcart's drivers
 make the same calls against AWS.
@@ -17,6 +20,7 @@ from moto.core.responses import EmptyResult
 from moto.elasticache.exceptions import CacheSubnetGroupNotFound
 from moto.elasticache.models import ElastiCacheBackend
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.kinesis.responses import KinesisResponse
 from moto.server import main
 
 
@@ -42,6 +46,18 @@ def _delete_replication_group(self, replication_group_id, retain_primary_cluster
     return group
 
 
+_moto_create_stream = KinesisResponse.create_stream
+
+
+def _create_stream(self):
+    result = _moto_create_stream(self)
+    tags = self._get_param("Tags") or {}
+    if tags:
+        self.kinesis_backend.add_tags_to_stream(None, self._get_param("StreamName"), tags)
+    return result
+
+
+KinesisResponse.create_stream = _create_stream
 ElastiCacheBackend.delete_cache_subnet_group = _backend_delete_cache_subnet_group
 ElastiCacheResponse.delete_cache_subnet_group = _response_delete_cache_subnet_group
 ElastiCacheBackend.delete_replication_group = _delete_replication_group
