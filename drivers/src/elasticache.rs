@@ -342,7 +342,7 @@ impl ReplicationGroup {
             .create_only("AtRestEncryptionEnabled")
             .prop("TransitEncryptionEnabled")
             .create_only("KmsKeyId")
-            .write_only("AuthToken")
+            .secret("AuthToken")
             .create_only("Port")
             .prop("SnapshotRetentionLimit")
             .prop("SnapshotWindow")

@@ -77,22 +77,9 @@ fn default_policy(ctx: &CloudContext) -> String {
     .to_string()
 }
 
-/// `PendingWindowInDays` as last applied. The engine keeps write-only
-/// properties only as salted hashes; the valid values are few (7 to 30), so
-/// the one that matches the hash is the one applied.
+/// `PendingWindowInDays` as last applied (CloudFormation's default when unset).
 fn pending_window(p: &Map<String, Value>) -> i32 {
-    let Some(stored) = p.get("PendingWindowInDays") else {
-        return DEFAULT_PENDING_WINDOW;
-    };
-    if let Some(n) = i32_of(p, "PendingWindowInDays") {
-        return n;
-    }
-    (7..=30)
-        .find(|n: &i32| {
-            fastcart_engine::state::secret_matches(stored, &json!(n))
-                || fastcart_engine::state::secret_matches(stored, &json!(n.to_string()))
-        })
-        .unwrap_or(DEFAULT_PENDING_WINDOW)
+    i32_of(p, "PendingWindowInDays").unwrap_or(DEFAULT_PENDING_WINDOW)
 }
 
 pub struct Key {
@@ -612,14 +599,14 @@ mod tests {
     }
 
     #[test]
-    fn the_pending_window_survives_hashing() {
+    fn the_pending_window_is_kept_in_clear() {
+        // Write-only but no secret: state keeps it as it was given.
         let schema = TypeSchema::new("AWS::KMS::Key").write_only("PendingWindowInDays");
         let mut p = Map::new();
         p.insert("PendingWindowInDays".into(), json!(9));
-        let hashed = fastcart_engine::state::protect_secrets(&p, &schema);
-        assert_ne!(hashed.get("PendingWindowInDays"), Some(&json!(9)));
-        assert_eq!(pending_window(&hashed), 9);
-        assert_eq!(pending_window(&p), 9);
+        let kept = fastcart_engine::state::protect_secrets(&p, &schema);
+        assert_eq!(kept.get("PendingWindowInDays"), Some(&json!(9)));
+        assert_eq!(pending_window(&kept), 9);
         assert_eq!(pending_window(&Map::new()), DEFAULT_PENDING_WINDOW);
     }
 }

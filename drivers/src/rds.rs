@@ -20,7 +20,7 @@ use fastcart_engine::{
     CloudContext, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed,
     Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
@@ -470,7 +470,7 @@ impl DbInstance {
             .create_only("KmsKeyId")
             .create_only("DBName")
             .create_only("MasterUsername")
-            .write_only("MasterUserPassword")
+            .secret("MasterUserPassword")
             .prop("ManageMasterUserPassword")
             .prop("MasterUserSecret")
             .create_only("DBSubnetGroupName")
@@ -871,11 +871,7 @@ impl Driver for DbInstance {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
-        // Write-only, so hashed in state: compare against the hash.
-        let keep_backups = h.properties.get("DeleteAutomatedBackups").is_some_and(|v| {
-            fastcart_engine::state::secret_matches(v, &Value::Bool(false))
-                || fastcart_engine::state::secret_matches(v, &json!("false"))
-        });
+        let keep_backups = bool_of(&h.properties, "DeleteAutomatedBackups") == Some(false);
         // An instance still creating, modifying or backing up refuses to be
         // deleted for a while; one already deleting refuses until it is gone.
         let r = wait::while_in_use(INSTANCE_TIMEOUT, || async {

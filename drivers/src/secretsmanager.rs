@@ -208,7 +208,7 @@ impl Secret {
             .fixed_name("Name")
             .prop("Description")
             .prop("KmsKeyId")
-            .write_only("SecretString")
+            .secret("SecretString")
             .write_only("GenerateSecretString")
             .kind("Tags", ValueKind::Tags)
             .attribute("Id")

@@ -491,7 +491,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .prop("SubnetIds")
             .kind("SubnetIds", ValueKind::UnorderedList)
             .prop("Size")
-            .write_only("MasterPassword")
+            .secret("MasterPassword")
             .attribute("Endpoint.Address")
             .attribute("Arn")
             .typical_duration(Duration::from_secs(600)),
@@ -507,7 +507,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .prop("Size")
             .prop("Inputs")
             .prop("Secret")
-            .write_only("Secret")
+            .secret("Secret")
             .attribute("Arn")
             .typical_duration(Duration::from_secs(1)),
     ]

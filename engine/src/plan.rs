@@ -228,7 +228,7 @@ pub fn diff(
                     })
                 }
             };
-            let sensitive = prop.write_only;
+            let sensitive = prop.sensitive;
             let after = match (&resolved, sensitive) {
                 (_, true) => After::Sensitive,
                 (Some(v), false) => After::Value(v.clone()),
@@ -245,7 +245,8 @@ pub fn diff(
                 });
                 continue;
             };
-            let before = if sensitive {
+            // What AWS never returns is compared with what was applied last.
+            let before = if prop.write_only {
                 existing.properties.get(name)
             } else {
                 seen.properties.get(name)

@@ -31,8 +31,13 @@ pub struct PropertySchema {
     pub required: bool,
     /// Changing it replaces the resource.
     pub create_only: bool,
-    /// Never read back from AWS and never shown: secrets and one-shot inputs.
+    /// Never read back from AWS (AWS's writeOnlyProperties): compared with
+    /// what fastcart applied last, never with the cloud, and never drift.
     pub write_only: bool,
+    /// A secret: write-only, kept in state and journal only as a salted hash,
+    /// shown as `(sensitive)`.
+    #[serde(default)]
+    pub sensitive: bool,
     #[serde(skip_serializing_if = "is_plain", default)]
     pub kind: ValueKind,
 }
@@ -92,9 +97,17 @@ impl TypeSchema {
         self.with_prop(name, |p| p.create_only = true)
     }
 
-    /// Marks a property write-only: a secret or an input AWS never returns.
+    /// Marks a property write-only: an input AWS never returns.
     pub fn write_only(self, name: &str) -> Self {
         self.with_prop(name, |p| p.write_only = true)
+    }
+
+    /// Marks a property a secret: write-only, hashed in state, never shown.
+    pub fn secret(self, name: &str) -> Self {
+        self.with_prop(name, |p| {
+            p.write_only = true;
+            p.sensitive = true;
+        })
     }
 
     pub fn kind(self, name: &str, kind: ValueKind) -> Self {
@@ -132,6 +145,10 @@ impl TypeSchema {
 
     pub fn is_write_only(&self, name: &str) -> bool {
         self.property(name).is_some_and(|p| p.write_only)
+    }
+
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.property(name).is_some_and(|p| p.sensitive)
     }
 
     pub fn kind_of(&self, name: &str) -> ValueKind {

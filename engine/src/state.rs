@@ -192,7 +192,7 @@ pub fn protect_secrets(props: &Map<String, Value>, schema: &TypeSchema) -> Map<S
     props
         .iter()
         .map(|(k, v)| {
-            if schema.is_write_only(k) && !is_secret_hash(v) {
+            if schema.is_sensitive(k) && !is_secret_hash(v) {
                 (k.clone(), Value::String(secret_hash(v, &random_hex(8))))
             } else {
                 (k.clone(), v.clone())
@@ -239,9 +239,7 @@ mod tests {
 
     #[test]
     fn secrets_are_hashed_with_salt_and_still_comparable() {
-        let schema = TypeSchema::new("T::X::Y")
-            .prop("Name")
-            .write_only("Password");
+        let schema = TypeSchema::new("T::X::Y").prop("Name").secret("Password");
         let props = json!({"Name": "n", "Password": "hunter2"})
             .as_object()
             .unwrap()

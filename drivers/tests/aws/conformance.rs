@@ -1,8 +1,9 @@
 //! Every driver schema held against AWS's own resource provider schemas, as
 //! shipped by the `cfn-lint` package (installed beside moto by
 //! `scripts/moto.sh`): each property a driver accepts exists for that type,
-//! each attribute is one of AWS's read-only properties, and each property
-//! AWS calls create-only is create-only in the driver too.
+//! each attribute is one of AWS's read-only properties, each property AWS
+//! calls create-only is create-only in the driver too, and each it calls
+//! write-only (never returned) is write-only in the driver.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -56,6 +57,7 @@ fn every_driver_schema_agrees_with_aws() {
         let properties = theirs["properties"].as_object().expect("properties");
         let read_only = paths(&theirs, "readOnlyProperties");
         let create_only = paths(&theirs, "createOnlyProperties");
+        let write_only = paths(&theirs, "writeOnlyProperties");
         for (name, p) in &ours.properties {
             checked += 1;
             if !properties.contains_key(name) {
