@@ -342,6 +342,8 @@ impl ReplicationGroup {
             .create_only("AtRestEncryptionEnabled")
             .prop("TransitEncryptionEnabled")
             .create_only("KmsKeyId")
+            // AWS's schema calls it write-only: compared with what was applied.
+            .write_only("KmsKeyId")
             .secret("AuthToken")
             .create_only("Port")
             .prop("SnapshotRetentionLimit")

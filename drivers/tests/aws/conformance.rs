@@ -70,6 +70,11 @@ fn every_driver_schema_agrees_with_aws() {
                     "{t}: {name} is create-only in AWS but not in the driver"
                 ));
             }
+            if write_only.contains(name) && !p.write_only {
+                problems.push(format!(
+                    "{t}: {name} is write-only in AWS (never returned) but not in the driver"
+                ));
+            }
         }
         for a in &ours.attributes {
             checked += 1;
