@@ -415,6 +415,36 @@ fn secrets_json(secrets: &[Secret]) -> Value {
 
 /// What AWS reports about a container, in CloudFormation's shape. Numbers
 /// stay numbers; lists are always present (AWS reports empty ones).
+/// ECS does not keep the order of a container's environment variables and
+/// secrets: lists them in the order the stack gave them (matched by name,
+/// container by container), so the same set reads back equal. Entries the
+/// stack did not give go last, so a variable added behind fastcart's back is
+/// still a difference.
+fn in_given_order(seen: &mut Value, given: &Value) {
+    let (Value::Array(seen), Value::Array(given)) = (seen, given) else {
+        return;
+    };
+    for container in seen.iter_mut() {
+        let name = container.get("Name").cloned();
+        let Some(wanted) = given.iter().find(|g| g.get("Name") == name.as_ref()) else {
+            continue;
+        };
+        for key in ["Environment", "Secrets"] {
+            let order: Vec<&Value> = match wanted.get(key) {
+                Some(Value::Array(items)) => items.iter().filter_map(|i| i.get("Name")).collect(),
+                _ => continue,
+            };
+            if let Some(Value::Array(items)) = container.get_mut(key) {
+                items.sort_by_key(|i| {
+                    i.get("Name")
+                        .and_then(|n| order.iter().position(|o| *o == n))
+                        .unwrap_or(usize::MAX)
+                });
+            }
+        }
+    }
+}
+
 fn container_json(c: &ContainerDefinition) -> Value {
     let mut o = Map::new();
     put(&mut o, "Name", c.name());
@@ -1073,7 +1103,16 @@ impl Driver for TaskDefinition {
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
             out.push(match self.describe(&h.physical_id).await? {
-                Some((td, tags)) if !retired(&td) => Some(Self::observe(&td, &tags)),
+                Some((td, tags)) if !retired(&td) => {
+                    let mut o = Self::observe(&td, &tags);
+                    if let (Some(seen), Some(given)) = (
+                        o.properties.get_mut("ContainerDefinitions"),
+                        h.properties.get("ContainerDefinitions"),
+                    ) {
+                        in_given_order(seen, given);
+                    }
+                    Some(o)
+                }
                 _ => None,
             });
         }
@@ -1800,6 +1839,29 @@ impl Driver for Service {
             .zip(live)
             .filter_map(|(f, o)| o.map(|_| f))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn environment_reads_back_in_the_order_given() {
+        let given = json!([{"Name": "app", "Environment": [
+            {"Name": "B", "Value": "2"}, {"Name": "A", "Value": "1"}],
+            "Secrets": [{"Name": "S", "ValueFrom": "arn"}]}]);
+        let mut seen = json!([{"Name": "app", "Cpu": 0, "Environment": [
+            {"Name": "X", "Value": "9"}, {"Name": "A", "Value": "1"}, {"Name": "B", "Value": "2"}],
+            "Secrets": [{"Name": "S", "ValueFrom": "arn"}]}]);
+        in_given_order(&mut seen, &given);
+        let names: Vec<&str> = seen[0]["Environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["B", "A", "X"]);
     }
 }
 

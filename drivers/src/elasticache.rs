@@ -562,18 +562,10 @@ impl Driver for ReplicationGroup {
             None => None,
         };
         let tags = all_tags(p, req.tags);
-        // A group without cluster mode is one node group, so NumCacheClusters
-        // n is a primary and n-1 replicas: the group AWS makes from
-        // ReplicasPerNodeGroup n-1 (NumNodeGroups defaults to 1). That form
-        // is sent because moto 5.2.5 ignores NumCacheClusters (one node
-        // whatever it says) and honours ReplicasPerNodeGroup.
-        let (num_cache_clusters, replicas_per_node_group) = match (
+        let (num_cache_clusters, replicas_per_node_group) = (
             i32_of(p, "NumCacheClusters"),
             i32_of(p, "ReplicasPerNodeGroup"),
-        ) {
-            (Some(n), None) if n >= 1 => (None, Some(n - 1)),
-            given => given,
-        };
+        );
         let mut waited = false;
         loop {
             self.c.pace("ElastiCache").await;
@@ -773,25 +765,11 @@ impl Driver for ReplicationGroup {
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        // Done once AWS reports the group deleting (or gone): deletion cannot
-        // be stopped from there and the group reads as gone. Waiting for it
-        // to disappear would never end on moto 5.2.5, which keeps deleted
-        // groups in "deleting" for good. What must wait for it does: a cache
-        // subnet group retries while in use, and creating a group of the same
-        // id waits until this one is gone.
-        wait::until(
-            "elasticache:DescribeReplicationGroups",
-            &format!("replication group {id} to start deleting"),
-            GROUP_TIMEOUT,
-            || async {
-                Ok(match self.one(id).await? {
-                    None => Some(()),
-                    Some(g) if g.status() == Some("deleting") => Some(()),
-                    Some(_) => None,
-                })
-            },
-        )
-        .await
+        // Done when the group is gone: its nodes hold network interfaces in
+        // the stack's subnets and security group until then, so what is
+        // deleted after it (the cache subnet group, the security group) would
+        // otherwise fail as in use.
+        self.wait_gone(id).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

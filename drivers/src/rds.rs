@@ -448,9 +448,14 @@ fn instance_attributes(i: &Instance) -> Map<String, Value> {
 
 /// Whether an available instance has nothing left to apply.
 fn settled(i: &Instance) -> bool {
-    i.db_instance_status() == Some("available")
-        && i.pending_modified_values()
-            .is_none_or(|p| *p == PendingModifiedValues::builder().build())
+    // After a storage change RDS spends hours in storage-optimization while
+    // the database serves normally: that counts as done.
+    matches!(
+        i.db_instance_status(),
+        Some("available" | "storage-optimization")
+    ) && i
+        .pending_modified_values()
+        .is_none_or(|p| *p == PendingModifiedValues::builder().build())
         && i.vpc_security_groups()
             .iter()
             .all(|g| g.status().is_none_or(|s| s == "active"))

@@ -1,4 +1,4 @@
-"""moto server, as the tests run it: moto 5.2.5 with three gaps filled where
+"""moto server, as the tests run it: moto 5.2.5 with four gaps filled where
 it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
@@ -6,6 +6,9 @@ it differs from AWS in ways that matter to fastcart.
 - DeleteReplicationGroup leaves the group in "deleting" forever in moto; AWS
   removes it after a while. Here it is removed at once (the answer still says
   "deleting", as AWS's does).
+- CreateReplicationGroup ignores NumCacheClusters in moto 5.2.5 (one node
+  whatever it says, unless ReplicasPerNodeGroup is given); AWS makes that many
+  nodes. Honoured here.
 - CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
   atomically with its creation (which is what lets an apply killed right after
   a create find the stream by its ownership tags). Honoured here.
@@ -18,7 +21,7 @@ Run: python moto_server.py -H 127.0.0.1 -p PORT (the same arguments as moto_serv
 
 from moto.core.responses import EmptyResult
 from moto.elasticache.exceptions import CacheSubnetGroupNotFound
-from moto.elasticache.models import ElastiCacheBackend
+from moto.elasticache.models import ElastiCacheBackend, ReplicationGroup
 from moto.elasticache.responses import ElastiCacheResponse
 from moto.kinesis.responses import KinesisResponse
 from moto.server import main
@@ -57,6 +60,17 @@ def _create_stream(self):
     return result
 
 
+_moto_members = ReplicationGroup._set_node_members_clusters_disabled
+
+
+def _members(self, *args, **kwargs):
+    n = kwargs.get("num_cache_clusters")
+    if n and not kwargs.get("replicas_per_node_group"):
+        kwargs["replicas_per_node_group"] = n - 1
+    return _moto_members(self, *args, **kwargs)
+
+
+ReplicationGroup._set_node_members_clusters_disabled = _members
 KinesisResponse.create_stream = _create_stream
 ElastiCacheBackend.delete_cache_subnet_group = _backend_delete_cache_subnet_group
 ElastiCacheResponse.delete_cache_subnet_group = _response_delete_cache_subnet_group
