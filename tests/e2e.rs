@@ -846,3 +846,77 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
     assert!(w.owned(&c).await.is_empty());
     let _ = Path::new(".");
 }
+
+/// `--db-secret-arn`: the database takes its master password from an
+/// existing secret, read at apply time; the password never reaches state,
+/// journal, plan or outputs, and the tasks get that secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_database_secret_is_used_and_never_stored() {
+    let w = World::new("e2esecret");
+    let c = w.clients().await;
+    let password = "Extern4l-Db-Passw0rd-never-stored";
+    let secret = c
+        .secrets
+        .create_secret()
+        .name("external-db-e2esecret")
+        .secret_string(format!(
+            r#"{{"username": "fastcart_admin", "password": "{password}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_string();
+    let args = |cmd: &[&str]| {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend(["--db-secret-arn".to_string(), arn.clone()]);
+        v
+    };
+    let run = |cmd: &[&str], code: i32| {
+        let a = args(cmd);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        w.expect(code, &refs)
+    };
+    let plan = run(&["plan"], 0);
+    let applied = run(&["apply", "--auto-approve"], 0);
+    run(&["plan", "--detailed-exitcode"], 0);
+
+    let out = outputs(&w);
+    assert_eq!(out["db_secret_arn"], arn);
+    let dbs = c
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&out["rds_instance_id"])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        dbs.db_instances()[0].master_user_secret().is_none(),
+        "RDS must not manage the password when a secret is given"
+    );
+    let td = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(&out["task_definition_arn"])
+        .send()
+        .await
+        .unwrap();
+    let container = &td.task_definition().unwrap().container_definitions()[0];
+    assert_eq!(container.secrets()[0].value_from(), arn.as_str());
+
+    let dir = w.path(".fastcart/fastcart-e2esecret");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains(password),
+            "the password is in {}",
+            path.display()
+        );
+    }
+    let flat = std::fs::read_to_string(w.path("cfn-outputs/flat-outputs.json")).unwrap();
+    for (what, text) in [("plan", &plan), ("apply", &applied), ("outputs", &flat)] {
+        assert!(!text.contains(password), "the password is in the {what}");
+    }
+    run(&["destroy", "--auto-approve"], 0);
+    assert!(w.owned(&c).await.is_empty());
+}
