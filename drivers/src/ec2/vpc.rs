@@ -83,18 +83,24 @@ impl Driver for Vpc {
     }
 
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
         let mut vpcs = HashMap::new();
-        let mut pages = self
-            .c
-            .ec2
-            .describe_vpcs()
-            .filters(filter("vpc-id", ids.iter().copied()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for v in page.op("ec2:DescribeVpcs", &ids.join(","))?.vpcs() {
-                vpcs.insert(v.vpc_id().unwrap_or_default().to_string(), v.clone());
+        // A filter takes at most 200 values: one call per 200 VPCs and page.
+        for chunk in ids.chunks(200) {
+            let mut pages = self
+                .c
+                .ec2
+                .describe_vpcs()
+                .filters(filter("vpc-id", chunk.iter().copied()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for v in page.op("ec2:DescribeVpcs", &chunk.join(","))?.vpcs() {
+                    vpcs.insert(v.vpc_id().unwrap_or_default().to_string(), v.clone());
+                }
             }
         }
         let live: Vec<&str> = vpcs.keys().map(String::as_str).collect();
