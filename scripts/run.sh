@@ -28,20 +28,7 @@ if [ "${FASTCART_EMULATOR:-}" != "1" ] && has_account; then
   exec "$bin" apply
 fi
 
-venv="$(bash scripts/moto.sh)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-log="$(mktemp)"
-MOTO_IAM_LOAD_MANAGED_POLICIES=true "$venv/bin/python" tests/support/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-moto=$!
-trap 'kill $moto 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.2
-done
-
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION="${AWS_REGION:-eu-central-1}"
-unset AWS_PROFILE
+. scripts/emulator.sh
 state=(--state-dir .fastcart-emulator)
 echo "== no AWS account configured: using the local emulator at $AWS_ENDPOINT_URL"
 

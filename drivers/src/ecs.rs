@@ -1532,7 +1532,7 @@ impl Service {
     /// service has settled.
     async fn settle(&self, cluster: &str, arn: &str) -> Result<(), DriverError> {
         let name = service_name_of(arn);
-        wait::until(
+        let waited = wait::until(
             "ecs:DescribeServices",
             &format!("service {name} to reach a steady state"),
             15 * MINUTE,
@@ -1543,7 +1543,27 @@ impl Service {
                 }
             },
         )
-        .await
+        .await;
+        match waited {
+            // Say why, in ECS's own words: most often the tasks cannot pull
+            // their image (an empty repository) or cannot be placed.
+            Err(mut e) => {
+                if let Ok(Some(s)) = self.describe_one(cluster, arn).await {
+                    let events: Vec<&str> =
+                        s.events().iter().take(3).filter_map(|ev| ev.message()).collect();
+                    e.message = format!(
+                        "{}; {} of {} tasks running{}{}",
+                        e.message,
+                        s.running_count(),
+                        s.desired_count(),
+                        if events.is_empty() { "" } else { "; latest service events: " },
+                        events.join(" | ")
+                    );
+                }
+                Err(e)
+            }
+            ok => ok,
+        }
     }
 
     /// Waits until the service is INACTIVE or gone (draining stops its tasks).

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sourced by scripts: starts the local AWS emulator (moto server, installed by
+# scripts/moto.sh) on a free port on 127.0.0.1, points the AWS SDK at it, and
+# stops it when the sourcing script exits.
+venv="$(bash scripts/moto.sh)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+emulator_log="$(mktemp)"
+MOTO_IAM_LOAD_MANAGED_POLICIES=true "$venv/bin/python" tests/support/moto_server.py -H 127.0.0.1 -p "$port" >"$emulator_log" 2>&1 &
+emulator_pid=$!
+trap 'kill $emulator_pid 2>/dev/null; rm -f "$emulator_log"' EXIT
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION="${AWS_REGION:-eu-central-1}"
+unset AWS_PROFILE
