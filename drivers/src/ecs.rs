@@ -1549,14 +1549,22 @@ impl Service {
             // their image (an empty repository) or cannot be placed.
             Err(mut e) => {
                 if let Ok(Some(s)) = self.describe_one(cluster, arn).await {
-                    let events: Vec<&str> =
-                        s.events().iter().take(3).filter_map(|ev| ev.message()).collect();
+                    let events: Vec<&str> = s
+                        .events()
+                        .iter()
+                        .take(3)
+                        .filter_map(|ev| ev.message())
+                        .collect();
                     e.message = format!(
                         "{}; {} of {} tasks running{}{}",
                         e.message,
                         s.running_count(),
                         s.desired_count(),
-                        if events.is_empty() { "" } else { "; latest service events: " },
+                        if events.is_empty() {
+                            ""
+                        } else {
+                            "; latest service events: "
+                        },
                         events.join(" | ")
                     );
                 }
