@@ -920,3 +920,69 @@ async fn an_existing_database_secret_is_used_and_never_stored() {
     run(&["destroy", "--auto-approve"], 0);
     assert!(w.owned(&c).await.is_empty());
 }
+
+/// Ctrl-C during an apply: the calls in flight finish, the state is saved,
+/// the message says how to continue, and the next apply finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_calls_in_flight_saves_state_and_says_how_to_continue() {
+    let w = World::new("e2eint");
+    let c = w.clients().await;
+    let mut child = w
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains(": creating...");
+        seen.push(line);
+        if started && seen.iter().filter(|l| l.contains(": creating...")).count() >= 6 {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map_while(Result::ok));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let exit = child.wait().unwrap();
+    let out = seen.join("\n");
+    if exit.code() == Some(0) {
+        panic!("the apply finished before Ctrl-C reached it:\n{out}");
+    }
+    assert_eq!(exit.code(), Some(1), "{out}\n{stderr}");
+    assert!(stderr.contains("Interrupted"), "{stderr}");
+    assert!(out.contains("run `fastcart apply` again"), "{out}");
+    // Every call that started also finished: no "creating..." without its end.
+    for line in seen
+        .iter()
+        .filter(|l| l.ends_with(")") && l.contains(": creating..."))
+    {
+        let id = line.split(':').next().unwrap();
+        assert!(
+            seen.iter().any(|l| l.starts_with(&format!("{id}: created"))
+                || l.starts_with(&format!("{id}: FAILED"))),
+            "{id} started but never finished:\n{out}"
+        );
+    }
+    // The state holds what was made; the next apply finishes without twins.
+    let held = w.state()["resources"].as_object().unwrap().len();
+    assert!(held > 0, "nothing was saved");
+    w.expect(0, &["apply", "--auto-approve"]);
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    let twins: Vec<_> = w
+        .owned(&c)
+        .await
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    assert!(twins.is_empty(), "duplicates: {twins:#?}");
+    w.expect(0, &["destroy", "--auto-approve"]);
+}
