@@ -414,8 +414,14 @@ impl ReplicationGroup {
                     return Ok(None);
                 };
                 let status = g.status().unwrap_or_default().to_string();
+                // A modification AWS has accepted but not yet applied still
+                // blocks the next one: wait for it too.
+                let pending = g.pending_modified_values().is_some_and(|p| {
+                    *p != aws_sdk_elasticache::types::ReplicationGroupPendingModifiedValues::builder()
+                        .build()
+                });
                 match status.as_str() {
-                    "available" => Ok(Some(g)),
+                    "available" if !pending => Ok(Some(g)),
                     "create-failed" => Err(DriverError::new(
                         ErrorKind::Other,
                         "elasticache:CreateReplicationGroup",

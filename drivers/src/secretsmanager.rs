@@ -66,7 +66,17 @@ impl Info {
 
 fn rules_value(r: &RotationRulesType) -> Value {
     let mut m = Map::new();
-    if let Some(days) = r.automatically_after_days() {
+    // AWS may report a days-based rotation as `rate(N days)` only: that is
+    // AutomaticallyAfterDays N, as the stack says it.
+    let days = r.automatically_after_days().or_else(|| {
+        r.schedule_expression().and_then(|e| {
+            e.strip_prefix("rate(")?
+                .strip_suffix(" days)")?
+                .parse()
+                .ok()
+        })
+    });
+    if let Some(days) = days {
         m.insert("AutomaticallyAfterDays".into(), Value::from(days));
     }
     if let Some(e) = r.schedule_expression() {
@@ -657,6 +667,17 @@ impl Driver for RotationSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_in_days_reads_as_automatically_after_days() {
+        let r = RotationRulesType::builder()
+            .schedule_expression("rate(30 days)")
+            .build();
+        assert_eq!(
+            rules_value(&r)["AutomaticallyAfterDays"],
+            serde_json::json!(30)
+        );
+    }
 
     #[test]
     fn secret_names_from_arns() {
