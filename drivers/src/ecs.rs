@@ -19,8 +19,8 @@
 //! - Deleted clusters and services stay, `INACTIVE`, in `Describe*` and in the
 //!   tagging API; `find_by_tags` therefore checks their status.
 //! - Services never start tasks: `runningCount` stays 0 and the deployment
-//!   `IN_PROGRESS` for ever, and the service has no `createdAt` (which ECS
-//!   always reports). See `settled`.
+//!   `IN_PROGRESS` for ever. The tests' emulator (tests/support/moto_server.py)
+//!   runs them, so `settled` makes the same check against it as against ECS.
 //! - A task definition that does not exist is a `ClientException` "Unable to
 //!   describe task definition." (as on AWS), not a `*NotFound` code.
 
@@ -1412,11 +1412,6 @@ fn deployment_json(d: &DeploymentConfiguration) -> Value {
 /// PRIMARY one, its rollout COMPLETED (or not reported, as for deployment
 /// controllers without rollouts), and as many tasks running as desired.
 /// A FAILED rollout is an error.
-///
-/// An emulator that never starts tasks (moto) would never pass this. ECS
-/// always reports when a service was created (`createdAt`); moto does not.
-/// A service without `createdAt` is taken as settled once ACTIVE; the check
-/// of any service from ECS itself is the full one.
 fn settled(s: &EcsService, op: &str) -> Result<bool, DriverError> {
     let name = s.service_name().unwrap_or_default();
     match s.status() {
@@ -1444,9 +1439,6 @@ fn settled(s: &EcsService, op: &str) -> Result<bool, DriverError> {
                 d.rollout_state_reason().unwrap_or("no reason given")
             ),
         ));
-    }
-    if s.created_at().is_none() {
-        return Ok(true);
     }
     let rolled_out = match s.deployments() {
         // EXTERNAL and CODE_DEPLOY controllers report task sets instead.

@@ -1,4 +1,4 @@
-"""moto server, as the tests run it: moto 5.2.5 with four gaps filled where
+"""moto server, as the tests run it: moto 5.2.5 with five gaps filled where
 it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
@@ -9,6 +9,10 @@ it differs from AWS in ways that matter to fastcart.
 - CreateReplicationGroup ignores NumCacheClusters in moto 5.2.5 (one node
   whatever it says, unless ReplicasPerNodeGroup is given); AWS makes that many
   nodes. Honoured here.
+- An ECS service never reaches a steady state in moto 5.2.5 (no task runs:
+  runningCount 0, its deployment IN_PROGRESS forever); on AWS, with an image
+  to run, it does. Here its tasks are running at once and its deployment is
+  COMPLETED, so the driver's real steady-state check passes.
 - CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
   atomically with its creation (which is what lets an apply killed right after
   a create find the stream by its ownership tags). Honoured here.
@@ -23,6 +27,7 @@ from moto.core.responses import EmptyResult
 from moto.elasticache.exceptions import CacheSubnetGroupNotFound
 from moto.elasticache.models import ElastiCacheBackend, ReplicationGroup
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.ecs.models import Service
 from moto.kinesis.responses import KinesisResponse
 from moto.server import main
 
@@ -71,6 +76,22 @@ def _members(self, *args, **kwargs):
 
 
 ReplicationGroup._set_node_members_clusters_disabled = _members
+
+_moto_service_init = Service.__init__
+
+
+def _service_init(self, *args, **kwargs):
+    _moto_service_init(self, *args, **kwargs)
+    self.running_count = self.desired_count
+    self.pending_count = 0
+    for d in self.deployments:
+        d["runningCount"] = self.desired_count
+        d["pendingCount"] = 0
+        d["rolloutState"] = "COMPLETED"
+        d["rolloutStateReason"] = f"ECS deployment {d['id']} completed."
+
+
+Service.__init__ = _service_init
 KinesisResponse.create_stream = _create_stream
 ElastiCacheBackend.delete_cache_subnet_group = _backend_delete_cache_subnet_group
 ElastiCacheResponse.delete_cache_subnet_group = _response_delete_cache_subnet_group
