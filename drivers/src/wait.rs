@@ -62,6 +62,19 @@ where
     }
 }
 
+/// A delete: `call` retried while the resource is in use (for at most
+/// `timeout`); a resource already gone counts as deleted.
+pub async fn deleted<T, F, Fut>(timeout: Duration, call: F) -> Result<(), DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DriverError>>,
+{
+    match while_in_use(timeout, call).await {
+        Err(e) if e.kind != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

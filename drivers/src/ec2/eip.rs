@@ -165,7 +165,7 @@ impl Driver for Eip {
         let id = h.physical_id.as_str();
         // An address still held by a NAT gateway being deleted cannot be
         // released ("InvalidIPAddress.InUse"): retry that for a while.
-        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+        wait::deleted(10 * crate::sdk::MINUTE, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -181,11 +181,7 @@ impl Driver for Eip {
                     e
                 })
         })
-        .await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     /// `DescribeAddresses` by tag: the tagging API does not list addresses

@@ -145,7 +145,7 @@ impl Driver for InternetGateway {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
         // Still attached (the attachment's detach not yet settled): retry.
-        let r = wait::while_in_use(5 * crate::sdk::MINUTE, || async {
+        wait::deleted(5 * crate::sdk::MINUTE, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -155,11 +155,7 @@ impl Driver for InternetGateway {
                 .await
                 .op("ec2:DeleteInternetGateway", id)
         })
-        .await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

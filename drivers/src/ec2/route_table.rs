@@ -148,7 +148,7 @@ impl Driver for RouteTable {
         let id = h.physical_id.as_str();
         // Subnets still associated with the table (their associations are
         // deleted alongside) make it a dependency violation for a while.
-        let r = wait::while_in_use(5 * MINUTE, || async {
+        wait::deleted(5 * MINUTE, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -158,11 +158,7 @@ impl Driver for RouteTable {
                 .await
                 .op("ec2:DeleteRouteTable", id)
         })
-        .await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -781,11 +781,7 @@ impl Driver for SecurityGroup {
         let id = h.physical_id.as_str();
         // Network interfaces of deleted tasks, databases and caches let go
         // of a group minutes after those are gone.
-        let r = wait::while_in_use(10 * MINUTE, || self.delete_once(id)).await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        wait::deleted(10 * MINUTE, || self.delete_once(id)).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

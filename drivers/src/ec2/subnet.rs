@@ -192,7 +192,7 @@ impl Driver for Subnet {
         let id = h.physical_id.as_str();
         // Network interfaces of a NAT gateway or load balancer just deleted
         // linger for a while and hold the subnet.
-        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+        wait::deleted(10 * crate::sdk::MINUTE, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -202,11 +202,7 @@ impl Driver for Subnet {
                 .await
                 .op("ec2:DeleteSubnet", id)
         })
-        .await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

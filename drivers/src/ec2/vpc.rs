@@ -235,7 +235,7 @@ impl Driver for Vpc {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
-        let r = wait::while_in_use(5 * crate::sdk::MINUTE, || async {
+        wait::deleted(5 * crate::sdk::MINUTE, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -245,11 +245,7 @@ impl Driver for Vpc {
                 .await
                 .op("ec2:DeleteVpc", id)
         })
-        .await;
-        match r {
-            Err(e) if !crate::error::is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
