@@ -1241,20 +1241,7 @@ impl Driver for TaskDefinition {
         })
         .await?;
         // Deregistered revisions may still be listed: keep the ACTIVE ones.
-        let handles: Vec<ResourceHandle> = found
-            .iter()
-            .map(|f| ResourceHandle {
-                logical_id: f.logical_id.clone(),
-                physical_id: f.physical_id.clone(),
-                properties: Map::new(),
-            })
-            .collect();
-        let live = self.read(&handles).await?;
-        Ok(found
-            .into_iter()
-            .zip(live)
-            .filter_map(|(f, o)| o.map(|_| f))
-            .collect())
+        tagging::live(self, found).await
     }
 }
 
@@ -1845,20 +1832,7 @@ impl Driver for Service {
         })
         .await?;
         // Deleted services stay in the tagging API (INACTIVE) for a while.
-        let handles: Vec<ResourceHandle> = found
-            .iter()
-            .map(|f| ResourceHandle {
-                logical_id: f.logical_id.clone(),
-                physical_id: f.physical_id.clone(),
-                properties: Map::new(),
-            })
-            .collect();
-        let live = self.read(&handles).await?;
-        Ok(found
-            .into_iter()
-            .zip(live)
-            .filter_map(|(f, o)| o.map(|_| f))
-            .collect())
+        tagging::live(self, found).await
     }
 }
 

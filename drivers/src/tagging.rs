@@ -1,7 +1,10 @@
 //! Finding resources by ownership tags through the Resource Groups Tagging
 //! API: one paginated `GetResources` call answers for a whole resource type.
 
-use fastcart_engine::{DriverError, Found, Ownership, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK};
+use fastcart_engine::{
+    Driver, DriverError, Found, Ownership, ResourceHandle, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
+};
+use serde_json::Map;
 
 use crate::error::SdkResultExt;
 use crate::sdk::Clients;
@@ -55,6 +58,28 @@ pub async fn find(
             return Ok(found);
         }
     }
+}
+
+/// Of what the tagging API found, what the driver still reads as live: the
+/// API keeps listing some resources for a while after they were deleted.
+pub async fn live<D: Driver + ?Sized>(
+    driver: &D,
+    found: Vec<Found>,
+) -> Result<Vec<Found>, DriverError> {
+    let handles: Vec<ResourceHandle> = found
+        .iter()
+        .map(|f| ResourceHandle {
+            logical_id: f.logical_id.clone(),
+            physical_id: f.physical_id.clone(),
+            properties: Map::new(),
+        })
+        .collect();
+    let seen = driver.read(&handles).await?;
+    Ok(found
+        .into_iter()
+        .zip(seen)
+        .filter_map(|(f, o)| o.map(|_| f))
+        .collect())
 }
 
 /// The part of an ARN after the last `/` (`…:vpc/vpc-123` → `vpc-123`).
