@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
 use fastcart::cli::Cli;
 use fastcart::run::{run, Aws, Provider};
 use fastcart_drivers::Clients;
@@ -88,15 +87,19 @@ impl World {
     }
 
     async fn clients(&self) -> Arc<Clients> {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "test", "test", None, None, "e2e",
-            ))
-            .load()
-            .await;
-        Arc::new(Clients::from_config(&config))
+        moto::moto().clients().await
+    }
+
+    /// The fastcart stack of this world's environment.
+    fn stack(&self) -> StackSpec {
+        fastcart_stacks::stack(
+            "fastcart",
+            &StackOptions {
+                env: self.env.clone(),
+                ..Default::default()
+            },
+        )
+        .expect("the fastcart stack exists")
     }
 
     /// Every resource carrying this stack's ownership tags, per type and
@@ -180,16 +183,7 @@ const OUTPUT_KEYS: &[&str] = &[
 async fn plan_apply_drift_repair_replace_and_destroy() {
     let w = World::new("e2e");
     let c = w.clients().await;
-    let total = fastcart_stacks::stack(
-        "fastcart",
-        &StackOptions {
-            env: "e2e".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .resources
-    .len();
+    let total = w.stack().resources.len();
 
     // From an empty emulator, plan shows every resource to create.
     let plan = w.expect(2, &["plan", "--detailed-exitcode"]);
@@ -365,16 +359,7 @@ impl Edited {
     }
 
     async fn plan_text(&self, w: &World) -> String {
-        let stack = Self::edit(
-            fastcart_stacks::stack(
-                "fastcart",
-                &StackOptions {
-                    env: w.env.clone(),
-                    ..Default::default()
-                },
-            )
-            .unwrap(),
-        );
+        let stack = Self::edit(w.stack());
         let ctx: CloudContext = self.aws.context(REGION).await.unwrap();
         let mut session =
             fastcart_engine::Session::open(w.path(".fastcart"), "fastcart", &w.env, "test")
@@ -816,16 +801,7 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
         None,
         "the apply finished before it could be killed"
     );
-    let total = fastcart_stacks::stack(
-        "fastcart",
-        &StackOptions {
-            env: w.env.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .resources
-    .len();
+    let total = w.stack().resources.len();
     let halfway = w.owned(&c).await.len();
     assert!(
         halfway < total,

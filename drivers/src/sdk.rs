@@ -105,12 +105,15 @@ impl Clients {
     /// `AWS_ENDPOINT_URL_<SERVICE>` point it elsewhere (the local emulator).
     /// Nothing is sent until a driver makes a call.
     pub async fn connect(region: &str) -> Arc<Clients> {
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        Arc::new(Self::from_config(&Self::loader(region).load().await))
+    }
+
+    /// The configuration `connect` loads, for callers that adjust it first
+    /// (tests point it at the emulator).
+    pub fn loader(region: &str) -> aws_config::ConfigLoader {
+        aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .load()
-            .await;
-        Arc::new(Self::from_config(&config))
     }
 
     pub fn from_config(config: &SdkConfig) -> Clients {

@@ -2,8 +2,8 @@
 //! virtualenv by `scripts/moto.sh` and started on 127.0.0.1 on a free port,
 //! once per test binary. It stops by itself when the test process exits.
 //!
-//! `moto_server.py` beside this file fills two ElastiCache gaps of moto
-//! 5.2.5 (see its docstring); AWS's managed IAM policies are loaded.
+//! `moto_server.py` beside this file fills five gaps where moto 5.2.5
+//! differs from AWS (see its docstring); AWS's managed IAM policies are loaded.
 //!
 //! Without python3 and the package registry this fails loudly, saying how to
 //! get moto; a test that needs the emulator never passes by skipping.
@@ -19,6 +19,21 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     pub endpoint: String,
     pub venv: PathBuf,
+}
+
+impl Moto {
+    /// fastcart's AWS clients pointed at this emulator (eu-central-1, dummy
+    /// credentials), configured as the CLI configures them otherwise.
+    pub async fn clients(&self) -> std::sync::Arc<fastcart_drivers::Clients> {
+        let config = fastcart_drivers::Clients::loader("eu-central-1")
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await;
+        std::sync::Arc::new(fastcart_drivers::Clients::from_config(&config))
+    }
 }
 
 fn workspace_root() -> PathBuf {

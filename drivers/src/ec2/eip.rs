@@ -17,9 +17,9 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::{invalid, SdkResultExt};
-use crate::props::{all_tags, removed_tags, str_of, Obs};
+use crate::props::{all_tags, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -145,13 +145,7 @@ impl Driver for Eip {
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let id = req.physical_id;
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         let mut found = self.describe(&[id]).await?;
         let mut attributes = found
             .remove(id)
@@ -195,15 +189,11 @@ impl Driver for Eip {
             .send()
             .await
             .op("ec2:DescribeAddresses", "addresses by tag")?;
-        Ok(out
-            .addresses()
-            .iter()
-            .filter_map(|a| {
-                Some(Found {
-                    logical_id: owned(a.tags(), owner)?,
-                    physical_id: a.allocation_id()?.to_string(),
-                })
-            })
-            .collect())
+        Ok(super::found(
+            out.addresses(),
+            owner,
+            aws_sdk_ec2::types::Address::tags,
+            aws_sdk_ec2::types::Address::allocation_id,
+        ))
     }
 }

@@ -15,9 +15,9 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, removed_tags, Obs};
+use crate::props::{all_tags, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -130,13 +130,7 @@ impl Driver for InternetGateway {
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let id = req.physical_id;
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("InternetGatewayId".into(), Value::String(id.to_string()));
         Ok(attributes)
@@ -168,19 +162,13 @@ impl Driver for InternetGateway {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page
-                .op("ec2:DescribeInternetGateways", "internet gateways by tag")?
-                .internet_gateways()
-            {
-                if let (Some(logical_id), Some(id)) =
-                    (owned(g.tags(), owner), g.internet_gateway_id())
-                {
-                    found.push(Found {
-                        logical_id,
-                        physical_id: id.to_string(),
-                    });
-                }
-            }
+            let page = page.op("ec2:DescribeInternetGateways", "internet gateways by tag")?;
+            found.extend(super::found(
+                page.internet_gateways(),
+                owner,
+                aws_sdk_ec2::types::InternetGateway::tags,
+                aws_sdk_ec2::types::InternetGateway::internet_gateway_id,
+            ));
         }
         Ok(found)
     }

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use fastcart_engine::{DriverError, Ownership, TAG_ENV, TAG_STACK};
+use fastcart_engine::{DriverError, Found, Ownership, UpdateRequest, TAG_ENV, TAG_STACK};
 use serde_json::Value;
 
 use crate::error::SdkResultExt;
-use crate::props::tags_value;
+use crate::props::{all_tags, removed_tags, tags_value};
 use crate::sdk::Clients;
 
 pub mod eip;
@@ -62,6 +62,25 @@ pub(crate) fn tags_of(tags: &[Tag]) -> Value {
     )
 }
 
+/// The owner's resources among `items`, as the engine's `Found`: the
+/// logical id from their ownership tags, the physical id from `id`.
+pub(crate) fn found<'a, T: 'a>(
+    items: impl IntoIterator<Item = &'a T>,
+    owner: &Ownership,
+    tags: impl Fn(&T) -> &[Tag],
+    id: impl Fn(&T) -> Option<&str>,
+) -> Vec<Found> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            Some(Found {
+                logical_id: owned(tags(item), owner)?,
+                physical_id: id(item)?.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// The logical id, when the tags say the owner owns it.
 pub(crate) fn owned(tags: &[Tag], owner: &Ownership) -> Option<String> {
     crate::tagging::owned_by(
@@ -71,18 +90,17 @@ pub(crate) fn owned(tags: &[Tag], owner: &Ownership) -> Option<String> {
     )
 }
 
-/// Sets `tags` on a resource and removes `removed`.
-pub(crate) async fn sync_tags(
-    c: &Clients,
-    id: &str,
-    tags: &BTreeMap<String, String>,
-    removed: &[String],
-) -> Result<(), DriverError> {
+/// Reconciles an updated resource's tags: sets every tag it should carry and
+/// removes those its `Tags` property no longer gives.
+pub(crate) async fn sync_tags(c: &Clients, req: &UpdateRequest<'_>) -> Result<(), DriverError> {
+    let id = req.physical_id;
+    let tags = all_tags(req.properties, req.tags);
+    let removed = removed_tags(req.previous, req.properties, req.tags);
     c.pace("EC2").await;
     c.ec2
         .create_tags()
         .resources(id)
-        .set_tags(Some(ec2_tags(tags)))
+        .set_tags(Some(ec2_tags(&tags)))
         .send()
         .await
         .op("ec2:CreateTags", id)?;

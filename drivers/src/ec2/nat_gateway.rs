@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, need_str, removed_tags, str_of, Obs};
+use crate::props::{all_tags, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -192,13 +192,7 @@ impl Driver for NatGateway {
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let id = req.physical_id;
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("NatGatewayId".into(), Value::String(id.to_string()));
         Ok(attributes)

@@ -12,9 +12,9 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, need_str, removed_tags, Obs};
+use crate::props::{all_tags, need_str, Obs};
 use crate::sdk::{Clients, MINUTE};
 use crate::wait;
 
@@ -134,13 +134,7 @@ impl Driver for RouteTable {
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         // VpcId is create-only: only the tags change in place.
-        sync_tags(
-            &self.c,
-            req.physical_id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         Ok(attributes(req.physical_id))
     }
 
@@ -171,17 +165,13 @@ impl Driver for RouteTable {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for t in page
-                .op("ec2:DescribeRouteTables", "route tables by tag")?
-                .route_tables()
-            {
-                if let (Some(logical_id), Some(id)) = (owned(t.tags(), owner), t.route_table_id()) {
-                    found.push(Found {
-                        logical_id,
-                        physical_id: id.to_string(),
-                    });
-                }
-            }
+            let page = page.op("ec2:DescribeRouteTables", "route tables by tag")?;
+            found.extend(super::found(
+                page.route_tables(),
+                owner,
+                aws_sdk_ec2::types::RouteTable::tags,
+                aws_sdk_ec2::types::RouteTable::route_table_id,
+            ));
         }
         Ok(found)
     }

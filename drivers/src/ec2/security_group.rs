@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::{invalid, SdkResultExt};
-use crate::props::{all_tags, i32_of, need_str, removed_tags, str_of, Obs, Props};
+use crate::props::{all_tags, i32_of, need_str, str_of, Obs, Props};
 use crate::sdk::{Clients, MINUTE};
 use crate::wait;
 
@@ -767,13 +767,7 @@ impl Driver for SecurityGroup {
         };
         self.apply_rules(id, &group, ingress.as_deref(), egress.as_deref())
             .await?;
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         Ok(attributes(id, group.vpc_id()))
     }
 
@@ -794,17 +788,13 @@ impl Driver for SecurityGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page
-                .op("ec2:DescribeSecurityGroups", "security groups by tag")?
-                .security_groups()
-            {
-                if let (Some(logical_id), Some(id)) = (owned(g.tags(), owner), g.group_id()) {
-                    found.push(Found {
-                        logical_id,
-                        physical_id: id.to_string(),
-                    });
-                }
-            }
+            let page = page.op("ec2:DescribeSecurityGroups", "security groups by tag")?;
+            found.extend(super::found(
+                page.security_groups(),
+                owner,
+                aws_sdk_ec2::types::SecurityGroup::tags,
+                aws_sdk_ec2::types::SecurityGroup::group_id,
+            ));
         }
         Ok(found)
     }

@@ -12,9 +12,9 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, bool_of, need_str, removed_tags, str_of, Obs};
+use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -172,13 +172,7 @@ impl Driver for Subnet {
             let on = bool_of(req.properties, "MapPublicIpOnLaunch").unwrap_or(false);
             self.map_public_ip(id, on).await?;
         }
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         let mut found = self.describe(&[id]).await?;
         let mut attributes = found
             .remove(id)
@@ -215,14 +209,13 @@ impl Driver for Subnet {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for s in page.op("ec2:DescribeSubnets", "subnets by tag")?.subnets() {
-                if let (Some(logical_id), Some(id)) = (owned(s.tags(), owner), s.subnet_id()) {
-                    found.push(Found {
-                        logical_id,
-                        physical_id: id.to_string(),
-                    });
-                }
-            }
+            let page = page.op("ec2:DescribeSubnets", "subnets by tag")?;
+            found.extend(super::found(
+                page.subnets(),
+                owner,
+                aws_sdk_ec2::types::Subnet::tags,
+                aws_sdk_ec2::types::Subnet::subnet_id,
+            ));
         }
         Ok(found)
     }

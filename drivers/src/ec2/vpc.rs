@@ -12,9 +12,9 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, bool_of, need_str, removed_tags, str_of, Obs};
+use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -217,13 +217,7 @@ impl Driver for Vpc {
                     .op("ec2:ModifyVpcTenancy", id)?;
             }
         }
-        sync_tags(
-            &self.c,
-            id,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        sync_tags(&self.c, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("VpcId".into(), Value::String(id.to_string()));
         if let Some(cidr) = str_of(req.properties, "CidrBlock") {
@@ -257,16 +251,12 @@ impl Driver for Vpc {
             .send()
             .await
             .op("ec2:DescribeVpcs", "vpcs by tag")?;
-        Ok(out
-            .vpcs()
-            .iter()
-            .filter_map(|v| {
-                Some(Found {
-                    logical_id: owned(v.tags(), owner)?,
-                    physical_id: v.vpc_id()?.to_string(),
-                })
-            })
-            .collect())
+        Ok(super::found(
+            out.vpcs(),
+            owner,
+            aws_sdk_ec2::types::Vpc::tags,
+            aws_sdk_ec2::types::Vpc::vpc_id,
+        ))
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
 use fastcart_drivers::Clients;
 use fastcart_engine::{
     Action, ApplyOptions, CloudContext, Driver, Found, Observed, Ownership, Plan, Registry,
@@ -21,20 +20,7 @@ pub struct Cloud {
 /// Clients on the shared emulator, and a state directory of the test's own.
 /// `env` must be unique per test: it names every resource and tag.
 pub async fn cloud(env: &str) -> Cloud {
-    let moto = crate::moto::moto();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("eu-central-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "fastcart-tests",
-        ))
-        .load()
-        .await;
-    let clients = Arc::new(Clients::from_config(&config));
+    let clients = crate::moto::moto().clients().await;
     let ctx = clients
         .context()
         .await
