@@ -8,10 +8,15 @@ emulator_log="$(mktemp)"
 MOTO_IAM_LOAD_MANAGED_POLICIES=true "$venv/bin/python" tests/support/moto_server.py -H 127.0.0.1 -p "$port" >"$emulator_log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null; rm -f "$emulator_log"' EXIT
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+up=""
+for _ in $(seq 1 150); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
   sleep 0.2
 done
+if [ -z "$up" ]; then
+  { echo "the AWS emulator did not start on 127.0.0.1:$port within 30 s; its log:"; cat "$emulator_log"; } >&2
+  exit 1
+fi
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION="${AWS_REGION:-eu-central-1}"
 unset AWS_PROFILE

@@ -2,8 +2,8 @@
 # The main job end to end: build fastcart, then plan and apply the FastCart
 # order-processing stack.
 #
-# With no AWS account configured (no AWS_ACCESS_KEY_ID, AWS_PROFILE or
-# ~/.aws/credentials), or with FASTCART_EMULATOR=1, it runs against a local
+# With no AWS account configured (no AWS_ACCESS_KEY_ID, AWS_PROFILE,
+# ~/.aws/credentials or ~/.aws/config), or with FASTCART_EMULATOR=1, it runs against a local
 # AWS emulator (moto server, installed into a virtualenv by scripts/moto.sh and
 # started on 127.0.0.1): plan, apply, outputs, plan again (no changes),
 # drift-check, destroy. The emulator stops when the script ends.
@@ -29,7 +29,11 @@ if [ "${FASTCART_EMULATOR:-}" != "1" ] && has_account; then
 fi
 
 . scripts/emulator.sh
-state=(--state-dir .fastcart-emulator)
+# A fresh emulator each run: its state and outputs go to a scratch directory,
+# never over a real account's .fastcart/ or cfn-outputs/.
+scratch="$(mktemp -d)"
+state=(--state-dir "$scratch/state" --outputs-dir "$scratch/cfn-outputs")
+trap 'kill $emulator_pid 2>/dev/null; rm -rf "$emulator_log" "$scratch"' EXIT
 echo "== no AWS account configured: using the local emulator at $AWS_ENDPOINT_URL"
 
 step() { echo; echo "\$ fastcart $*"; "$bin" "$@" "${state[@]}"; }

@@ -605,8 +605,10 @@ fn schema(provider: &dyn Provider, json: bool) -> Result<u8> {
             if p.create_only {
                 flags.push("replaces");
             }
-            if p.write_only {
+            if p.sensitive {
                 flags.push("secret");
+            } else if p.write_only {
+                flags.push("write-only");
             }
             println!("  {name:32} {}", flags.join(", "));
         }

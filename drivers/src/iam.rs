@@ -156,7 +156,7 @@ impl Role {
             .prop("Description")
             .prop("MaxSessionDuration")
             .kind("ManagedPolicyArns", ValueKind::UnorderedList)
-            .kind("Policies", ValueKind::UnorderedList)
+            .kind("Policies", ValueKind::DocumentSet)
             .prop("PermissionsBoundary")
             .kind("Tags", ValueKind::Tags)
             .attribute("Arn")

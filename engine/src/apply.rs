@@ -429,7 +429,12 @@ impl Shared {
         {
             let mut b = self.book.lock().expect("book lock");
             if self.journal_failed.load(Ordering::SeqCst) {
-                return Err("the journal could not be written; the request was not sent".into());
+                return Err(
+                    "the journal could not be written, so the request was not sent: \
+                            free disk space or fix permissions in the state directory, then run \
+                            `fastcart apply` again"
+                        .into(),
+                );
             }
             e.seq = b.state.journal_seq + 1;
             e.at_ms = now_ms();
@@ -594,7 +599,15 @@ impl Shared {
                         self.journal(done)?;
                         Ok(Some(physical_id))
                     }
-                    None => self.failed(Op::Create, step, None, e),
+                    None => {
+                        let mut e = e;
+                        e.message = format!(
+                            "{}; what holds the name does not carry this resource's fastcart \
+                             ownership tags: delete or rename it, or deploy under another --env",
+                            e.message
+                        );
+                        self.failed(Op::Create, step, None, e)
+                    }
                 }
             }
             Err(e) => self.failed(Op::Create, step, None, e),

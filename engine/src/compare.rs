@@ -27,7 +27,7 @@ pub fn normalize(value: &Value, kind: ValueKind) -> Value {
             }
             other => other.clone(),
         },
-        ValueKind::UnorderedList => match value {
+        ValueKind::UnorderedList | ValueKind::DocumentSet => match value {
             Value::Array(items) => {
                 let mut items = items.clone();
                 items.sort_by_cached_key(|v| v.to_string());
@@ -54,8 +54,12 @@ pub fn satisfies(desired: &Value, actual: Option<&Value>, kind: ValueKind) -> bo
     match kind {
         ValueKind::Plain => within(desired, actual),
         ValueKind::UnorderedList => match (desired, actual) {
-            (Value::Array(d), Value::Array(a)) => same_set(d, a),
+            (Value::Array(d), Value::Array(a)) => same_set(d, a, within),
             _ => within(desired, actual),
+        },
+        ValueKind::DocumentSet => match (desired, actual) {
+            (Value::Array(d), Value::Array(a)) => same_set(d, a, loosely_equal),
+            _ => loosely_equal(desired, actual),
         },
         ValueKind::JsonDocument => {
             loosely_equal(&normalize(desired, kind), &normalize(actual, kind))
@@ -85,9 +89,9 @@ fn within(desired: &Value, actual: &Value) -> bool {
     }
 }
 
-/// Every desired element matches its own actual element, in any order, and
-/// there are as many of each.
-fn same_set(desired: &[Value], actual: &[Value]) -> bool {
+/// Every desired element matches (by `matches`) its own actual element, in
+/// any order, and there are as many of each.
+fn same_set(desired: &[Value], actual: &[Value], matches: fn(&Value, &Value) -> bool) -> bool {
     if desired.len() != actual.len() {
         return false;
     }
@@ -96,7 +100,7 @@ fn same_set(desired: &[Value], actual: &[Value]) -> bool {
         let hit = actual
             .iter()
             .enumerate()
-            .position(|(i, a)| !used[i] && within(d, a));
+            .position(|(i, a)| !used[i] && matches(d, a));
         hit.map(|i| used[i] = true).is_some()
     })
 }
@@ -210,5 +214,22 @@ mod tests {
         let policy = json!({"Statement": [{"Effect": "Allow"}]});
         let widened = json!({"Statement": [{"Effect": "Allow", "Condition": {}}]});
         assert!(!satisfies(&policy, Some(&widened), ValueKind::JsonDocument));
+        // So do documents inside a set of them (inline policies), in any order.
+        let policies = json!([{"PolicyName": "a", "PolicyDocument": {"Statement": [{"Effect": "Allow"}]}},
+                              {"PolicyName": "b", "PolicyDocument": {"Statement": []}}]);
+        let reordered = json!([{"PolicyName": "b", "PolicyDocument": {"Statement": []}},
+                               {"PolicyName": "a", "PolicyDocument": {"Statement": [{"Effect": "Allow"}]}}]);
+        assert!(satisfies(
+            &policies,
+            Some(&reordered),
+            ValueKind::DocumentSet
+        ));
+        let widened = json!([{"PolicyName": "a", "PolicyDocument": {"Statement": [{"Effect": "Allow", "Condition": {}}]}},
+                             {"PolicyName": "b", "PolicyDocument": {"Statement": []}}]);
+        assert!(!satisfies(
+            &policies,
+            Some(&widened),
+            ValueKind::DocumentSet
+        ));
     }
 }

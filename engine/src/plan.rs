@@ -129,7 +129,9 @@ pub struct Plan {
     pub journal_seq: u64,
     /// Where the plan was made: a plan for one account or region is not
     /// applied in another.
+    #[serde(default)]
     pub region: String,
+    #[serde(default)]
     pub account_id: String,
     pub stack_hash: String,
     pub summary: Summary,

@@ -24,6 +24,9 @@ pub enum ValueKind {
     Tags,
     /// A list AWS treats as a set: compared without order.
     UnorderedList,
+    /// A set of documents (IAM inline policies): compared without order,
+    /// each element exactly, as JSON documents are.
+    DocumentSet,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
