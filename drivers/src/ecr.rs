@@ -342,7 +342,7 @@ impl Driver for Repository {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let name = req.physical_id;
         let p = req.properties;
-        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let changed = |name: &str| crate::props::changed(&req, name);
         if changed("ImageTagMutability") {
             let m = str_of(p, "ImageTagMutability").unwrap_or("MUTABLE");
             self.c.pace("ECR").await;

@@ -859,7 +859,7 @@ impl Driver for Cluster {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let name = cluster_name_of(req.physical_id);
         let p = req.properties;
-        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let changed = |name: &str| crate::props::changed(&req, name);
         if changed("ClusterSettings") {
             // UpdateCluster takes the settings as UpdateClusterSettings does;
             // moto implements only the former.
@@ -901,7 +901,7 @@ impl Driver for Cluster {
         let name = cluster_name_of(&h.physical_id);
         // A cluster refuses deletion while services (draining ones too) or
         // tasks remain in it.
-        let r = wait::while_in_use(10 * MINUTE, || async {
+        wait::deleted(10 * MINUTE, || async {
             self.c.pace("ECS").await;
             self.c
                 .ecs
@@ -911,11 +911,7 @@ impl Driver for Cluster {
                 .await
                 .op("ecs:DeleteCluster", name)
         })
-        .await;
-        match r {
-            Err(e) if !is_gone(&e) => return Err(e),
-            _ => {}
-        }
+        .await?;
         wait::until(
             "ecs:DescribeClusters",
             &format!("cluster {name} to become INACTIVE"),
@@ -1734,7 +1730,7 @@ impl Driver for Service {
         let p = req.properties;
         let op = "ecs:UpdateService";
         let cluster = cluster_for(arn, p);
-        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let changed = |name: &str| crate::props::changed(&req, name);
         let updatable = [
             "TaskDefinition",
             "DesiredCount",

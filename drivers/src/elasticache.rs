@@ -33,7 +33,8 @@ use serde_json::{Map, Value};
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs, Props,
+    all_tags, bool_of, changed, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
+    Props,
 };
 use crate::rds::{as_given, generated_name, key_as_given, list_if_set, owned_str, string_list};
 use crate::sdk::{Clients, MINUTE};
@@ -96,10 +97,6 @@ fn arn(ctx: &CloudContext, kind: &str, name: &str) -> String {
         "arn:{}:elasticache:{}:{}:{kind}:{name}",
         ctx.partition, ctx.region, ctx.account_id
     )
-}
-
-fn changed(req: &UpdateRequest<'_>, name: &str) -> bool {
-    req.changed.iter().any(|c| c == name)
 }
 
 // ---------------------------------------------------------------------------
@@ -252,7 +249,7 @@ impl Driver for CacheSubnetGroup {
         let name = h.physical_id.as_str();
         // In use until the replication groups in it are gone, which takes
         // minutes after their deletion starts.
-        let r = wait::while_in_use(30 * MINUTE, || async {
+        wait::deleted(30 * MINUTE, || async {
             self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
@@ -262,11 +259,7 @@ impl Driver for CacheSubnetGroup {
                 .await
                 .op("elasticache:DeleteCacheSubnetGroup", name)
         })
-        .await;
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -587,7 +587,7 @@ impl Driver for Role {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let name = req.physical_id;
         let p = req.properties;
-        let changed = |n: &str| req.changed.iter().any(|c| c == n);
+        let changed = |name: &str| crate::props::changed(&req, name);
         if changed("AssumeRolePolicyDocument") {
             let trust = document_of(p, "AssumeRolePolicyDocument").ok_or_else(|| {
                 invalid(
@@ -650,7 +650,7 @@ impl Driver for Role {
         for policy in &inline {
             self.delete_inline(name, policy).await?;
         }
-        let r = wait::while_in_use(2 * crate::sdk::MINUTE, || async {
+        wait::deleted(2 * crate::sdk::MINUTE, || async {
             self.c.pace("IAM").await;
             self.c
                 .iam
@@ -660,11 +660,7 @@ impl Driver for Role {
                 .await
                 .op("iam:DeleteRole", name)
         })
-        .await;
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -393,7 +393,7 @@ impl Driver for Stream {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let name = req.physical_id;
         let p = req.properties;
-        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let changed = |name: &str| crate::props::changed(&req, name);
         let mut s = self.until_active(name).await?;
 
         if changed("StreamModeDetails") {
@@ -454,7 +454,7 @@ impl Driver for Stream {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // ResourceInUse while the stream is still CREATING or UPDATING.
-        let r = wait::while_in_use(5 * MINUTE, || async {
+        wait::deleted(5 * MINUTE, || async {
             self.c.pace("Kinesis").await;
             self.c
                 .kinesis
@@ -465,11 +465,7 @@ impl Driver for Stream {
                 .await
                 .op("kinesis:DeleteStream", name)
         })
-        .await;
-        match r {
-            Err(e) if !is_gone(&e) => return Err(e),
-            _ => {}
-        }
+        .await?;
         wait::until(
             "kinesis:DescribeStreamSummary",
             &format!("stream {name} to be deleted"),

@@ -341,7 +341,7 @@ impl Driver for Key {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let id = req.physical_id;
         let p = req.properties;
-        let changed = |name: &str| req.changed.iter().any(|c| c == name);
+        let changed = |name: &str| crate::props::changed(&req, name);
         let m = self.describe(id).await?.ok_or_else(|| {
             DriverError::new(
                 ErrorKind::NotFound,

@@ -263,7 +263,7 @@ impl Driver for LogGroup {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let name = req.physical_id;
         let p = req.properties;
-        let changed = |k: &str| req.changed.iter().any(|c| c == k);
+        let changed = |name: &str| crate::props::changed(&req, name);
         if changed("RetentionInDays") {
             self.c.pace("Logs").await;
             match i32_of(p, "RetentionInDays") {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fastcart_engine::{DriverError, Observed};
+use fastcart_engine::{DriverError, Observed, UpdateRequest};
 use serde_json::{json, Map, Value};
 
 use crate::error::invalid;
@@ -101,6 +101,11 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether an update changes the top-level property `name`.
+pub fn changed(req: &UpdateRequest<'_>, name: &str) -> bool {
+    req.changed.iter().any(|c| c == name)
 }
 
 /// The `Tags` property as a map.

@@ -25,7 +25,8 @@ use serde_json::{Map, Value};
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs, Props,
+    all_tags, bool_of, changed, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
+    Props,
 };
 use crate::sdk::{Clients, MINUTE};
 use crate::tagging::{after_colon, owned_by};
@@ -178,10 +179,6 @@ async fn sync_tags(
             .op("rds:RemoveTagsFromResource", arn)?;
     }
     Ok(())
-}
-
-fn changed(req: &UpdateRequest<'_>, name: &str) -> bool {
-    req.changed.iter().any(|c| c == name)
 }
 
 // ---------------------------------------------------------------------------
@@ -355,7 +352,7 @@ impl Driver for DbSubnetGroup {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // In use until the DB instances in it are gone.
-        let r = wait::while_in_use(10 * MINUTE, || async {
+        wait::deleted(10 * MINUTE, || async {
             self.c.pace("RDS").await;
             self.c
                 .rds
@@ -365,11 +362,7 @@ impl Driver for DbSubnetGroup {
                 .await
                 .op("rds:DeleteDBSubnetGroup", name)
         })
-        .await;
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

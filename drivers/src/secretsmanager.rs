@@ -430,7 +430,7 @@ impl Driver for Secret {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let arn = req.physical_id;
         let p = req.properties;
-        let changed = |n: &str| req.changed.iter().any(|c| c == n);
+        let changed = |name: &str| crate::props::changed(&req, name);
         if changed("Description") || changed("KmsKeyId") {
             let mut call = self.c.secrets.update_secret().secret_id(arn);
             if changed("Description") {

@@ -745,7 +745,7 @@ impl Driver for SecurityGroup {
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let id = req.physical_id;
-        let changed = |name: &str| req.changed.iter().any(|c| c == name);
+        let changed = |name: &str| crate::props::changed(&req, name);
         let group = self.describe(id).await?.ok_or_else(|| {
             DriverError::new(
                 ErrorKind::NotFound,
