@@ -69,9 +69,18 @@ impl Provider for Aws {
     }
     async fn context(&self, region: &str) -> Result<CloudContext> {
         self.clients.context().await.map_err(|e| {
+            let help = match std::env::var("AWS_ENDPOINT_URL") {
+                Ok(url) => format!(
+                    "AWS_ENDPOINT_URL sends every request to {url}: start the emulator there \
+                     (`bash scripts/run.sh` does), or unset it to use AWS"
+                ),
+                Err(_) => "check the AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+                           AWS_SECRET_ACCESS_KEY) and the region; to use a local emulator, set \
+                           AWS_ENDPOINT_URL"
+                    .to_string(),
+            };
             miette!(
-                help = "check the AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) \
-                        and the region; to use a local emulator, set AWS_ENDPOINT_URL",
+                help = help,
                 "cannot look up the account and availability zones of {region}: {e}"
             )
         })

@@ -11,7 +11,7 @@ mod moto;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -820,7 +820,6 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     w.expect(0, &["destroy", "--auto-approve"]);
     assert!(w.owned(&c).await.is_empty());
-    let _ = Path::new(".");
 }
 
 /// `--db-secret-arn`: the database takes its master password from an

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{
-    CreateRequest, Driver, DriverError, ErrorKind, Ownership, Registry, ResourceHandle,
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Ownership, Registry, ResourceHandle,
     UpdateRequest,
 };
 use crate::error::Result;
@@ -575,6 +575,36 @@ impl Shared {
                 })
             })
             .await;
+        // A taken name may be ours: an earlier attempt's create whose answer
+        // was lost, or an interrupted apply's that it never recorded.
+        let mut adopted = None;
+        let result = match result {
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                match self.taken_by_us(driver.as_ref(), step).await {
+                    Ok(Some(created)) => {
+                        adopted = Some(format!("adopted: {e}"));
+                        Ok(created)
+                    }
+                    Ok(None) => Err(DriverError {
+                        message: format!(
+                            "{}; what holds the name does not carry this resource's fastcart \
+                             ownership tags: delete or rename it, or deploy under another --env",
+                            e.message
+                        ),
+                        ..e
+                    }),
+                    Err(check) => Err(DriverError {
+                        message: format!(
+                            "{}; could not check whether it is this resource's ({check}): \
+                             fix that and run `fastcart apply` again",
+                            e.message
+                        ),
+                        ..e
+                    }),
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(created) => {
                 let mut done =
@@ -583,32 +613,9 @@ impl Shared {
                 done.properties = Some(protected);
                 done.attributes = Some(created.attributes);
                 done.dependencies = deps;
+                done.error = adopted;
                 self.journal(done)?;
                 Ok(Some(created.physical_id))
-            }
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                match self.taken_by_us(driver.as_ref(), step).await {
-                    Some((physical_id, attributes)) => {
-                        let mut done =
-                            Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
-                        done.physical_id = Some(physical_id.clone());
-                        done.properties = Some(protected);
-                        done.attributes = Some(attributes);
-                        done.dependencies = deps;
-                        done.error = Some(format!("adopted: {e}"));
-                        self.journal(done)?;
-                        Ok(Some(physical_id))
-                    }
-                    None => {
-                        let mut e = e;
-                        e.message = format!(
-                            "{}; what holds the name does not carry this resource's fastcart \
-                             ownership tags: delete or rename it, or deploy under another --env",
-                            e.message
-                        );
-                        self.failed(Op::Create, step, None, e)
-                    }
-                }
             }
             Err(e) => self.failed(Op::Create, step, None, e),
         }
@@ -617,15 +624,15 @@ impl Shared {
     /// After a create found its name taken: the object that took it, when it
     /// carries this resource's ownership tags and the state does not already
     /// hold it (it was made by an earlier attempt whose answer was lost, or
-    /// by an apply cut off before it recorded it). Returns its physical id
-    /// and attributes, read back through the driver.
+    /// by an apply cut off before it recorded it), with its attributes read
+    /// back through the driver.
     async fn taken_by_us(
         &self,
         driver: &dyn Driver,
         step: &Step,
-    ) -> Option<(String, Map<String, Value>)> {
+    ) -> std::result::Result<Option<Created>, DriverError> {
         if !driver.schema().taggable {
-            return None;
+            return Ok(None);
         }
         let known: Vec<String> = {
             let b = self.book.lock().expect("book lock");
@@ -639,21 +646,27 @@ impl Shared {
                 })
                 .unwrap_or_default()
         };
-        let found = driver.find_by_tags(&self.owner).await.ok()?;
-        let ours = found
+        let found = driver.find_by_tags(&self.owner).await?;
+        let Some(ours) = found
             .into_iter()
-            .find(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))?;
+            .find(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))
+        else {
+            return Ok(None);
+        };
         let handle = ResourceHandle {
             logical_id: step.logical_id.clone(),
-            physical_id: ours.physical_id.clone(),
+            physical_id: ours.physical_id,
             properties: Map::new(),
         };
         let seen = driver
             .read(std::slice::from_ref(&handle))
-            .await
-            .ok()?
-            .pop()??;
-        Some((ours.physical_id, seen.attributes))
+            .await?
+            .pop()
+            .flatten();
+        Ok(seen.map(|o| Created {
+            physical_id: handle.physical_id,
+            attributes: o.attributes,
+        }))
     }
 
     fn failed<T>(

@@ -155,10 +155,16 @@ impl Session {
                 plan.serial, self.state.serial
             ));
         }
-        if plan.journal_seq != self.state.journal_seq || !self.state.pending.is_empty() {
+        if plan.journal_seq != self.state.journal_seq {
             return stale(format!(
                 "an apply ran since the plan was made (journal entry {} then, {} now) and may have been cut off",
                 plan.journal_seq, self.state.journal_seq
+            ));
+        }
+        if !self.state.pending.is_empty() {
+            return stale(format!(
+                "an earlier apply was cut off with {} operation(s) unfinished; a new plan finds what they did",
+                self.state.pending.len()
             ));
         }
         Ok(())
