@@ -90,19 +90,41 @@ fn within(desired: &Value, actual: &Value) -> bool {
 }
 
 /// Every desired element matches (by `matches`) its own actual element, in
-/// any order, and there are as many of each.
+/// any order, and there are as many of each: a perfect matching, found by
+/// augmenting paths, so that a loose desired element never takes the only
+/// actual element a stricter one could match.
 fn same_set(desired: &[Value], actual: &[Value], matches: fn(&Value, &Value) -> bool) -> bool {
     if desired.len() != actual.len() {
         return false;
     }
-    let mut used = vec![false; actual.len()];
-    desired.iter().all(|d| {
-        let hit = actual
-            .iter()
-            .enumerate()
-            .position(|(i, a)| !used[i] && matches(d, a));
-        hit.map(|i| used[i] = true).is_some()
-    })
+    let fits: Vec<Vec<usize>> = desired
+        .iter()
+        .map(|d| {
+            (0..actual.len())
+                .filter(|&j| matches(d, &actual[j]))
+                .collect()
+        })
+        .collect();
+    // owner[j]: the desired element actual element j is matched to.
+    let mut owner: Vec<Option<usize>> = vec![None; actual.len()];
+    fn augment(
+        i: usize,
+        fits: &[Vec<usize>],
+        seen: &mut [bool],
+        owner: &mut [Option<usize>],
+    ) -> bool {
+        for &j in &fits[i] {
+            if !seen[j] {
+                seen[j] = true;
+                if owner[j].is_none_or(|k| augment(k, fits, seen, owner)) {
+                    owner[j] = Some(i);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    (0..desired.len()).all(|i| augment(i, &fits, &mut vec![false; actual.len()], &mut owner))
 }
 
 /// Tag keys fastcart applied before, that the stack no longer sets, and that
@@ -210,6 +232,10 @@ mod tests {
         let more = json!([{"FromPort": 2, "CidrIp": "b"}, {"FromPort": 1, "CidrIp": "a"},
                           {"FromPort": 3, "CidrIp": "c"}]);
         assert!(!satisfies(&rules, Some(&more), ValueKind::UnorderedList));
+        // A loose element does not take the only match of a stricter one.
+        let desired = json!([{"A": 1}, {"A": 1, "B": 2}]);
+        let seen = json!([{"A": 1, "B": 2}, {"A": 1, "B": 3}]);
+        assert!(satisfies(&desired, Some(&seen), ValueKind::UnorderedList));
         // Policy documents stay exact: a condition added behind our back shows.
         let policy = json!({"Statement": [{"Effect": "Allow"}]});
         let widened = json!({"Statement": [{"Effect": "Allow", "Condition": {}}]});
