@@ -555,8 +555,9 @@ fn cluster_live(cl: &EcsCluster) -> bool {
     !matches!(cl.status(), Some("INACTIVE" | "DEPROVISIONING"))
 }
 
-/// The cluster name in a physical id (a name, or an ARN `…:cluster/<name>`).
-fn cluster_name_of(id: &str) -> &str {
+/// The name in a cluster's or service's ARN (the part after the last `/`),
+/// or the name itself.
+fn name_of(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
@@ -719,7 +720,7 @@ impl Driver for Cluster {
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
         let mut names: Vec<String> = handles
             .iter()
-            .map(|h| cluster_name_of(&h.physical_id).to_string())
+            .map(|h| name_of(&h.physical_id).to_string())
             .collect();
         names.sort();
         names.dedup();
@@ -728,7 +729,7 @@ impl Driver for Cluster {
             .iter()
             .map(|h| {
                 let cl = found
-                    .get(cluster_name_of(&h.physical_id))
+                    .get(name_of(&h.physical_id))
                     .filter(|cl| cluster_live(cl))?;
                 let settings: Vec<Value> = cl
                     .settings()
@@ -857,7 +858,7 @@ impl Driver for Cluster {
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
-        let name = cluster_name_of(req.physical_id);
+        let name = name_of(req.physical_id);
         let p = req.properties;
         let changed = |name: &str| crate::props::changed(&req, name);
         if changed("ClusterSettings") {
@@ -898,7 +899,7 @@ impl Driver for Cluster {
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
-        let name = cluster_name_of(&h.physical_id);
+        let name = name_of(&h.physical_id);
         // A cluster refuses deletion while services (draining ones too) or
         // tasks remain in it.
         wait::deleted(10 * MINUTE, || async {
@@ -1259,16 +1260,12 @@ fn cluster_for(arn: &str, props: &Obj) -> String {
         }
     }
     match str_of(props, "Cluster") {
-        Some(c) => cluster_name_of(c).to_string(),
+        Some(c) => name_of(c).to_string(),
         None => "default".to_string(),
     }
 }
 
 /// The service name in an ARN (or a name).
-fn service_name_of(id: &str) -> &str {
-    id.rsplit('/').next().unwrap_or(id)
-}
-
 /// A task definition ARN in the form the stack gave it: an ARN, a
 /// `family:revision`, or a bare family (which means the latest revision).
 fn task_definition_in_form(applied: Option<&str>, arn: &str) -> String {
@@ -1500,13 +1497,13 @@ impl Service {
         Ok(self
             .describe(cluster, &[id.to_string()])
             .await?
-            .remove(service_name_of(id)))
+            .remove(name_of(id)))
     }
 
     /// Waits (up to 15 minutes, as a Fargate rollout can take) until the
     /// service has settled.
     async fn settle(&self, cluster: &str, arn: &str) -> Result<(), DriverError> {
-        let name = service_name_of(arn);
+        let name = name_of(arn);
         let waited = wait::until(
             "ecs:DescribeServices",
             &format!("service {name} to reach a steady state"),
@@ -1551,7 +1548,7 @@ impl Service {
 
     /// Waits until the service is INACTIVE or gone (draining stops its tasks).
     async fn wait_gone(&self, cluster: &str, id: &str) -> Result<(), DriverError> {
-        let name = service_name_of(id);
+        let name = name_of(id);
         wait::until(
             "ecs:DescribeServices",
             &format!("service {name} to drain and become INACTIVE"),
@@ -1569,10 +1566,7 @@ impl Service {
     fn attributes(arn: &str) -> Map<String, Value> {
         let mut a = Map::new();
         a.insert("ServiceArn".into(), Value::String(arn.to_string()));
-        a.insert(
-            "Name".into(),
-            Value::String(service_name_of(arn).to_string()),
-        );
+        a.insert("Name".into(), Value::String(name_of(arn).to_string()));
         a
     }
 
@@ -1584,7 +1578,7 @@ impl Service {
             Some(arn) if applied("Cluster").is_some_and(|c| c.starts_with("arn:")) => {
                 arn.to_string()
             }
-            Some(arn) => cluster_name_of(arn).to_string(),
+            Some(arn) => name_of(arn).to_string(),
             None => cluster_for(&h.physical_id, &h.properties),
         };
         let task_definition = s
@@ -1642,7 +1636,7 @@ impl Driver for Service {
             .map(|h| {
                 let key = (
                     cluster_for(&h.physical_id, &h.properties),
-                    service_name_of(&h.physical_id).to_string(),
+                    name_of(&h.physical_id).to_string(),
                 );
                 // DRAINING and INACTIVE services are deleted ones.
                 let s = found.get(&key).filter(|s| s.status() == Some("ACTIVE"))?;
@@ -1893,7 +1887,7 @@ mod tests {
         p.insert("Cluster".into(), json!("arn:aws:ecs:r:1:cluster/shop"));
         assert_eq!(cluster_for("arn:aws:ecs:r:1:service/api", &p), "shop");
         assert_eq!(cluster_for("arn:aws:ecs:r:1:service/api", &none), "default");
-        assert_eq!(service_name_of("arn:aws:ecs:r:1:service/orders/api"), "api");
+        assert_eq!(name_of("arn:aws:ecs:r:1:service/orders/api"), "api");
     }
 
     #[test]

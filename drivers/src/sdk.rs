@@ -38,10 +38,6 @@ impl RequestCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().expect("counter lock").clone()
     }
-
-    pub fn total(&self) -> u64 {
-        self.counts.lock().expect("counter lock").values().sum()
-    }
 }
 
 impl fmt::Debug for RequestCounter {
