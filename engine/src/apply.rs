@@ -22,9 +22,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::cancel;
 use crate::driver::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Ownership, Registry, ResourceHandle,
-    UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, Ownership, Registry,
+    ResourceHandle, UpdateRequest,
 };
 use crate::error::Result;
 use crate::graph::StackGraph;
@@ -319,6 +320,31 @@ fn break_soft_cycles(
     Ok(all)
 }
 
+/// Pauses between attempts of one step: doubling from `retry_base` up to
+/// ten seconds, for at most `max_attempts` attempts, cut short by Ctrl-C.
+struct Backoff {
+    delay: Duration,
+    attempt: u32,
+    max_attempts: u32,
+    cancel: CancellationToken,
+}
+
+impl Backoff {
+    /// Waits before the next attempt; `false` when there is none (the
+    /// attempts ran out or the user cancelled).
+    async fn pause(&mut self) -> bool {
+        if self.attempt >= self.max_attempts || self.cancel.is_cancelled() {
+            return false;
+        }
+        if !cancel::scope(self.cancel.clone(), cancel::sleep(self.delay)).await {
+            return false;
+        }
+        self.delay = (self.delay * 2).min(Duration::from_secs(10));
+        self.attempt += 1;
+        true
+    }
+}
+
 struct Book {
     state: State,
     journal: JournalWriter,
@@ -456,26 +482,31 @@ impl Shared {
         }
     }
 
+    /// The engine's one retry loop for a step's call. It retries what
+    /// [`DriverError::is_retryable`] allows (calls the SDK did not already
+    /// retry), with backoff, until the attempts run out or the user cancels;
+    /// every call runs in the apply's cancellation scope, so a driver's waits
+    /// stop at Ctrl-C too.
     async fn retrying<T, F, Fut>(&self, call: F) -> std::result::Result<T, DriverError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, DriverError>>,
     {
-        let mut delay = self.opts.retry_base;
-        let mut attempt = 1;
+        let mut backoff = self.backoff();
         loop {
-            match call().await {
-                Err(e)
-                    if e.is_retryable()
-                        && attempt < self.opts.max_attempts
-                        && !self.opts.cancel.is_cancelled() =>
-                {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    attempt += 1;
-                }
+            match cancel::scope(self.opts.cancel.clone(), call()).await {
+                Err(e) if e.is_retryable() && backoff.pause().await => {}
                 other => return other,
             }
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            delay: self.opts.retry_base,
+            attempt: 1,
+            max_attempts: self.opts.max_attempts,
+            cancel: self.opts.cancel.clone(),
         }
     }
 
@@ -565,72 +596,113 @@ impl Shared {
         intent.dependencies = deps.clone();
         self.journal(intent)?;
         let result = self
-            .retrying(|| {
-                driver.create(CreateRequest {
-                    logical_id: &step.logical_id,
-                    properties: &props,
-                    tags: &tags,
-                    idempotency_token: &token,
-                    context: &self.ctx,
-                })
-            })
+            .create_exactly_once(driver.as_ref(), step, &props, &tags, &token)
             .await;
-        // A taken name may be ours: an earlier attempt's create whose answer
-        // was lost, or an interrupted apply's that it never recorded.
-        let mut adopted = None;
-        let result = match result {
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                match self.taken_by_us(driver.as_ref(), step).await {
-                    Ok(Some(created)) => {
-                        adopted = Some(format!("adopted: {e}"));
-                        Ok(created)
-                    }
-                    Ok(None) => Err(DriverError {
-                        message: format!(
-                            "{}; what holds the name does not carry this resource's fastcart \
-                             ownership tags: delete or rename it, or deploy under another --env",
-                            e.message
-                        ),
-                        ..e
-                    }),
-                    Err(check) => Err(DriverError {
-                        message: format!(
-                            "{}; could not check whether it is this resource's ({check}): \
-                             fix that and run `fastcart apply` again",
-                            e.message
-                        ),
-                        ..e
-                    }),
+        let (created, adopted) = match result {
+            Ok(done) => done,
+            Err(e) => return self.failed(Op::Create, step, None, e),
+        };
+        // An adopted object may lack what the rest of its create would
+        // have set: finish it. It is recorded either way, so it is tracked.
+        let (created, unfinished) = match &adopted {
+            Some((_, seen)) => {
+                match self
+                    .converge(driver.as_ref(), step, &props, &created, seen)
+                    .await
+                {
+                    Ok(done) => (done, None),
+                    Err(e) => (created, Some(e)),
                 }
             }
-            other => other,
+            None => (created, None),
         };
-        match result {
-            Ok(created) => {
-                let mut done =
-                    Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
-                done.physical_id = Some(created.physical_id.clone());
-                done.properties = Some(protected);
-                done.attributes = Some(created.attributes);
-                done.dependencies = deps;
-                done.error = adopted;
-                self.journal(done)?;
-                Ok(Some(created.physical_id))
-            }
-            Err(e) => self.failed(Op::Create, step, None, e),
+        let mut done = Entry::new(Op::Create, Phase::Done, &step.logical_id, &step.type_name);
+        done.physical_id = Some(created.physical_id.clone());
+        done.properties = Some(protected);
+        done.attributes = Some(created.attributes);
+        done.dependencies = deps;
+        done.error = adopted.map(|(note, _)| note);
+        self.journal(done)?;
+        match unfinished {
+            None => Ok(Some(created.physical_id)),
+            Some(e) => self.failed(Op::Create, step, Some(created.physical_id), e),
         }
     }
 
-    /// After a create found its name taken: the object that took it, when it
-    /// carries this resource's ownership tags and the state does not already
-    /// hold it (it was made by an earlier attempt whose answer was lost, or
-    /// by an apply cut off before it recorded it), with its attributes read
-    /// back through the driver.
-    async fn taken_by_us(
+    /// Sends a create so that it takes effect at most once. A create that
+    /// failed in a way that may have made something (no answer, a 5xx or a
+    /// throttle, or a name already taken) is never sent again blindly: first
+    /// [`Shared::made_by_us`] looks for what it made, and that is adopted.
+    /// Only when nothing was made is the create sent again. Returns the
+    /// created object and, when it was adopted, a note and what AWS reports.
+    async fn create_exactly_once(
         &self,
         driver: &dyn Driver,
         step: &Step,
-    ) -> std::result::Result<Option<Created>, DriverError> {
+        props: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
+        token: &str,
+    ) -> std::result::Result<(Created, Option<(String, Observed)>), DriverError> {
+        let mut backoff = self.backoff();
+        loop {
+            let request = CreateRequest {
+                logical_id: &step.logical_id,
+                properties: props,
+                tags,
+                idempotency_token: token,
+                context: &self.ctx,
+            };
+            let e = match cancel::scope(self.opts.cancel.clone(), driver.create(request)).await {
+                Ok(created) => return Ok((created, None)),
+                Err(e) => e,
+            };
+            if e.may_have_created() {
+                match self.made_by_us(driver, step).await {
+                    Ok(Some((created, seen))) => {
+                        let note = format!("adopted what an earlier attempt made ({e})");
+                        return Ok((created, Some((note, seen))));
+                    }
+                    Ok(None) if e.kind == ErrorKind::AlreadyExists => {
+                        return Err(DriverError {
+                            message: format!(
+                                "{}; what holds the name does not carry this resource's fastcart \
+                                 ownership tags: delete or rename it, or deploy under another --env",
+                                e.message
+                            ),
+                            ..e
+                        })
+                    }
+                    // Nothing was made: sending it again is safe.
+                    Ok(None) => {}
+                    Err(check) => {
+                        return Err(DriverError {
+                            message: format!(
+                                "{}; could not check whether it made something ({check}), so it \
+                                 was not sent again: run `fastcart apply` again, which finds what \
+                                 it made by its ownership tags",
+                                e.message
+                            ),
+                            ..e
+                        })
+                    }
+                }
+            }
+            if !(e.is_retryable() && backoff.pause().await) {
+                return Err(e);
+            }
+        }
+    }
+
+    /// What an earlier attempt of this create made: the object carrying
+    /// this resource's ownership tags that the state does not already hold,
+    /// read back through the driver. Types without tags answer `None`: their
+    /// drivers look for an identical object before they create, so sending
+    /// the create again is itself the lookup.
+    async fn made_by_us(
+        &self,
+        driver: &dyn Driver,
+        step: &Step,
+    ) -> std::result::Result<Option<(Created, Observed)>, DriverError> {
         if !driver.schema().taggable {
             return Ok(None);
         }
@@ -646,7 +718,8 @@ impl Shared {
                 })
                 .unwrap_or_default()
         };
-        let found = driver.find_by_tags(&self.owner).await?;
+        let found =
+            cancel::scope(self.opts.cancel.clone(), driver.find_by_tags(&self.owner)).await?;
         let Some(ours) = found
             .into_iter()
             .find(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))
@@ -663,10 +736,64 @@ impl Shared {
             .await?
             .pop()
             .flatten();
-        Ok(seen.map(|o| Created {
-            physical_id: handle.physical_id,
-            attributes: o.attributes,
+        Ok(seen.map(|o| {
+            (
+                Created {
+                    physical_id: handle.physical_id,
+                    attributes: o.attributes.clone(),
+                },
+                o,
+            )
         }))
+    }
+
+    /// Brings an adopted object to what the stack asks: a create cut short
+    /// after its first call (the object exists, a later call of the same
+    /// create got no answer) is finished by an update of the properties
+    /// that differ. Create-only properties are what the first call sent, so
+    /// they are not compared.
+    async fn converge(
+        &self,
+        driver: &dyn Driver,
+        step: &Step,
+        props: &Map<String, Value>,
+        created: &Created,
+        seen: &Observed,
+    ) -> std::result::Result<Created, DriverError> {
+        let schema = driver.schema();
+        let changed: Vec<String> = props
+            .iter()
+            .filter(|(name, desired)| {
+                let p = schema.property(name).cloned().unwrap_or_default();
+                !p.write_only
+                    && !p.create_only
+                    && !crate::compare::satisfies(desired, seen.properties.get(*name), p.kind)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if changed.is_empty() {
+            return Ok(created.clone());
+        }
+        let tags = self.owner.tags_for(&step.logical_id, &self.stack.tags);
+        let attributes = self
+            .retrying(|| {
+                driver.update(UpdateRequest {
+                    logical_id: &step.logical_id,
+                    physical_id: &created.physical_id,
+                    properties: props,
+                    previous: &seen.properties,
+                    changed: &changed,
+                    tags: &tags,
+                    context: &self.ctx,
+                })
+            })
+            .await?;
+        let mut all = created.attributes.clone();
+        all.extend(attributes);
+        Ok(Created {
+            physical_id: created.physical_id.clone(),
+            attributes: all,
+        })
     }
 
     fn failed<T>(

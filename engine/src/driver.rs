@@ -113,6 +113,17 @@ pub enum ErrorKind {
     /// that an interrupted apply never recorded), the engine adopts it.
     AlreadyExists,
     InvalidRequest,
+    /// A mutating call got no answer, a 5xx or a throttle: it may or may
+    /// not have taken effect. The engine looks for what it made before it
+    /// sends it again (see `apply`), never blindly.
+    OutcomeUnknown,
+    /// A wait or a bounded retry ran out its deadline. Not retried again:
+    /// whoever set the deadline already retried.
+    DeadlineExceeded,
+    /// A wait stopped because the user pressed Ctrl-C. What it waited for
+    /// may still finish; the journal and the ownership tags let the next
+    /// run find it.
+    Cancelled,
     Other,
 }
 
@@ -123,6 +134,10 @@ pub struct DriverError {
     /// The API operation, such as `ec2:CreateVpc`.
     pub operation: String,
     pub message: String,
+    /// AWS's own error code (`InvalidPermission.Duplicate`), when it gave
+    /// one: drivers decide on it, never on the message text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl DriverError {
@@ -131,13 +146,37 @@ impl DriverError {
             kind,
             operation: operation.into(),
             message: message.into(),
+            code: None,
         }
     }
 
+    /// The same error carrying AWS's error code (none when `code` is empty).
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = (!code.is_empty()).then(|| code.to_string());
+        self
+    }
+
+    /// Whether AWS answered with this error code.
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// Whether the engine's one retry loop per step may try again. Errors
+    /// of calls the SDK already retried (reads, idempotent writes) come back
+    /// with other kinds and are not retried a second time.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Throttled | ErrorKind::DependencyViolation
+            ErrorKind::Throttled | ErrorKind::DependencyViolation | ErrorKind::OutcomeUnknown
+        )
+    }
+
+    /// Whether a create that failed this way may have made something, so
+    /// the engine must look for it before sending the create again.
+    pub fn may_have_created(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::OutcomeUnknown | ErrorKind::Throttled | ErrorKind::AlreadyExists
         )
     }
 }

@@ -75,6 +75,23 @@ struct Inner {
     default_latency: Duration,
     failures: BTreeMap<(String, FakeOp), String>,
     throttles: BTreeMap<String, u32>,
+    /// Answers to lose: per (logical id, op), how many, and whether after
+    /// the call took effect (else before it reached the cloud).
+    lost: BTreeMap<(String, FakeOp), (u32, bool)>,
+}
+
+impl Inner {
+    /// Takes one lost answer of this call, lost `after` it took effect or
+    /// before: whether there was one.
+    fn lose(&mut self, logical_id: &str, op: FakeOp, after: bool) -> bool {
+        match self.lost.get_mut(&(logical_id.to_string(), op)) {
+            Some((n, a)) if *n > 0 && *a == after => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Inner {
@@ -136,6 +153,14 @@ impl FakeCloud {
 
     pub fn clear_failures(&self) {
         self.with(|i| i.failures.clear());
+    }
+
+    /// Loses the answer to the next `times` calls of `op` on `logical_id`, as
+    /// a timeout or a dropped connection does: `after` the call took effect
+    /// (it did its work, the caller hears nothing) or before it reached the
+    /// cloud. Either way the caller gets `ErrorKind::OutcomeUnknown`.
+    pub fn lose_answers(&self, logical_id: &str, op: FakeOp, times: u32, after: bool) {
+        self.with(|i| i.lost.insert((logical_id.into(), op), (times, after)));
     }
 
     /// Makes the next `times` mutations of `type_name` fail as throttled.
@@ -212,6 +237,14 @@ impl FakeCloud {
     }
 }
 
+fn lost(operation: String) -> DriverError {
+    DriverError::new(
+        ErrorKind::OutcomeUnknown,
+        operation,
+        "no answer: the connection was closed (the call may have taken effect)",
+    )
+}
+
 struct FakeDriver {
     cloud: Arc<FakeCloud>,
     schema: TypeSchema,
@@ -256,7 +289,10 @@ impl FakeDriver {
                 physical_id: physical_id.into(),
                 ok: true,
             });
-            let fault = if let Some(n) = i.throttles.get_mut(t).filter(|n| **n > 0) {
+            let lost_before = i.lose(logical_id, op, false);
+            let fault = if lost_before {
+                Some(lost(self.op_name(op)))
+            } else if let Some(n) = i.throttles.get_mut(t).filter(|n| **n > 0) {
                 *n -= 1;
                 Some(DriverError::new(
                     ErrorKind::Throttled,
@@ -400,6 +436,12 @@ impl Driver for FakeDriver {
         tokio::time::sleep(latency).await;
         let created = created?;
         self.end(FakeOp::Create, req.logical_id, &created.physical_id);
+        if self
+            .cloud
+            .with(|i| i.lose(req.logical_id, FakeOp::Create, true))
+        {
+            return Err(lost(self.op_name(FakeOp::Create)));
+        }
         Ok(created)
     }
 

@@ -5,6 +5,7 @@
 //! AWS SDK crate. It reaches a cloud only through the [`Driver`] trait.
 
 pub mod apply;
+pub mod cancel;
 pub mod compare;
 pub mod drift;
 pub mod driver;

@@ -384,7 +384,7 @@ pub fn diff(
         }
         if let Some(r) = in_state {
             for d in &r.deposed {
-                steps.push(deposed_step(id, &r.type_name, &d.physical_id));
+                steps.push(deposed_step(id, &r.type_name, d));
             }
         }
     }
@@ -414,19 +414,22 @@ pub fn diff(
             old_type: None,
         });
         for d in &r.deposed {
-            steps.push(deposed_step(id, &r.type_name, &d.physical_id));
+            steps.push(deposed_step(id, &r.type_name, d));
         }
     }
     Ok(steps)
 }
 
-fn deposed_step(id: &str, type_name: &str, physical_id: &str) -> Step {
+fn deposed_step(id: &str, type_name: &str, d: &crate::state::Deposed) -> Step {
     Step {
         logical_id: id.to_string(),
         type_name: type_name.to_string(),
         action: Action::Delete,
-        physical_id: Some(physical_id.to_string()),
-        reason: "an older object of this resource is still in the cloud".into(),
+        physical_id: Some(d.physical_id.clone()),
+        reason: d
+            .reason
+            .clone()
+            .unwrap_or_else(|| "an older object of this resource is still in the cloud".into()),
         changes: Vec::new(),
         replace_order: None,
         deposed: true,

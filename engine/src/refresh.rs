@@ -92,7 +92,33 @@ pub async fn recover(
             missing.insert(id.clone(), p.type_name.clone());
         }
     }
-    let types: BTreeSet<String> = missing.values().cloned().collect();
+    // Types that can hold a twin of a resource the state already holds (a
+    // create sent twice): taggable ones without a name the stack fixes, as
+    // AWS refuses a second object of the same name.
+    let twin_prone: BTreeMap<String, String> = stack
+        .resources
+        .iter()
+        .filter(|r| {
+            state
+                .resources
+                .get(&r.logical_id)
+                .is_some_and(|s| s.type_name == r.type_name)
+        })
+        .filter(|r| {
+            registry.schema(&r.type_name).is_some_and(|s| {
+                s.taggable
+                    && s.fixed_name_property
+                        .as_ref()
+                        .is_none_or(|p| !r.properties.contains_key(p))
+            })
+        })
+        .map(|r| (r.logical_id.clone(), r.type_name.clone()))
+        .collect();
+    let types: BTreeSet<String> = missing
+        .values()
+        .chain(twin_prone.values())
+        .cloned()
+        .collect();
     let owner = Ownership {
         stack: stack.name.clone(),
         env: stack.env.clone(),
@@ -108,18 +134,25 @@ pub async fn recover(
         })
         .collect();
     let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    let mut extra: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for (t, f) in found {
-        if missing.get(&f.logical_id) == Some(&t) && !known.contains(&f.physical_id) {
+        if known.contains(&f.physical_id) {
+            continue;
+        }
+        if missing.get(&f.logical_id) == Some(&t) {
             adopt.entry(f.logical_id.clone()).or_default().push(f);
+        } else if twin_prone.get(&f.logical_id) == Some(&t) {
+            extra.entry(f.logical_id.clone()).or_default().push(f);
         }
     }
     // Keep only candidates that still exist: a tag search can list objects
     // that are being deleted (NAT gateways, instances).
+    let type_of = |id: &str| missing.get(id).or_else(|| twin_prone.get(id)).cloned();
     let mut by_type: BTreeMap<String, Vec<ResourceHandle>> = BTreeMap::new();
-    for (id, list) in &adopt {
+    for (id, list) in adopt.iter().chain(&extra) {
         for f in list {
             by_type
-                .entry(missing[id].clone())
+                .entry(type_of(id).expect("a candidate has a type"))
                 .or_default()
                 .push(ResourceHandle {
                     logical_id: id.clone(),
@@ -133,11 +166,28 @@ pub async fn recover(
         .into_iter()
         .filter_map(|(h, seen)| seen.map(|_| h.physical_id))
         .collect();
-    for list in adopt.values_mut() {
+    for list in adopt.values_mut().chain(extra.values_mut()) {
         list.retain(|f| alive.contains(&f.physical_id));
     }
     adopt.retain(|_, list| !list.is_empty());
 
+    for (id, twins) in extra {
+        let r = state
+            .resources
+            .get_mut(&id)
+            .expect("twin-prone ids are in state");
+        for twin in twins {
+            notes.push(format!(
+                "{id} has a twin {} left by an interrupted call; it will be deleted",
+                twin.physical_id
+            ));
+            r.deposed.push(Deposed {
+                physical_id: twin.physical_id,
+                properties: r.properties.clone(),
+                reason: Some(twin_reason(&id)),
+            });
+        }
+    }
     for (id, mut twins) in adopt {
         twins.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
         let type_name = missing[&id].clone();
@@ -168,12 +218,18 @@ pub async fn recover(
             r.deposed.push(Deposed {
                 physical_id: twin.physical_id,
                 properties: r.properties.clone(),
+                reason: Some(twin_reason(&id)),
             });
         }
     }
     // Creates that left nothing behind were never carried out.
     state.pending.retain(|_, p| p.op != Op::Create);
     Ok(notes)
+}
+
+/// Why a twin is deleted, as plans show it.
+fn twin_reason(id: &str) -> String {
+    format!("twin of {id} left by an interrupted call")
 }
 
 /// Whether `recover` or `read_all` may change `state`: only with pending

@@ -61,6 +61,10 @@ pub struct ResourceState {
 pub struct Deposed {
     pub physical_id: String,
     pub properties: Map<String, Value>,
+    /// Why it waits for deletion, when not the usual reason (an older
+    /// object of a replacement): a twin found by its ownership tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +154,7 @@ impl State {
                                     old.deposed.push(Deposed {
                                         physical_id: old.physical_id.clone(),
                                         properties: old.properties.clone(),
+                                        reason: None,
                                     });
                                 }
                                 let deposed = std::mem::take(&mut old.deposed);

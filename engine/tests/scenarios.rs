@@ -743,6 +743,7 @@ async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlo
     r.deposed.push(fastcart_engine::state::Deposed {
         physical_id: twin.physical_id,
         properties: r.properties.clone(),
+        reason: None,
     });
     state.serial += 1;
     store.save(&store.lock("test").unwrap(), &state).unwrap();
@@ -821,4 +822,87 @@ async fn a_taken_name_carrying_our_tags_is_adopted_and_anything_else_is_an_error
         .unwrap();
     assert!(!report.succeeded());
     assert!(!session.state().resources.contains_key("Other"));
+}
+
+/// A create whose answer was lost is never sent again blindly: lost after it
+/// took effect, the engine finds what it made (by ownership tags for an
+/// unnamed type, by its name for a named one) and adopts it; lost before, it
+/// sends it again. Either way exactly one object per resource, and the next
+/// plan is clean.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_adopted_not_sent_again() {
+    for after in [true, false] {
+        let h = Harness::new();
+        let s = stack(false);
+        // Network is unnamed (found by tags), Stream is named (its name is
+        // taken on a resend, and the taken one carries our tags).
+        for id in ["Network", "SubnetA", "Stream"] {
+            h.cloud.lose_answers(id, FakeOp::Create, 1, after);
+        }
+        let (_, report) = h.apply(&s).await;
+        let per_id = h.objects_per_logical_id();
+        for id in ["Network", "SubnetA", "Stream"] {
+            assert_eq!(
+                per_id[id],
+                1,
+                "lost {}: {per_id:?}",
+                if after { "after" } else { "before" }
+            );
+        }
+        let creates = h.cloud.calls("Fake::Net::Network", FakeOp::Create);
+        if after {
+            assert_eq!(
+                creates, 1,
+                "what the first attempt made was adopted, not made again"
+            );
+        } else {
+            assert_eq!(creates, 2, "nothing was made, so it was sent again");
+        }
+        assert!(report.succeeded());
+        assert!(!h.plan(&s).await.has_changes());
+    }
+}
+
+/// A twin of a resource the state holds (a create that was sent twice, the
+/// state recording one of the two) is planned as a delete with its reason,
+/// deleted by apply, and nothing carrying the stack's tags survives destroy.
+#[tokio::test]
+async fn a_twin_of_a_resource_in_state_is_planned_deleted_with_its_reason() {
+    let h = Harness::new();
+    let s = stack(false);
+    h.apply(&s).await;
+    let state = h.session(&s).state().clone();
+    let kept = state.resources["Network"].physical_id.clone();
+    let original = h.cloud.get(&kept).unwrap();
+    h.registry
+        .get("Fake::Net::Network")
+        .unwrap()
+        .create(fastcart_engine::CreateRequest {
+            logical_id: "Network",
+            properties: &original.properties,
+            tags: &original.tags,
+            idempotency_token: "lost",
+            context: &h.ctx,
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.objects_per_logical_id()["Network"], 2);
+
+    let plan = h.plan(&s).await;
+    let twin = plan
+        .steps
+        .iter()
+        .find(|s| s.deposed)
+        .expect("the twin is planned");
+    assert_eq!(twin.action, Action::Delete);
+    assert_eq!(twin.reason, "twin of Network left by an interrupted call");
+    assert!(
+        render_plan(&plan).contains("twin of Network"),
+        "{}",
+        render_plan(&plan)
+    );
+    h.apply(&s).await;
+    assert_eq!(h.objects_per_logical_id()["Network"], 1);
+    assert!(h.cloud.get(&kept).is_some(), "the tracked one stays");
+    assert!(!h.plan(&s).await.has_changes());
 }
