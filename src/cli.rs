@@ -68,6 +68,10 @@ pub enum Command {
         detailed_exitcode: bool,
     },
     /// Make the cloud match the stack
+    ///
+    /// Ctrl-C stops new changes and every wait at once, finishes the requests
+    /// already sent and saves state; a second Ctrl-C exits at once (the journal
+    /// records every request sent, and the next apply picks up from it).
     Apply {
         /// A plan saved by `fastcart plan --out`; refused if the state or stack moved since
         #[arg(value_name = "PLAN_FILE")]

@@ -308,10 +308,18 @@ async fn apply(
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn({
         let cancel = cancel.clone();
+        let lock = session.store().lock_path();
         async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: no new changes will start; waiting for the calls in flight, then saving state.");
+                eprintln!("\nInterrupted: no new changes will start and waits stop; finishing the requests in flight, then saving state. Press Ctrl-C again to exit at once.");
                 cancel.cancel();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                // Every request sent is in the journal, which the next run
+                // folds into the state; only the lock must go.
+                let _ = std::fs::remove_file(&lock);
+                eprintln!("Interrupted again: exiting now. The journal records every request sent; run `fastcart apply` again to continue.");
+                std::process::exit(130);
             }
         }
     });

@@ -902,16 +902,20 @@ impl Driver for Cluster {
         let name = name_of(&h.physical_id);
         // A cluster refuses deletion while services (draining ones too) or
         // tasks remain in it.
-        wait::deleted(10 * MINUTE, || async {
-            self.c.pace("ECS").await;
-            self.c
-                .ecs
-                .delete_cluster()
-                .cluster(name)
-                .send()
-                .await
-                .op("ecs:DeleteCluster", name)
-        })
+        wait::deleted(
+            10 * MINUTE,
+            || async {
+                self.c.pace("ECS").await;
+                self.c
+                    .ecs
+                    .delete_cluster()
+                    .cluster(name)
+                    .send()
+                    .await
+                    .op("ecs:DeleteCluster", name)
+            },
+            wait::no_blockers,
+        )
         .await?;
         wait::until(
             "ecs:DescribeClusters",
@@ -1778,7 +1782,7 @@ impl Driver for Service {
             return Ok(());
         };
         // Already draining: another delete is under way; wait for it.
-        let not_active = |e: &DriverError| is_gone(e) || e.message.contains("ServiceNotActive");
+        let not_active = |e: &DriverError| is_gone(e) || e.is_code("ServiceNotActiveException");
         if s.status() == Some("ACTIVE") {
             if s.desired_count() > 0 {
                 self.c.pace("ECS").await;

@@ -2,9 +2,9 @@
 //! AWS said, and whether it is worth retrying.
 
 use std::error::Error as StdError;
-use std::fmt::Debug;
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{DriverError, ErrorKind};
@@ -70,25 +70,52 @@ pub fn classify(code: &str) -> ErrorKind {
 }
 
 /// Turns an SDK error into a `DriverError` naming the operation and target.
-pub fn from_sdk<E, R>(e: SdkError<E, R>, operation: &str, target: &str) -> DriverError
+///
+/// A call that got no answer, a 5xx or a throttle may have taken effect. For
+/// a call the SDK sends only once (see [`crate::retry`]) that is
+/// `ErrorKind::OutcomeUnknown`, which the engine resolves by looking before
+/// it retries. For a call the SDK already retried it is final: the engine
+/// does not retry it a second time.
+pub fn from_sdk<E>(e: SdkError<E, HttpResponse>, operation: &str, target: &str) -> DriverError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: Debug,
 {
     let code = e.code().unwrap_or_default().to_string();
+    let status = e.raw_response().map(|r| r.status().as_u16());
     let message = match e.message() {
         Some(m) if !code.is_empty() => format!("{code}: {m}"),
         Some(m) => m.to_string(),
         None if !code.is_empty() => code.clone(),
-        None => DisplayErrorContext(&e).to_string(),
+        None => match status {
+            Some(s) => format!("HTTP {s} with no error code ({})", DisplayErrorContext(&e)),
+            None => DisplayErrorContext(&e).to_string(),
+        },
     };
+    let no_answer = matches!(
+        e,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    );
     let kind = if code.is_empty() {
-        // No answer from AWS at all (timeout, connection refused, ...).
         ErrorKind::Other
     } else {
         classify(&code)
     };
-    DriverError::new(kind, operation, format!("{target}: {message}"))
+    let transient = no_answer || status.is_some_and(|s| s >= 500) || kind == ErrorKind::Throttled;
+    let (kind, message) = match (transient, crate::retry::repeatable(operation)) {
+        (true, false) => (
+            ErrorKind::OutcomeUnknown,
+            format!("{message} (the call may have taken effect)"),
+        ),
+        (true, true) => (
+            ErrorKind::Other,
+            format!(
+                "{message} (after {} attempts; run the command again)",
+                crate::retry::SDK_ATTEMPTS
+            ),
+        ),
+        (false, _) => (kind, message),
+    };
+    DriverError::new(kind, operation, format!("{target}: {message}")).with_code(&code)
 }
 
 /// `.op("ec2:CreateVpc", "vpc-123")` on an SDK call's result.
@@ -96,10 +123,9 @@ pub trait SdkResultExt<T> {
     fn op(self, operation: &str, target: &str) -> Result<T, DriverError>;
 }
 
-impl<T, E, R> SdkResultExt<T> for Result<T, SdkError<E, R>>
+impl<T, E> SdkResultExt<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: Debug,
 {
     fn op(self, operation: &str, target: &str) -> Result<T, DriverError> {
         self.map_err(|e| from_sdk(e, operation, target))

@@ -364,7 +364,7 @@ impl Driver for Stream {
         call.send().await.op(op, name).map_err(|mut e| {
             // The stream's name is taken: an earlier create of ours, perhaps,
             // which the engine adopts when it carries our ownership tags.
-            if e.message.contains("ResourceInUseException") {
+            if e.is_code("ResourceInUseException") {
                 e.kind = fastcart_engine::ErrorKind::AlreadyExists;
             }
             e
@@ -454,17 +454,21 @@ impl Driver for Stream {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // ResourceInUse while the stream is still CREATING or UPDATING.
-        wait::deleted(5 * MINUTE, || async {
-            self.c.pace("Kinesis").await;
-            self.c
-                .kinesis
-                .delete_stream()
-                .stream_name(name)
-                .enforce_consumer_deletion(true)
-                .send()
-                .await
-                .op("kinesis:DeleteStream", name)
-        })
+        wait::deleted(
+            5 * MINUTE,
+            || async {
+                self.c.pace("Kinesis").await;
+                self.c
+                    .kinesis
+                    .delete_stream()
+                    .stream_name(name)
+                    .enforce_consumer_deletion(true)
+                    .send()
+                    .await
+                    .op("kinesis:DeleteStream", name)
+            },
+            wait::no_blockers,
+        )
         .await?;
         wait::until(
             "kinesis:DescribeStreamSummary",

@@ -23,6 +23,7 @@ pub mod logs;
 pub mod pace;
 pub mod props;
 pub mod rds;
+pub mod retry;
 pub mod sdk;
 pub mod secretsmanager;
 pub mod tagging;

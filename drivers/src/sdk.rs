@@ -1,6 +1,6 @@
 //! SDK set-up in one place: the standard credential and region chain,
 //! `AWS_ENDPOINT_URL` honoured (by `aws-config` itself), the standard retry
-//! mode, a pacing token bucket per service for mutations, and a counter of
+//! mode for calls safe to repeat and none for the others (`retry.rs`), a pacing token bucket per service for mutations, and a counter of
 //! the requests sent (per service and operation) that tests and `--verbose`
 //! read.
 
@@ -12,7 +12,9 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -75,6 +77,35 @@ impl Intercept for Counting {
     }
 }
 
+/// Turns the SDK's retries off for calls that are not safe to send twice
+/// (see [`crate::retry`]): the engine retries those, after looking for what
+/// the first attempt made.
+#[derive(Debug, Clone)]
+struct SendOnce;
+
+impl Intercept for SendOnce {
+    fn name(&self) -> &'static str {
+        "fastcart-send-once"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let once = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| !crate::retry::repeatable(m.name()));
+        if once {
+            // Into the interceptor state: it is searched first.
+            cfg.interceptor_state()
+                .store_put(RetryConfig::standard().with_max_attempts(1));
+        }
+        Ok(())
+    }
+}
+
 /// One client per AWS service fastcart drives, sharing one configuration.
 pub struct Clients {
     pub region: String,
@@ -109,7 +140,7 @@ impl Clients {
     pub fn loader(region: &str) -> aws_config::ConfigLoader {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
-            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .retry_config(RetryConfig::standard().with_max_attempts(crate::retry::SDK_ATTEMPTS))
     }
 
     pub fn from_config(config: &SdkConfig) -> Clients {
@@ -119,6 +150,15 @@ impl Clients {
                 $krate::Client::from_conf(
                     $krate::config::Builder::from(config)
                         .interceptor(Counting(requests.clone()))
+                        .interceptor(SendOnce)
+                        // No retry quota: under many lost answers the shared
+                        // quota runs dry and reads that one more attempt would
+                        // have saved fail. Attempts stay bounded per call.
+                        .retry_partition(
+                            $krate::config::retry::RetryPartition::custom("fastcart")
+                                .token_bucket($krate::config::retry::TokenBucket::unlimited())
+                                .build(),
+                        )
                         .build(),
                 )
             };

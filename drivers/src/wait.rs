@@ -1,15 +1,30 @@
 //! Waiting for asynchronous resources: poll with backoff until a probe says
-//! done, or give up after a timeout modelled on how long the service really
-//! takes.
+//! done, or give up after a deadline modelled on how long the service really
+//! takes. Every pause is a cancellation point: at Ctrl-C a wait stops at once
+//! (`ErrorKind::Cancelled`), and the journal and the ownership tags let the
+//! next run find what it waited for. Giving up is `ErrorKind::DeadlineExceeded`,
+//! which nobody retries again, so the worst case of a call is its deadline.
 
 use std::future::Future;
 use std::time::Duration;
 
-use fastcart_engine::{DriverError, ErrorKind};
+use fastcart_engine::{cancel, DriverError, ErrorKind};
+
+fn gave_up(operation: &str, message: String) -> DriverError {
+    DriverError::new(ErrorKind::DeadlineExceeded, operation, message)
+}
+
+fn stopped(operation: &str, what: &str) -> DriverError {
+    DriverError::new(
+        ErrorKind::Cancelled,
+        operation,
+        format!("stopped waiting for {what}: interrupted; it may still finish, and the next run finds it"),
+    )
+}
 
 /// Polls `probe` until it returns `Some`, first at once, then with a pause
-/// that grows from one second to fifteen. `what` names the wait in the
-/// timeout error ("vpc-123 to become available").
+/// that grows from half a second to fifteen. `what` names the wait in the
+/// error ("vpc-123 to become available").
 pub async fn until<T, F, Fut>(
     operation: &str,
     what: &str,
@@ -27,8 +42,7 @@ where
             return Ok(done);
         }
         if start.elapsed() >= timeout {
-            return Err(DriverError::new(
-                ErrorKind::Other,
+            return Err(gave_up(
                 operation,
                 format!(
                     "gave up waiting for {what} after {}s; it may still finish: run plan again to see",
@@ -36,25 +50,53 @@ where
                 ),
             ));
         }
-        tokio::time::sleep(pause).await;
+        // Never past the deadline: the last pause ends on it.
+        if !cancel::sleep(pause.min(timeout.saturating_sub(start.elapsed()))).await {
+            return Err(stopped(operation, what));
+        }
         pause = (pause * 3 / 2).min(Duration::from_secs(15));
     }
 }
 
 /// Retries `call` while AWS says the resource is still in use (a dependency
 /// violation), for at most `timeout`: deleting a subnet right after the NAT
-/// gateway in it is one such case.
-pub async fn while_in_use<T, F, Fut>(timeout: Duration, mut call: F) -> Result<T, DriverError>
+/// gateway in it is one such case. Giving up says what AWS last said is in
+/// the way, how long it waited, and what `blockers` finds (pass
+/// [`no_blockers`] when AWS's message says it all).
+pub async fn while_in_use<T, F, Fut, B, BFut>(
+    timeout: Duration,
+    mut call: F,
+    blockers: B,
+) -> Result<T, DriverError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DriverError>>,
+    B: FnOnce() -> BFut,
+    BFut: Future<Output = Option<String>>,
 {
     let start = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(500);
     loop {
         match call().await {
-            Err(e) if e.kind == ErrorKind::DependencyViolation && start.elapsed() < timeout => {
-                tokio::time::sleep(pause).await;
+            Err(e) if e.kind == ErrorKind::DependencyViolation => {
+                if start.elapsed() >= timeout {
+                    let found = blockers().await;
+                    let found = found
+                        .map(|b| format!("; in the way: {b}"))
+                        .unwrap_or_default();
+                    return Err(gave_up(
+                        &e.operation,
+                        format!(
+                            "{}{found}; still in use after {}s: remove what uses it, then run the command again",
+                            e.message,
+                            start.elapsed().as_secs()
+                        ),
+                    )
+                    .with_code(e.code.as_deref().unwrap_or_default()));
+                }
+                if !cancel::sleep(pause.min(timeout.saturating_sub(start.elapsed()))).await {
+                    return Err(stopped(&e.operation, "a resource in use to be freed"));
+                }
                 pause = (pause * 2).min(Duration::from_secs(10));
             }
             other => return other,
@@ -62,14 +104,26 @@ where
     }
 }
 
+/// For [`while_in_use`] and [`deleted`] when AWS's own message names what is
+/// in the way.
+pub async fn no_blockers() -> Option<String> {
+    None
+}
+
 /// A delete: `call` retried while the resource is in use (for at most
 /// `timeout`); a resource already gone counts as deleted.
-pub async fn deleted<T, F, Fut>(timeout: Duration, call: F) -> Result<(), DriverError>
+pub async fn deleted<T, F, Fut, B, BFut>(
+    timeout: Duration,
+    call: F,
+    blockers: B,
+) -> Result<(), DriverError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DriverError>>,
+    B: FnOnce() -> BFut,
+    BFut: Future<Output = Option<String>>,
 {
-    match while_in_use(timeout, call).await {
+    match while_in_use(timeout, call, blockers).await {
         Err(e) if e.kind != ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
@@ -95,32 +149,71 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.message.contains("gave up waiting for thing"), "{err}");
+        assert_eq!(err.kind, ErrorKind::DeadlineExceeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_wait_stops_at_once() {
+        let token = cancel::CancellationToken::new();
+        let polls = AtomicU32::new(0);
+        let t = token.clone();
+        let start = tokio::time::Instant::now();
+        let err = cancel::scope(token, async {
+            until("x:Op", "thing", Duration::from_secs(3600), || async {
+                if polls.fetch_add(1, Ordering::SeqCst) == 2 {
+                    t.cancel();
+                }
+                Ok::<Option<()>, DriverError>(None)
+            })
+            .await
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Cancelled, "{err}");
+        assert_eq!(polls.load(Ordering::SeqCst), 3);
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
     async fn retries_a_dependency_violation_for_a_bounded_time() {
         let n = AtomicU32::new(0);
-        let r = while_in_use(Duration::from_secs(30), || async {
-            if n.fetch_add(1, Ordering::SeqCst) < 2 {
+        let r = while_in_use(
+            Duration::from_secs(30),
+            || async {
+                if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(DriverError::new(
+                        ErrorKind::DependencyViolation,
+                        "ec2:DeleteSubnet",
+                        "in use",
+                    ))
+                } else {
+                    Ok(())
+                }
+            },
+            no_blockers,
+        )
+        .await;
+        assert!(r.is_ok());
+        let start = tokio::time::Instant::now();
+        let r: Result<(), _> = while_in_use(
+            Duration::from_secs(5),
+            || async {
                 Err(DriverError::new(
                     ErrorKind::DependencyViolation,
                     "ec2:DeleteSubnet",
                     "in use",
                 ))
-            } else {
-                Ok(())
-            }
-        })
+            },
+            || async { Some("eni-1 (a network interface)".to_string()) },
+        )
         .await;
-        assert!(r.is_ok());
-        let r: Result<(), _> = while_in_use(Duration::from_secs(5), || async {
-            Err(DriverError::new(
-                ErrorKind::DependencyViolation,
-                "ec2:DeleteSubnet",
-                "in use",
-            ))
-        })
-        .await;
-        assert_eq!(r.unwrap_err().kind, ErrorKind::DependencyViolation);
+        let err = r.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DeadlineExceeded, "{err}");
+        assert!(err.message.contains("in the way: eni-1"), "{err}");
+        assert!(err.message.contains("still in use after 5s"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the deadline bounds the wait"
+        );
     }
 }

@@ -248,7 +248,35 @@ impl Driver for Route {
                 let call = with_destination!(call, dest);
                 let call = with_target!(call, target.0, target.1);
                 self.c.pace("EC2").await;
-                call.send().await.op(op, &id)?;
+                match call.send().await.op(op, &id) {
+                    // Made meanwhile (an earlier attempt's answer was lost):
+                    // done if it is the same route, else say what differs.
+                    Err(e) if e.is_code("RouteAlreadyExists") => {
+                        let now = self
+                            .routes(&[table])
+                            .await?
+                            .remove(table)
+                            .unwrap_or_default();
+                        match now.iter().find(|r| destination(r) == Some(dest)) {
+                            Some(r) if targets(r).contains(&target) => {}
+                            Some(r) => {
+                                return Err(DriverError {
+                                    message: format!(
+                                        "{}; it points at {:?}, not {}: remove it or point the stack at it",
+                                        e.message,
+                                        targets(r),
+                                        target.1
+                                    ),
+                                    ..e
+                                })
+                            }
+                            None => return Err(e),
+                        }
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
         }
         Ok(Created {

@@ -512,7 +512,7 @@ impl SecurityGroup {
             .collect();
         if !add.is_empty() {
             self.c.pace("EC2").await;
-            match dir {
+            let authorized = match dir {
                 Ingress => self
                     .c
                     .ec2
@@ -522,7 +522,7 @@ impl SecurityGroup {
                     .send()
                     .await
                     .op("ec2:AuthorizeSecurityGroupIngress", id)
-                    .map(|_| ())?,
+                    .map(|_| ()),
                 Egress => self
                     .c
                     .ec2
@@ -532,7 +532,15 @@ impl SecurityGroup {
                     .send()
                     .await
                     .op("ec2:AuthorizeSecurityGroupEgress", id)
-                    .map(|_| ())?,
+                    .map(|_| ()),
+            };
+            match authorized {
+                // Already there (an earlier attempt whose answer was lost):
+                // done, when what is there is exactly what was asked.
+                Err(e) if e.is_code("InvalidPermission.Duplicate") => {
+                    self.already_there(id, dir, &wanted, e).await?
+                }
+                other => other?,
             }
         }
         if !redescribe.is_empty() {
@@ -586,6 +594,41 @@ impl SecurityGroup {
             }
         }
         Ok(())
+    }
+
+    /// After AWS answered that a rule it was asked to add is a duplicate:
+    /// success when every rule the stack wants is now in the group, else the
+    /// error, naming the rules still missing.
+    async fn already_there(
+        &self,
+        id: &str,
+        dir: Direction,
+        wanted: &[&Rule],
+        duplicate: DriverError,
+    ) -> Result<(), DriverError> {
+        let Some(group) = self.describe(id).await? else {
+            return Err(duplicate);
+        };
+        let now = flatten(match dir {
+            Ingress => group.ip_permissions(),
+            Egress => group.ip_permissions_egress(),
+        });
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !now.iter().any(|a| a.same(w)))
+            .map(|w| w.to_value(dir).to_string())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(DriverError {
+            message: format!(
+                "{}; these rules are still missing: {}",
+                duplicate.message,
+                missing.join(", ")
+            ),
+            ..duplicate
+        })
     }
 
     /// Reconciles the rule lists given (`None`: left as they are).
@@ -711,7 +754,7 @@ impl Driver for SecurityGroup {
         let id = match made {
             Ok(out) => out.group_id().unwrap_or_default().to_string(),
             // An earlier attempt made it (its answer was lost): adopt it.
-            Err(e) if e.message.contains("InvalidGroup.Duplicate") => {
+            Err(e) if e.is_code("InvalidGroup.Duplicate") => {
                 match self.earlier(&name, vpc, &req).await? {
                     Some(id) => id,
                     None => return Err(e),
@@ -733,8 +776,12 @@ impl Driver for SecurityGroup {
             .await
         {
             // Leave no half-made group behind: a retry makes it whole again,
-            // and a fixed GroupName would otherwise be taken.
-            let _ = self.delete_once(&id).await;
+            // and a fixed GroupName would otherwise be taken. When a rule's
+            // answer was lost the group stays: the engine finds it by its
+            // tags, adopts it and finishes its rules.
+            if e.kind != ErrorKind::OutcomeUnknown {
+                let _ = self.delete_once(&id).await;
+            }
             return Err(e);
         }
         Ok(Created {
@@ -775,7 +822,7 @@ impl Driver for SecurityGroup {
         let id = h.physical_id.as_str();
         // Network interfaces of deleted tasks, databases and caches let go
         // of a group minutes after those are gone.
-        wait::deleted(10 * MINUTE, || self.delete_once(id)).await
+        wait::deleted(10 * MINUTE, || self.delete_once(id), wait::no_blockers).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

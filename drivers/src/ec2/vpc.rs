@@ -229,16 +229,20 @@ impl Driver for Vpc {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
-        wait::deleted(5 * crate::sdk::MINUTE, || async {
-            self.c.pace("EC2").await;
-            self.c
-                .ec2
-                .delete_vpc()
-                .vpc_id(id)
-                .send()
-                .await
-                .op("ec2:DeleteVpc", id)
-        })
+        wait::deleted(
+            5 * crate::sdk::MINUTE,
+            || async {
+                self.c.pace("EC2").await;
+                self.c
+                    .ec2
+                    .delete_vpc()
+                    .vpc_id(id)
+                    .send()
+                    .await
+                    .op("ec2:DeleteVpc", id)
+            },
+            || self.contents(id),
+        )
         .await
     }
 
@@ -261,6 +265,72 @@ impl Driver for Vpc {
 }
 
 impl Vpc {
+    /// What is still in a VPC that will not delete, for the error: subnets,
+    /// attached internet gateways, security groups other than the default,
+    /// and network interfaces (with what they belong to). One call each.
+    async fn contents(&self, id: &str) -> Option<String> {
+        let in_vpc = || filter("vpc-id", [id]);
+        let mut found: Vec<String> = Vec::new();
+        if let Ok(out) = self.c.ec2.describe_subnets().filters(in_vpc()).send().await {
+            found.extend(
+                out.subnets()
+                    .iter()
+                    .filter_map(|s| s.subnet_id())
+                    .map(|s| format!("subnet {s}")),
+            );
+        }
+        if let Ok(out) = self
+            .c
+            .ec2
+            .describe_internet_gateways()
+            .filters(filter("attachment.vpc-id", [id]))
+            .send()
+            .await
+        {
+            found.extend(
+                out.internet_gateways()
+                    .iter()
+                    .filter_map(|g| g.internet_gateway_id())
+                    .map(|g| format!("internet gateway {g} (attached)")),
+            );
+        }
+        if let Ok(out) = self
+            .c
+            .ec2
+            .describe_security_groups()
+            .filters(in_vpc())
+            .send()
+            .await
+        {
+            found.extend(
+                out.security_groups()
+                    .iter()
+                    .filter(|g| g.group_name() != Some("default"))
+                    .filter_map(|g| g.group_id())
+                    .map(|g| format!("security group {g}")),
+            );
+        }
+        if let Ok(out) = self
+            .c
+            .ec2
+            .describe_network_interfaces()
+            .filters(in_vpc())
+            .send()
+            .await
+        {
+            found.extend(out.network_interfaces().iter().map(|n| {
+                format!(
+                    "network interface {} ({})",
+                    n.network_interface_id().unwrap_or("?"),
+                    n.description()
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or("no description")
+                )
+            }));
+        }
+        (!found.is_empty()).then(|| found.join(", "))
+    }
+
     /// The default security group and network ACL AWS made with each VPC:
     /// one call each for all the VPCs.
     async fn defaults(

@@ -6,6 +6,8 @@
 //! One emulator serves the whole binary; each test works in its own
 //! environment suffix, so tests never see each other's resources.
 
+#[path = "../../../tests/support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "../../../tests/support/moto.rs"]
 mod moto;
 
@@ -14,6 +16,7 @@ mod common;
 mod compute;
 mod conformance;
 mod data;
+mod lost_answers;
 mod network;
 mod network_edge;
 mod network_routing;
