@@ -6,6 +6,8 @@
 //! Each test has its own emulator-wide environment suffix, so the two tests
 //! share one emulator without seeing each other's resources.
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/moto.rs"]
 mod moto;
 
@@ -37,6 +39,15 @@ impl World {
             dir: tempfile::tempdir().expect("temp dir"),
             env: env.into(),
             endpoint: moto::moto().endpoint.clone(),
+        }
+    }
+
+    /// A world whose fastcart talks to AWS through `endpoint` (a fault
+    /// proxy in front of the emulator); checks still go straight to it.
+    fn behind(env: &str, endpoint: &str) -> World {
+        World {
+            endpoint: endpoint.into(),
+            ..World::new(env)
         }
     }
 
@@ -960,4 +971,137 @@ async fn ctrl_c_finishes_calls_in_flight_saves_state_and_says_how_to_continue() 
         .collect();
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     w.expect(0, &["destroy", "--auto-approve"]);
+}
+
+/// What one run under lost answers did, for BENCHMARKS.md.
+#[derive(Debug)]
+struct LossyRun {
+    seed: u64,
+    loss: f64,
+    /// Applies until one exited 0 (at most three).
+    applies: usize,
+    converged: bool,
+    /// Resources of one logical id found more than once, through the SDK.
+    twins: usize,
+    /// Answers the proxy lost, before and after the request took effect.
+    lost: (u64, u64),
+    requests: u64,
+}
+
+/// The whole order stack through a proxy that loses `loss` of the answers:
+/// apply as a user would (again after a failure, at most three times), then
+/// count what exists straight from the emulator. Returns the figures; the
+/// caller decides what must hold.
+async fn lossy_run(seed: u64, loss: f64) -> (World, fault_proxy::FaultProxy, LossyRun) {
+    let m = moto::moto();
+    let proxy = fault_proxy::FaultProxy::start(&m.venv, &m.endpoint, loss, seed);
+    let w = World::behind(&format!("lost{seed}"), &proxy.endpoint);
+    let c = w.clients().await;
+    let mut applies = 0;
+    let mut converged = false;
+    while applies < 3 && !converged {
+        applies += 1;
+        let (code, text) = w.fastcart(&["apply", "--auto-approve"]);
+        converged = code == 0;
+        if !converged {
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!(
+                "seed {seed}: apply {applies} exited {code}:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+    let found = w.owned(&c).await;
+    let twins: Vec<_> = found.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    if !twins.is_empty() {
+        eprintln!("seed {seed}: twins {twins:#?}");
+    }
+    let stats = proxy.stats();
+    let n = |k: &str| stats[k].as_u64().unwrap_or(0);
+    let run = LossyRun {
+        seed,
+        loss,
+        applies,
+        converged,
+        twins: twins.len(),
+        lost: (n("lost_before"), n("lost_after")),
+        requests: n("requests"),
+    };
+    eprintln!(
+        "{} (lost answers logged in {})",
+        run.line(),
+        proxy.log.display()
+    );
+    (w, proxy, run)
+}
+
+/// Destroys through the proxy (again after a failure, at most three times)
+/// and insists that nothing carrying the stack's tags is left.
+async fn destroy_leaves_nothing(w: &World) {
+    let c = w.clients().await;
+    let mut last = String::new();
+    for _ in 0..3 {
+        let (code, text) = w.fastcart(&["destroy", "--auto-approve"]);
+        if code == 0 {
+            let left = w.owned(&c).await;
+            assert!(left.is_empty(), "left after destroy: {left:#?}");
+            return;
+        }
+        last = text;
+    }
+    panic!("destroy did not succeed in three tries:\n{last}");
+}
+
+impl LossyRun {
+    /// One line for BENCHMARKS.md.
+    fn line(&self) -> String {
+        format!(
+            "seed {} at {:.0}% lost: {} of {} answers lost ({} before, {} after the call took effect); \
+             {} after {} apply(s); {} twin(s)",
+            self.seed,
+            self.loss * 100.0,
+            self.lost.0 + self.lost.1,
+            self.requests,
+            self.lost.0,
+            self.lost.1,
+            if self.converged { "converged" } else { "not converged" },
+            self.applies,
+            self.twins
+        )
+    }
+}
+
+/// Exactly once under lost answers: at 20% of AWS's answers lost (half
+/// before the request reached AWS, half after it took effect) the order
+/// stack converges within three applies with no twin, a clean plan, nothing
+/// unmanaged, and a destroy that leaves nothing. Seeds from
+/// FASTCART_LOSS_SEEDS (comma-separated) reproduce a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_at_20_percent_converge_without_twins() {
+    let seeds: Vec<u64> = std::env::var("FASTCART_LOSS_SEEDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![11, 12, 13]);
+    for seed in seeds {
+        let (w, _proxy, run) = lossy_run(seed, 0.2).await;
+        assert!(run.converged, "did not converge in 3 applies: {run:?}");
+        assert_eq!(run.twins, 0, "{run:?}");
+        assert!(
+            run.lost.0 > 0 && run.lost.1 > 0,
+            "the proxy lost nothing: {run:?}"
+        );
+        w.expect(0, &["plan", "--detailed-exitcode"]);
+        w.expect(0, &["drift-check"]);
+        destroy_leaves_nothing(&w).await;
+    }
+}
+
+/// At 30% lost answers an apply may need more tries, but it never leaves a
+/// twin behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_at_30_percent_leave_no_twin() {
+    let (w, proxy, run) = lossy_run(31, 0.3).await;
+    assert_eq!(run.twins, 0, "{run:?}");
+    proxy.set_loss(0.0);
+    destroy_leaves_nothing(&w).await;
 }
