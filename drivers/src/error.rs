@@ -100,7 +100,10 @@ where
     } else {
         classify(&code)
     };
-    let transient = no_answer || status.is_some_and(|s| s >= 500) || kind == ErrorKind::Throttled;
+    // A quota hit (`LimitExceededException` in Logs, KMS, ECR, Secrets
+    // Manager) is a clean refusal, not a lost answer.
+    let throttled = kind == ErrorKind::Throttled && code != "LimitExceededException";
+    let transient = no_answer || status.is_some_and(|s| s >= 500) || throttled;
     let (kind, message) = match (transient, crate::retry::repeatable(operation)) {
         (true, false) => (
             ErrorKind::OutcomeUnknown,

@@ -415,6 +415,11 @@ impl Driver for Key {
             .await
             .op("kms:ScheduleKeyDeletion", id);
         match r {
+            // A resend after a lost answer finds the key already scheduled.
+            Err(e) if e.is_code("KMSInvalidStateException") => match self.describe(id).await? {
+                Some(m) if is_live(&m) => Err(e),
+                _ => Ok(()),
+            },
             Err(e) if !is_gone(&e) => Err(e),
             _ => Ok(()),
         }

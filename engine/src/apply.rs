@@ -600,6 +600,17 @@ impl Shared {
             .await;
         let (created, adopted) = match result {
             Ok(done) => done,
+            // It may have made something that was not found yet (no answer
+            // at the end of the attempts, Ctrl-C, a wait that gave up): the
+            // intent stays pending, so the next run's `recover` looks for it
+            // by its tags and adopts it, in a replacement too.
+            Err(e)
+                if e.may_have_created()
+                    || e.kind == ErrorKind::Cancelled
+                    || e.kind == ErrorKind::DeadlineExceeded =>
+            {
+                return Err(e.to_string())
+            }
             Err(e) => return self.failed(Op::Create, step, None, e),
         };
         // An adopted object may lack what the rest of its create would
@@ -663,14 +674,20 @@ impl Shared {
                         return Ok((created, Some((note, seen))));
                     }
                     Ok(None) if e.kind == ErrorKind::AlreadyExists => {
+                        let why = if driver.schema().taggable {
+                            "what holds the name does not carry this resource's fastcart \
+                             ownership tags"
+                        } else {
+                            "what is there is not what this resource asks for"
+                        };
                         return Err(DriverError {
                             message: format!(
-                                "{}; what holds the name does not carry this resource's fastcart \
-                                 ownership tags: delete or rename it, or deploy under another --env",
+                                "{}; {why}: delete or rename it, or deploy under another --env",
                                 e.message
                             ),
+                            kind: ErrorKind::InvalidRequest,
                             ..e
-                        })
+                        });
                     }
                     // Nothing was made: sending it again is safe.
                     Ok(None) => {}
@@ -720,30 +737,32 @@ impl Shared {
         };
         let found =
             cancel::scope(self.opts.cancel.clone(), driver.find_by_tags(&self.owner)).await?;
-        let Some(ours) = found
+        // Every candidate, read at once: a tag search can still list objects
+        // being deleted. The first live one (by id, as `recover` picks) is
+        // adopted; any other live one is a twin the next plan deletes.
+        let mut handles: Vec<ResourceHandle> = found
             .into_iter()
-            .find(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))
-        else {
+            .filter(|f| f.logical_id == step.logical_id && !known.contains(&f.physical_id))
+            .map(|f| ResourceHandle {
+                logical_id: step.logical_id.clone(),
+                physical_id: f.physical_id,
+                properties: Map::new(),
+            })
+            .collect();
+        if handles.is_empty() {
             return Ok(None);
-        };
-        let handle = ResourceHandle {
-            logical_id: step.logical_id.clone(),
-            physical_id: ours.physical_id,
-            properties: Map::new(),
-        };
-        let seen = driver
-            .read(std::slice::from_ref(&handle))
-            .await?
-            .pop()
-            .flatten();
-        Ok(seen.map(|o| {
-            (
+        }
+        handles.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        let seen = driver.read(&handles).await?;
+        Ok(handles.into_iter().zip(seen).find_map(|(h, o)| {
+            let o = o?;
+            Some((
                 Created {
-                    physical_id: handle.physical_id,
+                    physical_id: h.physical_id,
                     attributes: o.attributes.clone(),
                 },
                 o,
-            )
+            ))
         }))
     }
 

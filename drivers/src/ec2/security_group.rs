@@ -505,11 +505,11 @@ impl SecurityGroup {
             .collect();
         // Revoked as AWS reports them, descriptions included: moto matches a
         // group rule only with its description.
-        let remove: Vec<IpPermission> = actual
+        let leftover: Vec<&Rule> = actual
             .iter()
             .filter(|a| !wanted.iter().any(|d| d.same(a)))
-            .map(Rule::permission)
             .collect();
+        let remove: Vec<IpPermission> = leftover.iter().map(|r| r.permission()).collect();
         if !add.is_empty() {
             self.c.pace("EC2").await;
             let authorized = match dir {
@@ -570,7 +570,7 @@ impl SecurityGroup {
         }
         if !remove.is_empty() {
             self.c.pace("EC2").await;
-            match dir {
+            let revoked = match dir {
                 Ingress => self
                     .c
                     .ec2
@@ -580,7 +580,7 @@ impl SecurityGroup {
                     .send()
                     .await
                     .op("ec2:RevokeSecurityGroupIngress", id)
-                    .map(|_| ())?,
+                    .map(|_| ()),
                 Egress => self
                     .c
                     .ec2
@@ -590,10 +590,36 @@ impl SecurityGroup {
                     .send()
                     .await
                     .op("ec2:RevokeSecurityGroupEgress", id)
-                    .map(|_| ())?,
+                    .map(|_| ()),
+            };
+            match revoked {
+                // Already gone (a resend after a lost answer): done, when
+                // none of the rules to remove is left.
+                Err(e) if e.is_code("InvalidPermission.NotFound") => {
+                    let now = self.rules_now(id, dir).await?;
+                    if leftover.iter().any(|r| now.iter().any(|a| a.same(r))) {
+                        return Err(e);
+                    }
+                }
+                other => other?,
             }
         }
         Ok(())
+    }
+
+    /// The rules of one list of a group as AWS has them now (none when the
+    /// group is gone).
+    async fn rules_now(&self, id: &str, dir: Direction) -> Result<Vec<Rule>, DriverError> {
+        Ok(self
+            .describe(id)
+            .await?
+            .map(|g| {
+                flatten(match dir {
+                    Ingress => g.ip_permissions(),
+                    Egress => g.ip_permissions_egress(),
+                })
+            })
+            .unwrap_or_default())
     }
 
     /// After AWS answered that a rule it was asked to add is a duplicate:
@@ -606,13 +632,7 @@ impl SecurityGroup {
         wanted: &[&Rule],
         duplicate: DriverError,
     ) -> Result<(), DriverError> {
-        let Some(group) = self.describe(id).await? else {
-            return Err(duplicate);
-        };
-        let now = flatten(match dir {
-            Ingress => group.ip_permissions(),
-            Egress => group.ip_permissions_egress(),
-        });
+        let now = self.rules_now(id, dir).await?;
         let missing: Vec<String> = wanted
             .iter()
             .filter(|w| !now.iter().any(|a| a.same(w)))
