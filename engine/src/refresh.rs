@@ -176,17 +176,7 @@ pub async fn recover(
             .resources
             .get_mut(&id)
             .expect("twin-prone ids are in state");
-        for twin in twins {
-            notes.push(format!(
-                "{id} has a twin {} left by an interrupted call; it will be deleted",
-                twin.physical_id
-            ));
-            r.deposed.push(Deposed {
-                physical_id: twin.physical_id,
-                properties: r.properties.clone(),
-                reason: Some(twin_reason(&id)),
-            });
-        }
+        depose_twins(&id, r, twins, &mut notes);
     }
     for (id, mut twins) in adopt {
         twins.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
@@ -210,26 +200,26 @@ pub async fn recover(
             first.physical_id
         ));
         let r = state.resources.get_mut(&id).expect("just recorded");
-        for twin in twins {
-            notes.push(format!(
-                "{id} has a twin {} (a retried create made two); it will be deleted",
-                twin.physical_id
-            ));
-            r.deposed.push(Deposed {
-                physical_id: twin.physical_id,
-                properties: r.properties.clone(),
-                reason: Some(twin_reason(&id)),
-            });
-        }
+        depose_twins(&id, r, twins, &mut notes);
     }
     // Creates that left nothing behind were never carried out.
     state.pending.retain(|_, p| p.op != Op::Create);
     Ok(notes)
 }
 
-/// Why a twin is deleted, as plans show it.
-fn twin_reason(id: &str) -> String {
-    format!("twin of {id} left by an interrupted call")
+/// Marks `twins` of `id` for deletion, with the reason plans show.
+fn depose_twins(id: &str, r: &mut ResourceState, twins: Vec<Found>, notes: &mut Vec<String>) {
+    for twin in twins {
+        notes.push(format!(
+            "{id} has a twin {} left by an interrupted call; it will be deleted",
+            twin.physical_id
+        ));
+        r.deposed.push(Deposed {
+            physical_id: twin.physical_id,
+            properties: r.properties.clone(),
+            reason: Some(format!("twin of {id} left by an interrupted call")),
+        });
+    }
 }
 
 /// Whether `recover` or `read_all` may change `state`: only with pending
