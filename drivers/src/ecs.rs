@@ -902,20 +902,16 @@ impl Driver for Cluster {
         let name = name_of(&h.physical_id);
         // A cluster refuses deletion while services (draining ones too) or
         // tasks remain in it.
-        wait::deleted(
-            10 * MINUTE,
-            || async {
-                self.c.pace("ECS").await;
-                self.c
-                    .ecs
-                    .delete_cluster()
-                    .cluster(name)
-                    .send()
-                    .await
-                    .op("ecs:DeleteCluster", name)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(10 * MINUTE, || async {
+            self.c.pace("ECS").await;
+            self.c
+                .ecs
+                .delete_cluster()
+                .cluster(name)
+                .send()
+                .await
+                .op("ecs:DeleteCluster", name)
+        })
         .await?;
         wait::until(
             "ecs:DescribeClusters",

@@ -249,20 +249,16 @@ impl Driver for CacheSubnetGroup {
         let name = h.physical_id.as_str();
         // In use until the replication groups in it are gone, which takes
         // minutes after their deletion starts.
-        wait::deleted(
-            30 * MINUTE,
-            || async {
-                self.c.pace("ElastiCache").await;
-                self.c
-                    .elasticache
-                    .delete_cache_subnet_group()
-                    .cache_subnet_group_name(name)
-                    .send()
-                    .await
-                    .op("elasticache:DeleteCacheSubnetGroup", name)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(30 * MINUTE, || async {
+            self.c.pace("ElastiCache").await;
+            self.c
+                .elasticache
+                .delete_cache_subnet_group()
+                .cache_subnet_group_name(name)
+                .send()
+                .await
+                .op("elasticache:DeleteCacheSubnetGroup", name)
+        })
         .await
     }
 
@@ -752,20 +748,16 @@ impl Driver for ReplicationGroup {
         let id = h.physical_id.as_str();
         // A group still creating or modifying refuses to be deleted for a
         // while.
-        let r = wait::while_in_use(
-            GROUP_TIMEOUT,
-            || async {
-                self.c.pace("ElastiCache").await;
-                self.c
-                    .elasticache
-                    .delete_replication_group()
-                    .replication_group_id(id)
-                    .send()
-                    .await
-                    .op("elasticache:DeleteReplicationGroup", id)
-            },
-            wait::no_blockers,
-        )
+        let r = wait::while_in_use(GROUP_TIMEOUT, || async {
+            self.c.pace("ElastiCache").await;
+            self.c
+                .elasticache
+                .delete_replication_group()
+                .replication_group_id(id)
+                .send()
+                .await
+                .op("elasticache:DeleteReplicationGroup", id)
+        })
         .await;
         match r {
             Err(e) if is_gone(&e) => return Ok(()),

@@ -107,7 +107,10 @@ where
     let (kind, message) = match (transient, crate::retry::repeatable(operation)) {
         (true, false) => (
             ErrorKind::OutcomeUnknown,
-            format!("{message} (the call may have taken effect)"),
+            format!(
+                "{message} (the call may have taken effect; fastcart looks for what it made \
+                 before it sends it again)"
+            ),
         ),
         (true, true) => (
             ErrorKind::Other,

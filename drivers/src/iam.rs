@@ -650,20 +650,16 @@ impl Driver for Role {
         for policy in &inline {
             self.delete_inline(name, policy).await?;
         }
-        wait::deleted(
-            2 * crate::sdk::MINUTE,
-            || async {
-                self.c.pace("IAM").await;
-                self.c
-                    .iam
-                    .delete_role()
-                    .role_name(name)
-                    .send()
-                    .await
-                    .op("iam:DeleteRole", name)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(2 * crate::sdk::MINUTE, || async {
+            self.c.pace("IAM").await;
+            self.c
+                .iam
+                .delete_role()
+                .role_name(name)
+                .send()
+                .await
+                .op("iam:DeleteRole", name)
+        })
         .await
     }
 

@@ -454,21 +454,17 @@ impl Driver for Stream {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // ResourceInUse while the stream is still CREATING or UPDATING.
-        wait::deleted(
-            5 * MINUTE,
-            || async {
-                self.c.pace("Kinesis").await;
-                self.c
-                    .kinesis
-                    .delete_stream()
-                    .stream_name(name)
-                    .enforce_consumer_deletion(true)
-                    .send()
-                    .await
-                    .op("kinesis:DeleteStream", name)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(5 * MINUTE, || async {
+            self.c.pace("Kinesis").await;
+            self.c
+                .kinesis
+                .delete_stream()
+                .stream_name(name)
+                .enforce_consumer_deletion(true)
+                .send()
+                .await
+                .op("kinesis:DeleteStream", name)
+        })
         .await?;
         wait::until(
             "kinesis:DescribeStreamSummary",

@@ -352,20 +352,16 @@ impl Driver for DbSubnetGroup {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // In use until the DB instances in it are gone.
-        wait::deleted(
-            10 * MINUTE,
-            || async {
-                self.c.pace("RDS").await;
-                self.c
-                    .rds
-                    .delete_db_subnet_group()
-                    .db_subnet_group_name(name)
-                    .send()
-                    .await
-                    .op("rds:DeleteDBSubnetGroup", name)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(10 * MINUTE, || async {
+            self.c.pace("RDS").await;
+            self.c
+                .rds
+                .delete_db_subnet_group()
+                .db_subnet_group_name(name)
+                .send()
+                .await
+                .op("rds:DeleteDBSubnetGroup", name)
+        })
         .await
     }
 
@@ -876,22 +872,18 @@ impl Driver for DbInstance {
         let keep_backups = bool_of(&h.properties, "DeleteAutomatedBackups") == Some(false);
         // An instance still creating, modifying or backing up refuses to be
         // deleted for a while; one already deleting refuses until it is gone.
-        let r = wait::while_in_use(
-            INSTANCE_TIMEOUT,
-            || async {
-                self.c.pace("RDS").await;
-                self.c
-                    .rds
-                    .delete_db_instance()
-                    .db_instance_identifier(id)
-                    .skip_final_snapshot(true)
-                    .delete_automated_backups(!keep_backups)
-                    .send()
-                    .await
-                    .op("rds:DeleteDBInstance", id)
-            },
-            wait::no_blockers,
-        )
+        let r = wait::while_in_use(INSTANCE_TIMEOUT, || async {
+            self.c.pace("RDS").await;
+            self.c
+                .rds
+                .delete_db_instance()
+                .db_instance_identifier(id)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(!keep_backups)
+                .send()
+                .await
+                .op("rds:DeleteDBInstance", id)
+        })
         .await;
         match r {
             Err(e) if is_gone(&e) => return Ok(()),

@@ -61,9 +61,18 @@ where
 /// Retries `call` while AWS says the resource is still in use (a dependency
 /// violation), for at most `timeout`: deleting a subnet right after the NAT
 /// gateway in it is one such case. Giving up says what AWS last said is in
-/// the way, how long it waited, and what `blockers` finds (pass
-/// [`no_blockers`] when AWS's message says it all).
-pub async fn while_in_use<T, F, Fut, B, BFut>(
+/// the way and how long it waited.
+pub async fn while_in_use<T, F, Fut>(timeout: Duration, call: F) -> Result<T, DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DriverError>>,
+{
+    while_in_use_naming(timeout, call, || async { None }).await
+}
+
+/// [`while_in_use`], and on giving up also what `blockers` finds in the way,
+/// for resources whose own "in use" message does not say (a VPC).
+pub async fn while_in_use_naming<T, F, Fut, B, BFut>(
     timeout: Duration,
     mut call: F,
     blockers: B,
@@ -104,15 +113,18 @@ where
     }
 }
 
-/// For [`while_in_use`] and [`deleted`] when AWS's own message names what is
-/// in the way.
-pub async fn no_blockers() -> Option<String> {
-    None
-}
-
 /// A delete: `call` retried while the resource is in use (for at most
 /// `timeout`); a resource already gone counts as deleted.
-pub async fn deleted<T, F, Fut, B, BFut>(
+pub async fn deleted<T, F, Fut>(timeout: Duration, call: F) -> Result<(), DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DriverError>>,
+{
+    deleted_naming(timeout, call, || async { None }).await
+}
+
+/// [`deleted`], naming what `blockers` finds in the way when it gives up.
+pub async fn deleted_naming<T, F, Fut, B, BFut>(
     timeout: Duration,
     call: F,
     blockers: B,
@@ -123,7 +135,7 @@ where
     B: FnOnce() -> BFut,
     BFut: Future<Output = Option<String>>,
 {
-    match while_in_use(timeout, call, blockers).await {
+    match while_in_use_naming(timeout, call, blockers).await {
         Err(e) if e.kind != ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
@@ -177,25 +189,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_a_dependency_violation_for_a_bounded_time() {
         let n = AtomicU32::new(0);
-        let r = while_in_use(
-            Duration::from_secs(30),
-            || async {
-                if n.fetch_add(1, Ordering::SeqCst) < 2 {
-                    Err(DriverError::new(
-                        ErrorKind::DependencyViolation,
-                        "ec2:DeleteSubnet",
-                        "in use",
-                    ))
-                } else {
-                    Ok(())
-                }
-            },
-            no_blockers,
-        )
+        let r = while_in_use(Duration::from_secs(30), || async {
+            if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(DriverError::new(
+                    ErrorKind::DependencyViolation,
+                    "ec2:DeleteSubnet",
+                    "in use",
+                ))
+            } else {
+                Ok(())
+            }
+        })
         .await;
         assert!(r.is_ok());
         let start = tokio::time::Instant::now();
-        let r: Result<(), _> = while_in_use(
+        let r: Result<(), _> = while_in_use_naming(
             Duration::from_secs(5),
             || async {
                 Err(DriverError::new(

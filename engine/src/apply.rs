@@ -336,7 +336,7 @@ impl Backoff {
         if self.attempt >= self.max_attempts || self.cancel.is_cancelled() {
             return false;
         }
-        if !cancel::scope(self.cancel.clone(), cancel::sleep(self.delay)).await {
+        if !cancel::sleep_unless(&self.cancel, self.delay).await {
             return false;
         }
         self.delay = (self.delay * 2).min(Duration::from_secs(10));
@@ -728,11 +728,7 @@ impl Shared {
             b.state
                 .resources
                 .get(&step.logical_id)
-                .map(|r| {
-                    std::iter::once(r.physical_id.clone())
-                        .chain(r.deposed.iter().map(|d| d.physical_id.clone()))
-                        .collect()
-                })
+                .map(|r| r.physical_ids().map(String::from).collect())
                 .unwrap_or_default()
         };
         let found =

@@ -25,23 +25,24 @@ pub fn current() -> Option<CancellationToken> {
     CANCEL.try_with(Clone::clone).ok()
 }
 
-/// Whether the enclosing scope was cancelled.
-pub fn is_cancelled() -> bool {
-    current().is_some_and(|t| t.is_cancelled())
-}
-
 /// Sleeps for `pause`, or less when the enclosing scope is cancelled.
 /// Returns `false` when cancelled.
 pub async fn sleep(pause: Duration) -> bool {
     match current() {
-        Some(token) => tokio::select! {
-            _ = tokio::time::sleep(pause) => true,
-            _ = token.cancelled() => false,
-        },
+        Some(token) => sleep_unless(&token, pause).await,
         None => {
             tokio::time::sleep(pause).await;
             true
         }
+    }
+}
+
+/// Sleeps for `pause`, or less when `token` is cancelled. Returns `false`
+/// when cancelled.
+pub async fn sleep_unless(token: &CancellationToken, pause: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = token.cancelled() => false,
     }
 }
 
@@ -57,7 +58,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         assert!(!scope(token.clone(), sleep(Duration::from_secs(3600))).await);
         assert!(start.elapsed() < Duration::from_secs(1));
-        assert!(scope(token, async { is_cancelled() }).await);
-        assert!(!is_cancelled(), "outside a scope nothing is cancelled");
+        assert!(scope(token, async { current().is_some_and(|t| t.is_cancelled()) }).await);
+        assert!(current().is_none(), "outside a scope nothing is cancelled");
     }
 }

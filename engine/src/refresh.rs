@@ -128,10 +128,7 @@ pub async fn recover(
     let known: BTreeSet<String> = state
         .resources
         .values()
-        .flat_map(|r| {
-            std::iter::once(r.physical_id.clone())
-                .chain(r.deposed.iter().map(|d| d.physical_id.clone()))
-        })
+        .flat_map(|r| r.physical_ids().map(String::from))
         .collect();
     let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     let mut extra: BTreeMap<String, Vec<Found>> = BTreeMap::new();

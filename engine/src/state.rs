@@ -192,6 +192,15 @@ impl State {
     }
 }
 
+impl ResourceState {
+    /// Every cloud object this resource holds: the current one and those
+    /// waiting for deletion.
+    pub fn physical_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.physical_id.as_str())
+            .chain(self.deposed.iter().map(|d| d.physical_id.as_str()))
+    }
+}
+
 /// Salted hashes of the write-only (secret) properties, in place.
 pub fn protect_secrets(props: &Map<String, Value>, schema: &TypeSchema) -> Map<String, Value> {
     props

@@ -430,18 +430,7 @@ async fn twins_from_retried_creates_are_deleted() {
         let lock = store.lock("test").unwrap();
         store.save(&lock, &lost).unwrap();
     }
-    let twin = h.cloud.get(&network).unwrap();
-    let driver = h.registry.get("Fake::Net::Network").unwrap();
-    driver
-        .create(fastcart_engine::CreateRequest {
-            logical_id: "Network",
-            properties: &twin.properties,
-            tags: &twin.tags,
-            idempotency_token: "t",
-            context: &h.ctx,
-        })
-        .await
-        .unwrap();
+    h.twin_of(&network).await;
     assert_eq!(h.objects_per_logical_id()["Network"], 2);
 
     let plan = h.plan(&s).await;
@@ -725,20 +714,7 @@ async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlo
     // Reader has a deposed twin left from an earlier run.
     let store = h.session(&s).store().clone();
     let mut state = h.session(&s).state().clone();
-    let reader = h.cloud.get(&state.resources["Reader"].physical_id).unwrap();
-    let twin = h
-        .registry
-        .get("Fake::Generic::Thing")
-        .unwrap()
-        .create(fastcart_engine::CreateRequest {
-            logical_id: "Reader",
-            properties: &reader.properties,
-            tags: &reader.tags,
-            idempotency_token: "t",
-            context: &h.ctx,
-        })
-        .await
-        .unwrap();
+    let twin = h.twin_of(&state.resources["Reader"].physical_id).await;
     let r = state.resources.get_mut("Reader").unwrap();
     r.deposed.push(fastcart_engine::state::Deposed {
         physical_id: twin.physical_id,
@@ -873,19 +849,7 @@ async fn a_twin_of_a_resource_in_state_is_planned_deleted_with_its_reason() {
     h.apply(&s).await;
     let state = h.session(&s).state().clone();
     let kept = state.resources["Network"].physical_id.clone();
-    let original = h.cloud.get(&kept).unwrap();
-    h.registry
-        .get("Fake::Net::Network")
-        .unwrap()
-        .create(fastcart_engine::CreateRequest {
-            logical_id: "Network",
-            properties: &original.properties,
-            tags: &original.tags,
-            idempotency_token: "lost",
-            context: &h.ctx,
-        })
-        .await
-        .unwrap();
+    h.twin_of(&kept).await;
     assert_eq!(h.objects_per_logical_id()["Network"], 2);
 
     let plan = h.plan(&s).await;

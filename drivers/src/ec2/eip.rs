@@ -159,26 +159,22 @@ impl Driver for Eip {
         let id = h.physical_id.as_str();
         // An address still held by a NAT gateway being deleted cannot be
         // released ("InvalidIPAddress.InUse"): retry that for a while.
-        wait::deleted(
-            10 * crate::sdk::MINUTE,
-            || async {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .release_address()
-                    .allocation_id(id)
-                    .send()
-                    .await
-                    .op("ec2:ReleaseAddress", id)
-                    .map_err(|mut e| {
-                        if e.is_code("InvalidIPAddress.InUse") || e.is_code("AuthFailure.InUse") {
-                            e.kind = ErrorKind::DependencyViolation;
-                        }
-                        e
-                    })
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(10 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .release_address()
+                .allocation_id(id)
+                .send()
+                .await
+                .op("ec2:ReleaseAddress", id)
+                .map_err(|mut e| {
+                    if e.is_code("InvalidIPAddress.InUse") || e.is_code("AuthFailure.InUse") {
+                        e.kind = ErrorKind::DependencyViolation;
+                    }
+                    e
+                })
+        })
         .await
     }
 

@@ -149,21 +149,17 @@ impl Driver for GatewayAttachment {
         let (igw, vpc) = split_id(id, "ec2:DetachInternetGateway")?;
         // Detaching fails while the VPC has mapped public addresses (a NAT
         // gateway being deleted, say): retry for a while.
-        let r = wait::while_in_use(
-            10 * crate::sdk::MINUTE,
-            || async {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .detach_internet_gateway()
-                    .internet_gateway_id(igw)
-                    .vpc_id(vpc)
-                    .send()
-                    .await
-                    .op("ec2:DetachInternetGateway", id)
-            },
-            wait::no_blockers,
-        )
+        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(igw)
+                .vpc_id(vpc)
+                .send()
+                .await
+                .op("ec2:DetachInternetGateway", id)
+        })
         .await;
         match r {
             Ok(_) => {}

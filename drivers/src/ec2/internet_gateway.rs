@@ -139,20 +139,16 @@ impl Driver for InternetGateway {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
         // Still attached (the attachment's detach not yet settled): retry.
-        wait::deleted(
-            5 * crate::sdk::MINUTE,
-            || async {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .delete_internet_gateway()
-                    .internet_gateway_id(id)
-                    .send()
-                    .await
-                    .op("ec2:DeleteInternetGateway", id)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(5 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_internet_gateway()
+                .internet_gateway_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteInternetGateway", id)
+        })
         .await
     }
 

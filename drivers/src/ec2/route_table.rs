@@ -142,20 +142,16 @@ impl Driver for RouteTable {
         let id = h.physical_id.as_str();
         // Subnets still associated with the table (their associations are
         // deleted alongside) make it a dependency violation for a while.
-        wait::deleted(
-            5 * MINUTE,
-            || async {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .delete_route_table()
-                    .route_table_id(id)
-                    .send()
-                    .await
-                    .op("ec2:DeleteRouteTable", id)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(5 * MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_route_table()
+                .route_table_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteRouteTable", id)
+        })
         .await
     }
 

@@ -842,7 +842,7 @@ impl Driver for SecurityGroup {
         let id = h.physical_id.as_str();
         // Network interfaces of deleted tasks, databases and caches let go
         // of a group minutes after those are gone.
-        wait::deleted(10 * MINUTE, || self.delete_once(id), wait::no_blockers).await
+        wait::deleted(10 * MINUTE, || self.delete_once(id)).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -186,20 +186,16 @@ impl Driver for Subnet {
         let id = h.physical_id.as_str();
         // Network interfaces of a NAT gateway or load balancer just deleted
         // linger for a while and hold the subnet.
-        wait::deleted(
-            10 * crate::sdk::MINUTE,
-            || async {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .delete_subnet()
-                    .subnet_id(id)
-                    .send()
-                    .await
-                    .op("ec2:DeleteSubnet", id)
-            },
-            wait::no_blockers,
-        )
+        wait::deleted(10 * crate::sdk::MINUTE, || async {
+            self.c.pace("EC2").await;
+            self.c
+                .ec2
+                .delete_subnet()
+                .subnet_id(id)
+                .send()
+                .await
+                .op("ec2:DeleteSubnet", id)
+        })
         .await
     }
 

@@ -229,7 +229,7 @@ impl Driver for Vpc {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
-        wait::deleted(
+        wait::deleted_naming(
             5 * crate::sdk::MINUTE,
             || async {
                 self.c.pace("EC2").await;

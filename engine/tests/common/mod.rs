@@ -63,6 +63,24 @@ impl Harness {
         (plan, report)
     }
 
+    /// Makes a second object like `physical_id`, with its properties and
+    /// tags, through its driver: what a create sent twice leaves behind.
+    pub async fn twin_of(&self, physical_id: &str) -> fastcart_engine::Created {
+        let original = self.cloud.get(physical_id).expect("the original exists");
+        self.registry
+            .get(&original.type_name)
+            .expect("a driver for its type")
+            .create(fastcart_engine::CreateRequest {
+                logical_id: original.logical_id().expect("it carries ownership tags"),
+                properties: &original.properties,
+                tags: &original.tags,
+                idempotency_token: "twin",
+                context: &self.ctx,
+            })
+            .await
+            .expect("the twin is made")
+    }
+
     /// How many cloud objects carry each logical id.
     pub fn objects_per_logical_id(&self) -> std::collections::BTreeMap<String, usize> {
         let mut m = std::collections::BTreeMap::new();
