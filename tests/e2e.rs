@@ -121,14 +121,24 @@ impl World {
             stack: "fastcart".into(),
             env: self.env.clone(),
         };
-        let mut found: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        // Each driver's own search (not the batch one fastcart uses), then
+        // a read to drop what is being deleted (a KMS key waiting out its
+        // window keeps its tags), as fastcart itself decides.
+        let mut tagged = Vec::new();
         for t in registry.type_names() {
             for f in registry.get(t).unwrap().find_by_tags(&owner).await.unwrap() {
-                found
-                    .entry((t.to_string(), f.logical_id))
-                    .or_default()
-                    .push(f.physical_id);
+                tagged.push((t.to_string(), f));
             }
+        }
+        let mut found: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for (t, f) in fastcart_engine::refresh::still_there(&registry, tagged)
+            .await
+            .unwrap()
+        {
+            found
+                .entry((t, f.logical_id))
+                .or_default()
+                .push(f.physical_id);
         }
         found
     }

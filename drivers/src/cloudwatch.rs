@@ -35,6 +35,17 @@ const NAMES_PER_CALL: usize = 100;
 /// Per-alarm tag reads in flight at once.
 const READS_IN_FLIGHT: usize = 4;
 
+/// Alarms in the tagging API.
+pub const ALARM_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "cloudwatch:alarm",
+    arn: "cloudwatch:alarm:",
+    id: alarm_name,
+};
+
+fn alarm_name(arn: &str) -> Option<String> {
+    crate::tagging::after_colon(arn, "alarm")
+}
+
 pub struct Alarm {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -100,24 +111,27 @@ impl Alarm {
     }
 
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        let out = self
-            .c
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .op("cloudwatch:ListTagsForResource", arn)?;
-        Ok(out
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect())
+        crate::tagging::listed(&self.c, arn, || async {
+            let out = self
+                .c
+                .cloudwatch
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .op("cloudwatch:ListTagsForResource", arn)?;
+            Ok(out
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn set_tags(
@@ -396,10 +410,7 @@ impl Driver for Alarm {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        crate::tagging::find(&self.c, owner, "cloudwatch:alarm", |arn| {
-            crate::tagging::after_colon(arn, "alarm")
-        })
-        .await
+        crate::tagging::find(&self.c, owner, &ALARM_TAGGED).await
     }
 }
 

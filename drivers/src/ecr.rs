@@ -114,19 +114,22 @@ impl Repository {
     }
 
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        let out = self
-            .c
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .op("ecr:ListTagsForResource", arn)?;
-        Ok(out
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect())
+        crate::tagging::listed(&self.c, arn, || async {
+            let out = self
+                .c
+                .ecr
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .op("ecr:ListTagsForResource", arn)?;
+            Ok(out
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect())
+        })
+        .await
     }
 
     /// The lifecycle policy in CloudFormation's shape; `None` when there is

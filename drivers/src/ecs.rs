@@ -545,6 +545,24 @@ fn container_json(c: &ContainerDefinition) -> Value {
 // ---------------------------------------------------------------------------
 // AWS::ECS::Cluster
 
+/// Clusters, task-definition revisions and services in the tagging API. A
+/// revision and a service are known by their ARN.
+pub const CLUSTER_TAGGED: tagging::Tagged = tagging::Tagged {
+    filter: "ecs:cluster",
+    arn: "ecs:cluster/",
+    id: tagging::after_slash,
+};
+pub const TASK_DEFINITION_TAGGED: tagging::Tagged = tagging::Tagged {
+    filter: "ecs:task-definition",
+    arn: "ecs:task-definition/",
+    id: tagging::whole,
+};
+pub const SERVICE_TAGGED: tagging::Tagged = tagging::Tagged {
+    filter: "ecs:service",
+    arn: "ecs:service/",
+    id: tagging::whole,
+};
+
 pub struct Cluster {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -923,14 +941,7 @@ impl Driver for Cluster {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let found = tagging::find(&self.c, owner, "ecs:cluster", tagging::after_slash).await?;
-        // Deleted clusters stay in the tagging API (INACTIVE) for a while.
-        let names: Vec<String> = found.iter().map(|f| f.physical_id.clone()).collect();
-        let clusters = self.describe(&names).await?;
-        Ok(found
-            .into_iter()
-            .filter(|f| clusters.get(&f.physical_id).is_some_and(cluster_live))
-            .collect())
+        crate::tagging::find(&self.c, owner, &CLUSTER_TAGGED).await
     }
 }
 
@@ -1233,12 +1244,7 @@ impl Driver for TaskDefinition {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let found = tagging::find(&self.c, owner, "ecs:task-definition", |arn: &str| {
-            Some(arn.to_string())
-        })
-        .await?;
-        // Deregistered revisions may still be listed: keep the ACTIVE ones.
-        tagging::live(self, found).await
+        crate::tagging::find(&self.c, owner, &TASK_DEFINITION_TAGGED).await
     }
 }
 
@@ -1817,12 +1823,7 @@ impl Driver for Service {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let found = tagging::find(&self.c, owner, "ecs:service", |arn: &str| {
-            Some(arn.to_string())
-        })
-        .await?;
-        // Deleted services stay in the tagging API (INACTIVE) for a while.
-        tagging::live(self, found).await
+        crate::tagging::find(&self.c, owner, &SERVICE_TAGGED).await
     }
 }
 

@@ -52,16 +52,27 @@ fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 async fn tags_of(c: &Clients, arn: &str) -> Result<Value, DriverError> {
-    let out = c
-        .elasticache
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .op("elasticache:ListTagsForResource", arn)?;
-    Ok(tags_value(out.tag_list().iter().map(|t| {
-        (t.key().unwrap_or_default(), t.value().unwrap_or_default())
-    })))
+    let tags = crate::tagging::listed(c, arn, || async {
+        let out = c
+            .elasticache
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .op("elasticache:ListTagsForResource", arn)?;
+        Ok(out
+            .tag_list()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    })
+    .await?;
+    Ok(tags_value(tags))
 }
 
 /// Sets `tags` on a resource and removes `removed`.
@@ -101,6 +112,27 @@ fn arn(ctx: &CloudContext, kind: &str, name: &str) -> String {
 
 // ---------------------------------------------------------------------------
 // AWS::ElastiCache::SubnetGroup
+
+/// Subnet and replication groups in the tagging API. moto answers only for
+/// the plain service filter; the ARN tells the two apart.
+pub const SUBNET_GROUP_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "elasticache",
+    arn: "elasticache:subnetgroup:",
+    id: subnet_group_name,
+};
+pub const REPLICATION_GROUP_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "elasticache",
+    arn: "elasticache:replicationgroup:",
+    id: replication_group_name,
+};
+
+fn subnet_group_name(arn: &str) -> Option<String> {
+    after_colon(arn, "subnetgroup").map(|n| n.to_ascii_lowercase())
+}
+
+fn replication_group_name(arn: &str) -> Option<String> {
+    after_colon(arn, "replicationgroup").map(|n| n.to_ascii_lowercase())
+}
 
 pub struct CacheSubnetGroup {
     c: Arc<Clients>,
@@ -263,11 +295,7 @@ impl Driver for CacheSubnetGroup {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // moto's tagging API answers only for the plain service filter.
-        crate::tagging::find(&self.c, owner, "elasticache", |a| {
-            after_colon(a, "subnetgroup").map(|n| n.to_ascii_lowercase())
-        })
-        .await
+        crate::tagging::find(&self.c, owner, &SUBNET_GROUP_TAGGED).await
     }
 }
 
@@ -772,10 +800,6 @@ impl Driver for ReplicationGroup {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // moto's tagging API answers only for the plain service filter.
-        crate::tagging::find(&self.c, owner, "elasticache", |a| {
-            after_colon(a, "replicationgroup").map(|n| n.to_ascii_lowercase())
-        })
-        .await
+        crate::tagging::find(&self.c, owner, &REPLICATION_GROUP_TAGGED).await
     }
 }

@@ -82,6 +82,13 @@ fn pending_window(p: &Map<String, Value>) -> i32 {
     i32_of(p, "PendingWindowInDays").unwrap_or(DEFAULT_PENDING_WINDOW)
 }
 
+/// Keys in the tagging API.
+pub const KEY_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "kms:key",
+    arn: "kms:key/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct Key {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -153,21 +160,24 @@ impl Key {
         Ok(out.key_rotation_enabled())
     }
 
-    async fn tags(&self, id: &str) -> Result<Vec<(String, String)>, DriverError> {
-        let mut tags = Vec::new();
-        let mut pages = self
-            .c
-            .kms
-            .list_resource_tags()
-            .key_id(id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for t in page.op("kms:ListResourceTags", id)?.tags() {
-                tags.push((t.tag_key().to_string(), t.tag_value().to_string()));
+    async fn tags(&self, id: &str, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
+        crate::tagging::listed(&self.c, arn, || async {
+            let mut tags = BTreeMap::new();
+            let mut pages = self
+                .c
+                .kms
+                .list_resource_tags()
+                .key_id(id)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for t in page.op("kms:ListResourceTags", id)?.tags() {
+                    tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
+                }
             }
-        }
-        Ok(tags)
+            Ok(tags)
+        })
+        .await
     }
 
     async fn read_one(&self, id: &str) -> Result<Option<Observed>, DriverError> {
@@ -180,7 +190,7 @@ impl Key {
         let read = futures::future::try_join3(
             self.policy(id),
             self.rotation(id, rotatable(&m)),
-            self.tags(id),
+            self.tags(id, m.arn().unwrap_or(id)),
         )
         .await;
         let (policy, rotation, tags) = match read {
@@ -426,16 +436,7 @@ impl Driver for Key {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let found =
-            crate::tagging::find(&self.c, owner, "kms:key", crate::tagging::after_slash).await?;
-        // Keys waiting out their deletion window keep their tags: leave them.
-        let keys = try_join_all(found.iter().map(|f| self.describe(&f.physical_id))).await?;
-        Ok(found
-            .into_iter()
-            .zip(keys)
-            .filter(|(_, m)| m.as_ref().is_some_and(is_live))
-            .map(|(f, _)| f)
-            .collect())
+        crate::tagging::find(&self.c, owner, &KEY_TAGGED).await
     }
 }
 

@@ -66,6 +66,34 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
     r.register(Arc::new(logs::LogGroup::new(c.clone())));
     r.register(Arc::new(ecr::Repository::new(c.clone())));
     r.register(Arc::new(cloudwatch::Alarm::new(c.clone())));
+    let mut inventory = tagging::Inventory::new(c.clone());
+    inventory
+        .cover("AWS::EC2::VPC", &ec2::vpc::TAGGED)
+        .cover("AWS::EC2::Subnet", &ec2::subnet::TAGGED)
+        .cover("AWS::EC2::InternetGateway", &ec2::internet_gateway::TAGGED)
+        .cover("AWS::EC2::NatGateway", &ec2::nat_gateway::TAGGED)
+        .cover("AWS::EC2::RouteTable", &ec2::route_table::TAGGED)
+        .cover("AWS::EC2::SecurityGroup", &ec2::security_group::TAGGED)
+        .cover("AWS::KMS::Key", &kms::KEY_TAGGED)
+        .cover(
+            "AWS::SecretsManager::Secret",
+            &secretsmanager::SECRET_TAGGED,
+        )
+        .cover("AWS::RDS::DBInstance", &rds::DB_INSTANCE_TAGGED)
+        .cover(
+            "AWS::ElastiCache::SubnetGroup",
+            &elasticache::SUBNET_GROUP_TAGGED,
+        )
+        .cover(
+            "AWS::ElastiCache::ReplicationGroup",
+            &elasticache::REPLICATION_GROUP_TAGGED,
+        )
+        .cover("AWS::ECS::Cluster", &ecs::CLUSTER_TAGGED)
+        .cover("AWS::ECS::TaskDefinition", &ecs::TASK_DEFINITION_TAGGED)
+        .cover("AWS::ECS::Service", &ecs::SERVICE_TAGGED)
+        .cover("AWS::Logs::LogGroup", &logs::LOG_GROUP_TAGGED)
+        .cover("AWS::CloudWatch::Alarm", &cloudwatch::ALARM_TAGGED);
+    r.set_finder(Arc::new(inventory));
     r
 }
 

@@ -29,6 +29,19 @@ const READS_IN_FLIGHT: usize = 4;
 /// `TagResource` takes at most 50 tags a call.
 const TAGS_PER_CALL: usize = 50;
 
+/// Log groups in the tagging API. The whole service is the type filter: AWS
+/// calls the type `logs:log-group`, moto `logs:loggroup`; only log-group
+/// ARNs map to a name.
+pub const LOG_GROUP_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "logs",
+    arn: "logs:log-group:",
+    id: group_name,
+};
+
+fn group_name(arn: &str) -> Option<String> {
+    crate::tagging::after_colon(arn, "log-group").map(|n| n.trim_end_matches(":*").to_string())
+}
+
 pub struct LogGroup {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -82,18 +95,21 @@ impl LogGroup {
     }
 
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        let out = self
-            .c
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .op("logs:ListTagsForResource", arn)?;
-        Ok(out
-            .tags()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
+        crate::tagging::listed(&self.c, arn, || async {
+            let out = self
+                .c
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .op("logs:ListTagsForResource", arn)?;
+            Ok(out
+                .tags()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default())
+        })
+        .await
     }
 
     async fn observe(&self, h: &ResourceHandle, g: &AwsLogGroup) -> Result<Observed, DriverError> {
@@ -339,14 +355,7 @@ impl Driver for LogGroup {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // The whole service as the type filter: AWS calls the type
-        // `logs:log-group`, moto `logs:loggroup`. Only log-group ARNs map to
-        // a name.
-        crate::tagging::find(&self.c, owner, "logs", |arn| {
-            crate::tagging::after_colon(arn, "log-group")
-                .map(|n| n.trim_end_matches(":*").to_string())
-        })
-        .await
+        crate::tagging::find(&self.c, owner, &LOG_GROUP_TAGGED).await
     }
 }
 

@@ -143,6 +143,12 @@ fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
 }
 
 async fn list_tags(c: &Clients, arn: &str) -> Result<Vec<Tag>, DriverError> {
+    if let Some(tags) = c.snapshot_tags(arn) {
+        return Ok(tags
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect());
+    }
     let out = c
         .rds
         .list_tags_for_resource()
@@ -183,6 +189,18 @@ async fn sync_tags(
 
 // ---------------------------------------------------------------------------
 // AWS::RDS::DBSubnetGroup
+
+/// DB instances in the tagging API (it does not list DB subnet groups in
+/// moto, so their driver lists them itself).
+pub const DB_INSTANCE_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "rds:db",
+    arn: "rds:db:",
+    id: db_name,
+};
+
+fn db_name(arn: &str) -> Option<String> {
+    after_colon(arn, "db")
+}
 
 pub struct DbSubnetGroup {
     c: Arc<Clients>,
@@ -900,7 +918,7 @@ impl Driver for DbInstance {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        crate::tagging::find(&self.c, owner, "rds:db", |arn| after_colon(arn, "db")).await
+        crate::tagging::find(&self.c, owner, &DB_INSTANCE_TAGGED).await
     }
 }
 

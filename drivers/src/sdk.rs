@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use fastcart_engine::{CloudContext, DriverError};
 
 use crate::error::SdkResultExt;
 use crate::pace::Pacer;
+use crate::tagging::TagSnapshot;
 
 /// Requests sent, by `service:Operation` (each attempt counts).
 #[derive(Default)]
@@ -124,6 +126,10 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub requests: Arc<RequestCounter>,
     pacers: BTreeMap<&'static str, Pacer>,
+    /// Mutations sent (each paced call): a tag snapshot older than the last
+    /// one is stale.
+    mutations: AtomicU64,
+    tag_snapshot: Mutex<Option<TagSnapshot>>,
 }
 
 impl Clients {
@@ -183,6 +189,8 @@ impl Clients {
             sts: client!(aws_sdk_sts),
             requests: requests.clone(),
             pacers: crate::pace::pacers(),
+            mutations: AtomicU64::new(0),
+            tag_snapshot: Mutex::new(None),
         }
     }
 
@@ -197,9 +205,36 @@ impl Clients {
 
     /// Waits for the service's pacing bucket before a mutation.
     pub async fn pace(&self, service: &str) {
+        self.mutations.fetch_add(1, Ordering::SeqCst);
         if let Some(p) = self.pacers.get(service) {
             p.acquire().await;
         }
+    }
+
+    pub(crate) fn mutations(&self) -> u64 {
+        self.mutations.load(Ordering::SeqCst)
+    }
+
+    /// Keeps what a stack-wide tag search sent at `generation` saw.
+    pub(crate) fn keep_tags(&self, generation: u64, all: Vec<(String, BTreeMap<String, String>)>) {
+        let tags = all
+            .into_iter()
+            .map(|(arn, t)| (crate::tagging::arn_key(&arn).to_string(), t))
+            .collect();
+        *self.tag_snapshot.lock().expect("tag snapshot lock") =
+            Some(TagSnapshot { generation, tags });
+    }
+
+    /// The tags of `arn` as the last stack-wide search saw them, when no
+    /// mutation was sent since and the search listed it (it lists only what
+    /// carries this stack's tags). `None`: ask the service.
+    pub fn snapshot_tags(&self, arn: &str) -> Option<BTreeMap<String, String>> {
+        let snapshot = self.tag_snapshot.lock().expect("tag snapshot lock");
+        let s = snapshot.as_ref()?;
+        if s.generation != self.mutations() {
+            return None;
+        }
+        s.tags.get(crate::tagging::arn_key(arn)).cloned()
     }
 
     /// The account, partition and availability zones of the region, for the

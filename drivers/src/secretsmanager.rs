@@ -207,6 +207,13 @@ fn id_attribute(arn: &str) -> Map<String, Value> {
     attributes
 }
 
+/// Secrets in the tagging API, known by their ARN.
+pub const SECRET_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "secretsmanager:secret",
+    arn: "secretsmanager:secret:",
+    id: crate::tagging::whole,
+};
+
 pub struct Secret {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -495,22 +502,7 @@ impl Driver for Secret {
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let found = crate::tagging::find(&self.c, owner, "secretsmanager:secret", |arn| {
-            Some(arn.to_string())
-        })
-        .await?;
-        if found.is_empty() {
-            return Ok(found);
-        }
-        // Secrets scheduled for deletion keep their tags: leave them.
-        let live = {
-            let ids: Vec<&str> = found.iter().map(|f| f.physical_id.as_str()).collect();
-            secrets(&self.c, &ids).await?
-        };
-        Ok(found
-            .into_iter()
-            .filter(|f| live.iter().any(|s| s.arn == f.physical_id && !s.deleted))
-            .collect())
+        crate::tagging::find(&self.c, owner, &SECRET_TAGGED).await
     }
 }
 

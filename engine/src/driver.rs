@@ -213,10 +213,29 @@ pub trait Driver: Send + Sync {
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError>;
 }
 
-/// Type name to driver.
+/// Finds the owner's resources of many types in one go, where the cloud has
+/// a call that answers for all of them at once (on AWS, the Resource Groups
+/// Tagging API). Types it does not cover are asked of their driver.
+#[async_trait]
+pub trait BatchFinder: Send + Sync {
+    /// Whether `find` answers for resources of `type_name`.
+    fn covers(&self, type_name: &str) -> bool;
+
+    /// Every resource of the given (covered) types carrying the owner's
+    /// tags, as `(type name, found)`. It may list objects that are being
+    /// deleted; the engine reads candidates before it acts on them.
+    async fn find(
+        &self,
+        owner: &Ownership,
+        types: &[String],
+    ) -> Result<Vec<(String, Found)>, DriverError>;
+}
+
+/// Type name to driver, and the batch finder over them if the cloud has one.
 #[derive(Clone, Default)]
 pub struct Registry {
     drivers: BTreeMap<String, Arc<dyn Driver>>,
+    finder: Option<Arc<dyn BatchFinder>>,
 }
 
 impl Registry {
@@ -228,6 +247,17 @@ impl Registry {
         self.drivers
             .insert(driver.schema().type_name.clone(), driver);
         self
+    }
+
+    /// Finds resources of the types `finder` covers with one batch call
+    /// instead of one `find_by_tags` per type.
+    pub fn set_finder(&mut self, finder: Arc<dyn BatchFinder>) -> &mut Self {
+        self.finder = Some(finder);
+        self
+    }
+
+    pub fn finder(&self) -> Option<&Arc<dyn BatchFinder>> {
+        self.finder.as_ref()
     }
 
     pub fn get(&self, type_name: &str) -> Option<&Arc<dyn Driver>> {

@@ -29,8 +29,8 @@ pub mod walker;
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskResult};
 pub use drift::DriftReport;
 pub use driver::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
-    ResourceHandle, UpdateRequest,
+    BatchFinder, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed,
+    Ownership, Registry, ResourceHandle, UpdateRequest,
 };
 pub use error::{Error, Result};
 pub use graph::StackGraph;

@@ -49,25 +49,51 @@ where
 }
 
 /// Everything of the given types that carries the owner's tags, as
-/// `(type, found)`: one call per type, concurrently.
+/// `(type, found)`: one batch call for the types the registry's finder
+/// covers, and one `find_by_tags` per other type, all concurrently.
+///
+/// `sweep` allows the batch call. It is for searches over the whole stack
+/// (twins, unmanaged resources); finding what a cut-off create made asks
+/// each driver, whose own Describe sees a fresh create (on AWS the tagging
+/// API can lag behind by a while).
 pub async fn find_owned(
     registry: &Registry,
     types: impl IntoIterator<Item = String>,
     owner: &Ownership,
+    sweep: bool,
 ) -> Result<Vec<(String, Found)>> {
-    let found = per_type(
+    let (batched, single): (Vec<String>, Vec<String>) = types
+        .into_iter()
+        .partition(|t| sweep && registry.finder().is_some_and(|f| f.covers(t)));
+    let batch = async {
+        match registry.finder() {
+            Some(f) if !batched.is_empty() => {
+                f.find(owner, &batched)
+                    .await
+                    .map_err(|source| Error::Refresh {
+                        type_name: batched.join(", "),
+                        source,
+                    })
+            }
+            _ => Ok(Vec::new()),
+        }
+    };
+    let each = per_type(
         registry,
-        types.into_iter().map(|t| (t, ())),
+        single.into_iter().map(|t| (t, ())),
         |driver, ()| {
             let owner = owner.clone();
             async move { driver.find_by_tags(&owner).await }
         },
-    )
-    .await?;
-    Ok(found
-        .into_iter()
-        .flat_map(|(t, list)| list.into_iter().map(move |f| (t.clone(), f)))
-        .collect())
+    );
+    let (batch, each) = tokio::join!(batch, each);
+    let mut found = batch?;
+    found.extend(
+        each?
+            .into_iter()
+            .flat_map(|(t, list)| list.into_iter().map(move |f| (t.clone(), f))),
+    );
+    Ok(found)
 }
 
 /// Adopts resources that carry this stack's ownership tags but are missing
@@ -114,16 +140,21 @@ pub async fn recover(
         })
         .map(|r| (r.logical_id.clone(), r.type_name.clone()))
         .collect();
-    let types: BTreeSet<String> = missing
+    let lost: BTreeSet<String> = missing.values().cloned().collect();
+    let swept: BTreeSet<String> = twin_prone
         .values()
-        .chain(twin_prone.values())
+        .filter(|t| !lost.contains(*t))
         .cloned()
         .collect();
     let owner = Ownership {
         stack: stack.name.clone(),
         env: stack.env.clone(),
     };
-    let found = find_owned(registry, types, &owner).await?;
+    let (lost, swept) = tokio::join!(
+        find_owned(registry, lost, &owner, false),
+        find_owned(registry, swept, &owner, true)
+    );
+    let found = lost?.into_iter().chain(swept?);
 
     let known: BTreeSet<String> = state
         .resources
@@ -282,6 +313,32 @@ fn declared_dependencies(spec: &crate::ResourceSpec) -> Vec<String> {
         .collect();
     deps.extend(spec.depends_on.iter().cloned());
     deps.into_iter().collect()
+}
+
+/// Of `found`, what still exists: a tag search can list objects being
+/// deleted (a KMS key waiting out its deletion window, an INACTIVE ECS
+/// service). One read per type, of the candidates only.
+pub async fn still_there(
+    registry: &Registry,
+    found: Vec<(String, Found)>,
+) -> Result<Vec<(String, Found)>> {
+    let mut by_type: BTreeMap<String, Vec<ResourceHandle>> = BTreeMap::new();
+    for (t, f) in &found {
+        by_type.entry(t.clone()).or_default().push(ResourceHandle {
+            logical_id: f.logical_id.clone(),
+            physical_id: f.physical_id.clone(),
+            properties: Default::default(),
+        });
+    }
+    let alive: BTreeSet<(String, String)> = read_handles(registry, by_type)
+        .await?
+        .into_iter()
+        .filter_map(|(h, seen)| seen.map(|_| (h.logical_id, h.physical_id)))
+        .collect();
+    Ok(found
+        .into_iter()
+        .filter(|(_, f)| alive.contains(&(f.logical_id.clone(), f.physical_id.clone())))
+        .collect())
 }
 
 /// Reads the given resources, one call per type, concurrently.

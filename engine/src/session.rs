@@ -1,6 +1,7 @@
 //! A session: the state of one stack, locked, with the operations a command
 //! runs on it (plan, apply a plan, destroy).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -12,7 +13,7 @@ use crate::driver::Registry;
 use crate::error::{Error, Result};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
-use crate::refresh::{find_owned, may_repair, read_all, recover};
+use crate::refresh::{find_owned, may_repair, read_all, recover, still_there};
 use crate::state::State;
 use crate::store::{LockGuard, StateStore};
 use crate::validate::validate;
@@ -98,13 +99,25 @@ impl Session {
     /// Changes nothing.
     pub async fn drift(&self, registry: &Registry) -> Result<DriftReport> {
         let mut state = self.state.clone();
-        let observed = read_all(registry, &mut state).await?;
         let owner = Ownership {
             stack: state.stack.clone(),
             env: state.env.clone(),
         };
+        // The search first: its batch answer carries tags the reads use.
         let types = registry.type_names().map(String::from).collect::<Vec<_>>();
-        let found = find_owned(registry, types, &owner).await?;
+        let found = find_owned(registry, types, &owner, true).await?;
+        let observed = read_all(registry, &mut state).await?;
+        // What the state does not know is unmanaged only if it still exists.
+        let known: BTreeSet<String> = state
+            .resources
+            .values()
+            .flat_map(|r| r.physical_ids().map(String::from))
+            .collect();
+        let (known, unknown): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|(_, f)| known.contains(&f.physical_id));
+        let mut found = known;
+        found.extend(still_there(registry, unknown).await?);
         Ok(drift::detect(&state, &observed, registry, &found))
     }
 

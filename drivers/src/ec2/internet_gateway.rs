@@ -21,6 +21,14 @@ use crate::props::{all_tags, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
+/// In the tagging API (for the stack-wide search; this driver's own
+/// `find_by_tags` asks EC2, which sees a fresh create at once).
+pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "ec2:internet-gateway",
+    arn: "ec2:internet-gateway/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct InternetGateway {
     c: Arc<Clients>,
     schema: TypeSchema,

@@ -25,6 +25,14 @@ use crate::props::{all_tags, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
+/// In the tagging API (for the stack-wide search; this driver's own
+/// `find_by_tags` asks EC2, which sees a fresh create at once).
+pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "ec2:natgateway",
+    arn: "ec2:natgateway/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct NatGateway {
     c: Arc<Clients>,
     schema: TypeSchema,

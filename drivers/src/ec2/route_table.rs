@@ -18,6 +18,14 @@ use crate::props::{all_tags, need_str, Obs};
 use crate::sdk::{Clients, MINUTE};
 use crate::wait;
 
+/// In the tagging API (for the stack-wide search; this driver's own
+/// `find_by_tags` asks EC2, which sees a fresh create at once).
+pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "ec2:route-table",
+    arn: "ec2:route-table/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct RouteTable {
     c: Arc<Clients>,
     schema: TypeSchema,

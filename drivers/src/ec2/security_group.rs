@@ -29,6 +29,14 @@ use crate::props::{all_tags, i32_of, need_str, str_of, Obs, Props};
 use crate::sdk::{Clients, MINUTE};
 use crate::wait;
 
+/// In the tagging API (for the stack-wide search; this driver's own
+/// `find_by_tags` asks EC2, which sees a fresh create at once).
+pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "ec2:security-group",
+    arn: "ec2:security-group/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct SecurityGroup {
     c: Arc<Clients>,
     schema: TypeSchema,

@@ -18,6 +18,14 @@ use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
 
+/// In the tagging API (for the stack-wide search; this driver's own
+/// `find_by_tags` asks EC2, which sees a fresh create at once).
+pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
+    filter: "ec2:subnet",
+    arn: "ec2:subnet/",
+    id: crate::tagging::after_slash,
+};
+
 pub struct Subnet {
     c: Arc<Clients>,
     schema: TypeSchema,

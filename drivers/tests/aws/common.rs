@@ -164,6 +164,23 @@ pub async fn lifecycle(
                 .any(|f| f.logical_id == target && f.physical_id == first),
             "find_by_tags did not find {target} ({first}): {found:?}"
         );
+        // The stack-wide search finds it too, under the same ids.
+        if let Some(finder) = c.registry.finder().filter(|f| f.covers(type_name)) {
+            let owner = Ownership {
+                stack: "drivers".into(),
+                env: c.env.clone(),
+            };
+            let all = finder
+                .find(&owner, &[type_name.to_string()])
+                .await
+                .unwrap_or_else(|e| panic!("batch find {type_name}: {e}"));
+            assert!(
+                all.iter().any(|(t, f)| t == type_name
+                    && f.logical_id == target
+                    && f.physical_id == first),
+                "the batch search did not find {target} ({first}): {all:?}"
+            );
+        }
     }
     let mut last = create;
     if let Some(u) = update {

@@ -43,10 +43,21 @@ async fn reading_many_vpcs_is_one_request() {
     }
     c.converge(&s).await;
     let before = c.clients.requests.get("ec2:DescribeVpcs");
+    let searches = c
+        .clients
+        .requests
+        .get("resource groups tagging api:GetResources");
     c.plan(&s).await;
-    // One read for all of them, and one search by ownership tags for
-    // twins (a create sent twice): neither grows with the count.
-    assert_eq!(c.clients.requests.get("ec2:DescribeVpcs") - before, 2);
+    // One read for all of them, and one stack-wide search by ownership
+    // tags for twins (a create sent twice): neither grows with the count.
+    assert_eq!(c.clients.requests.get("ec2:DescribeVpcs") - before, 1);
+    assert_eq!(
+        c.clients
+            .requests
+            .get("resource groups tagging api:GetResources")
+            - searches,
+        1
+    );
     c.converge(&fastcart_engine::StackSpec::new(&s.name, &s.env))
         .await;
 }
