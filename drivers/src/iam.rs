@@ -1,9 +1,11 @@
 //! IAM: `AWS::IAM::Role`.
 //!
-//! IAM has no batch Get: reading a role takes a `GetRole`, a
-//! `ListAttachedRolePolicies`, a `ListRolePolicies` and a `GetRolePolicy` per
-//! inline policy, for each role; the roles (a few at a time) and their
-//! inline policies are read concurrently. IAM returns policy documents
+//! Reading roles takes two calls for all of them, whatever their number:
+//! `GetAccountAuthorizationDetails` (IAM's batch read: inline and attached
+//! policies, boundary, tags) and `ListRoles` (description and session
+//! length, which the first leaves out). Both page over the whole account's
+//! roles, 1,000 a page, so their cost grows with the account, not the stack;
+//! per role it would be four calls or more. IAM returns policy documents
 //! URL-encoded.
 
 use std::collections::BTreeMap;
@@ -11,13 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{Role as IamRole, Tag};
+use aws_sdk_iam::types::{EntityType, Role as IamRole, RoleDetail, Tag};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
     ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
 };
-use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
@@ -226,26 +227,6 @@ impl Role {
         Ok(names)
     }
 
-    /// The role's inline policies with their documents (as IAM returns
-    /// them: URL-encoded), one `GetRolePolicy` each, concurrently.
-    async fn inline(&self, name: &str) -> Result<Vec<(String, String)>, DriverError> {
-        let names = self.inline_names(name).await?;
-        try_join_all(names.into_iter().map(|policy| async move {
-            let out = self
-                .c
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-                .op("iam:GetRolePolicy", &format!("{name}/{policy}"))?;
-            let doc = out.policy_document().to_string();
-            Ok::<_, DriverError>((policy, doc))
-        }))
-        .await
-    }
-
     async fn role_tags(&self, name: &str) -> Result<Vec<(String, String)>, DriverError> {
         let mut tags = Vec::new();
         let mut pages = self
@@ -263,26 +244,68 @@ impl Role {
         Ok(tags)
     }
 
-    async fn read_one(&self, h: &ResourceHandle) -> Result<Option<Observed>, DriverError> {
-        let name = h.physical_id.as_str();
-        let Some(role) = self.get(name).await? else {
-            return Ok(None);
-        };
-        let (managed, inline) =
-            match futures::future::try_join(self.attached(name), self.inline(name)).await {
-                Ok(r) => r,
-                // Deleted between the calls.
-                Err(e) if is_gone(&e) => return Ok(None),
-                Err(e) => return Err(e),
-            };
+    /// Every role of the account with its inline policies, attached
+    /// policies, boundary and tags: `GetAccountAuthorizationDetails`, IAM's
+    /// one batch read, one call per page of up to 1,000 roles.
+    async fn details(&self) -> Result<BTreeMap<String, RoleDetail>, DriverError> {
+        let mut roles = BTreeMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .c
+                .iam
+                .get_account_authorization_details()
+                .filter(EntityType::Role)
+                .max_items(1000)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .op("iam:GetAccountAuthorizationDetails", "roles")?;
+            for r in out.role_detail_list() {
+                if let Some(name) = r.role_name() {
+                    roles.insert(name.to_string(), r.clone());
+                }
+            }
+            marker = out
+                .marker()
+                .filter(|_| out.is_truncated())
+                .map(String::from);
+            if marker.is_none() {
+                return Ok(roles);
+            }
+        }
+    }
+
+    /// Every role's description and session length, which the batch read
+    /// leaves out: `ListRoles`, one call per page of up to 1,000 roles.
+    async fn listed(&self) -> Result<BTreeMap<String, IamRole>, DriverError> {
+        let mut roles = BTreeMap::new();
+        let mut pages = self
+            .c
+            .iam
+            .list_roles()
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for r in page.op("iam:ListRoles", "roles")?.roles() {
+                roles.insert(r.role_name().to_string(), r.clone());
+            }
+        }
+        Ok(roles)
+    }
+
+    fn observe(h: &ResourceHandle, d: &RoleDetail, listed: &IamRole) -> Observed {
         let given = given_documents(&h.properties);
-        let policies: Vec<Value> = inline
-            .into_iter()
+        let policies: Vec<Value> = d
+            .role_policy_list()
+            .iter()
+            .filter_map(|p| Some((p.policy_name()?, p.policy_document()?)))
             .map(|(policy, text)| {
-                let parsed = parse_document(&text);
+                let parsed = parse_document(text);
                 // A document the stack gave as JSON text reads back as that
                 // text when it says the same.
-                let doc = match given.get(&policy) {
+                let doc = match given.get(policy) {
                     Some(Value::String(s))
                         if serde_json::from_str::<Value>(s).ok().as_ref() == Some(&parsed) =>
                     {
@@ -293,31 +316,38 @@ impl Role {
                 json!({"PolicyName": policy, "PolicyDocument": doc})
             })
             .collect();
-        Ok(Some(
-            Obs::new()
-                .prop("RoleName", Some(role.role_name()))
-                .prop("Path", Some(role.path()))
-                .prop(
-                    "AssumeRolePolicyDocument",
-                    role.assume_role_policy_document().map(parse_document),
-                )
-                .prop("Description", Some(role.description().unwrap_or_default()))
-                .prop("MaxSessionDuration", role.max_session_duration())
-                .prop("ManagedPolicyArns", Some(Value::from(managed)))
-                .prop("Policies", Some(Value::Array(policies)))
-                .prop(
-                    "PermissionsBoundary",
-                    role.permissions_boundary()
-                        .and_then(|b| b.permissions_boundary_arn()),
-                )
-                .prop(
-                    "Tags",
-                    Some(tags_value(role.tags().iter().map(|t| (t.key(), t.value())))),
-                )
-                .attr("Arn", Some(role.arn()))
-                .attr("RoleId", Some(role.role_id()))
-                .done(),
-        ))
+        let managed: Vec<Value> = d
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|a| a.policy_arn())
+            .map(Value::from)
+            .collect();
+        Obs::new()
+            .prop("RoleName", d.role_name())
+            .prop("Path", d.path())
+            .prop(
+                "AssumeRolePolicyDocument",
+                d.assume_role_policy_document().map(parse_document),
+            )
+            .prop(
+                "Description",
+                Some(listed.description().unwrap_or_default()),
+            )
+            .prop("MaxSessionDuration", listed.max_session_duration())
+            .prop("ManagedPolicyArns", Some(Value::Array(managed)))
+            .prop("Policies", Some(Value::Array(policies)))
+            .prop(
+                "PermissionsBoundary",
+                d.permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn()),
+            )
+            .prop(
+                "Tags",
+                Some(tags_value(d.tags().iter().map(|t| (t.key(), t.value())))),
+            )
+            .attr("Arn", d.arn())
+            .attr("RoleId", d.role_id())
+            .done()
     }
 
     /// Attaches the managed policies in `want` the role lacks and detaches
@@ -505,8 +535,17 @@ impl Driver for Role {
     }
 
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
-        // No batch Get in IAM: per role, a few roles at a time.
-        crate::each::in_order(handles.iter().map(|h| self.read_one(h)).collect(), 8).await
+        if handles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (details, listed) = futures::future::try_join(self.details(), self.listed()).await?;
+        Ok(handles
+            .iter()
+            .map(|h| {
+                let name = h.physical_id.as_str();
+                Some(Self::observe(h, details.get(name)?, listed.get(name)?))
+            })
+            .collect())
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {

@@ -281,9 +281,12 @@ impl Stream {
             }
             o = o.prop("StreamEncryption", Some(Value::Object(enc)));
         }
-        // One more call per stream, only where the stack sets Tags.
+        // One more call per stream, only where the stack sets Tags and the
+        // stack-wide tag search did not see them (on AWS it lists streams;
+        // moto's does not).
         if h.properties.contains_key("Tags") {
-            o = o.prop("Tags", Some(tags_value(self.tags(name).await?)));
+            let tags = crate::tagging::listed(&self.c, s.stream_arn(), || self.tags(name)).await?;
+            o = o.prop("Tags", Some(tags_value(tags)));
         }
         Ok(Some(o.done()))
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use fastcart_engine::Registry;
 
+pub mod batch;
 pub mod cloudwatch;
 pub mod dynamic;
 pub mod each;
@@ -94,6 +95,11 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
         .cover("AWS::Logs::LogGroup", &logs::LOG_GROUP_TAGGED)
         .cover("AWS::CloudWatch::Alarm", &cloudwatch::ALARM_TAGGED);
     r.set_finder(Arc::new(inventory));
+    if let Err(unpaced) = pace::check(r.type_names()) {
+        // A driver added without its service's pacing: a mistake in this
+        // crate, caught at start (and by its tests), never run unpaced.
+        panic!("{unpaced}");
+    }
     r
 }
 
@@ -111,4 +117,30 @@ pub fn service_limits() -> BTreeMap<String, usize> {
         .iter()
         .map(|&(s, _, burst)| (s.to_string(), burst as usize))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_driver_is_paced_and_every_batch_covered_type_is_registered() {
+        // `registry` itself panics on an unpaced service.
+        let r = offline_registry();
+        assert_eq!(r.type_names().count(), 26);
+        let finder = r.finder().expect("the tagging API's batch finder");
+        let covered: Vec<&str> = r.type_names().filter(|t| finder.covers(t)).collect();
+        assert_eq!(covered.len(), 16, "{covered:?}");
+        for t in [
+            "AWS::EC2::EIP",
+            "AWS::IAM::Role",
+            "AWS::Kinesis::Stream",
+            "AWS::ECR::Repository",
+        ] {
+            assert!(
+                !finder.covers(t),
+                "{t}: moto's tagging API does not list it"
+            );
+        }
+    }
 }

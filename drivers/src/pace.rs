@@ -66,6 +66,29 @@ pub const LIMITS: &[(&str, f64, f64)] = &[
     ("CloudWatch", 3.0, 10.0),
 ];
 
+/// The service of a type name, as the walker and the pacer name it
+/// (`AWS::EC2::VPC` → `EC2`).
+pub fn service_of(type_name: &str) -> &str {
+    type_name.split("::").nth(1).unwrap_or(type_name)
+}
+
+/// Every service of `types` has a pacing entry in [`LIMITS`]; else the
+/// error names the types whose service has none.
+pub fn check<'a>(types: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    let unpaced: Vec<&str> = types
+        .into_iter()
+        .filter(|t| !LIMITS.iter().any(|(s, _, _)| *s == service_of(t)))
+        .collect();
+    if unpaced.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "no pacing for the service of {} (add it to drivers/src/pace.rs LIMITS)",
+            unpaced.join(", ")
+        ))
+    }
+}
+
 pub fn pacers() -> BTreeMap<&'static str, Pacer> {
     LIMITS
         .iter()
@@ -76,6 +99,17 @@ pub fn pacers() -> BTreeMap<&'static str, Pacer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_without_pacing_is_named() {
+        assert!(check(["AWS::EC2::VPC", "AWS::Logs::LogGroup"]).is_ok());
+        let err = check(["AWS::EC2::VPC", "AWS::ElasticLoadBalancingV2::Listener"]).unwrap_err();
+        assert!(
+            err.contains("AWS::ElasticLoadBalancingV2::Listener"),
+            "{err}"
+        );
+        assert!(!err.contains("AWS::EC2::VPC"), "{err}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_bucket_waits_for_its_refill() {

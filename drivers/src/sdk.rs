@@ -22,6 +22,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use fastcart_engine::{CloudContext, DriverError};
 
+use crate::batch::Loader;
 use crate::error::SdkResultExt;
 use crate::pace::Pacer;
 use crate::tagging::TagSnapshot;
@@ -130,6 +131,10 @@ pub struct Clients {
     /// one is stale.
     mutations: AtomicU64,
     tag_snapshot: Mutex<Option<TagSnapshot>>,
+    /// Describes several types read through (see [`crate::batch`]).
+    pub(crate) route_tables: Loader<aws_sdk_ec2::types::RouteTable>,
+    pub(crate) internet_gateways: Loader<aws_sdk_ec2::types::InternetGateway>,
+    pub(crate) secret_infos: Loader<crate::secretsmanager::Info>,
 }
 
 impl Clients {
@@ -191,6 +196,9 @@ impl Clients {
             pacers: crate::pace::pacers(),
             mutations: AtomicU64::new(0),
             tag_snapshot: Mutex::new(None),
+            route_tables: Loader::default(),
+            internet_gateways: Loader::default(),
+            secret_infos: Loader::default(),
         }
     }
 
@@ -203,10 +211,13 @@ impl Clients {
         Arc::new(Self::from_config(&config))
     }
 
-    /// Waits for the service's pacing bucket before a mutation.
+    /// Waits for the service's pacing bucket before a mutation. Every
+    /// registered type's service has one (`registry` checks at start).
     pub async fn pace(&self, service: &str) {
         self.mutations.fetch_add(1, Ordering::SeqCst);
-        if let Some(p) = self.pacers.get(service) {
+        let pacer = self.pacers.get(service);
+        debug_assert!(pacer.is_some(), "no pacing for {service}");
+        if let Some(p) = pacer {
             p.acquire().await;
         }
     }
@@ -280,3 +291,28 @@ impl Clients {
 
 /// How long to keep asking before giving up on a slow resource.
 pub(crate) const MINUTE: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn kept_tags_go_stale_at_the_next_mutation() {
+        let c = Clients::offline();
+        let arn = "arn:aws:logs:eu-central-1:1:log-group:/a";
+        let tags = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        c.keep_tags(c.mutations(), vec![(format!("{arn}:*"), tags.clone())]);
+        assert_eq!(c.snapshot_tags(arn), Some(tags), "found without its :*");
+        assert_eq!(
+            c.snapshot_tags("arn:aws:logs:eu-central-1:1:log-group:/b"),
+            None
+        );
+        c.pace("Logs").await;
+        assert_eq!(c.snapshot_tags(arn), None, "a mutation makes it stale");
+        // A search sent before a mutation keeps nothing usable either.
+        let before = c.mutations();
+        c.pace("Logs").await;
+        c.keep_tags(before, vec![(arn.to_string(), BTreeMap::new())]);
+        assert_eq!(c.snapshot_tags(arn), None);
+    }
+}

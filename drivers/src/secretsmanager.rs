@@ -39,7 +39,7 @@ const DEFAULT_KEY: &str = "alias/aws/secretsmanager";
 
 /// What a read needs to know of a secret: never its value.
 #[derive(Debug, Clone)]
-struct Info {
+pub(crate) struct Info {
     arn: String,
     name: String,
     description: Option<String>,
@@ -153,6 +153,30 @@ async fn describe(c: &Clients, id: &str) -> Result<Option<Info>, DriverError> {
 /// The secrets named by `ids` (ARNs or names), and possibly others whose
 /// names share a prefix with theirs. Secrets scheduled for deletion are left
 /// out by `ListSecrets`; `DescribeSecret` reports them with `deleted` set.
+/// [`secrets`] shared by the secrets' and the rotation schedules' reads,
+/// which ask at the same time (see [`crate::batch`]): by id asked for, the
+/// live secret it names, else the deleted one.
+async fn shared_secrets(c: &Arc<Clients>, ids: &[&str]) -> Result<Vec<Info>, DriverError> {
+    let c2 = c.clone();
+    let found = c
+        .secret_infos
+        .load(ids, move |ids| async move {
+            let asked: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let all = secrets(&c2, &asked).await?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| {
+                    let mut matching = all.iter().filter(|s| s.is(id));
+                    let first = matching.clone().next()?;
+                    let live = matching.find(|s| !s.deleted).unwrap_or(first);
+                    Some((id.clone(), live.clone()))
+                })
+                .collect())
+        })
+        .await?;
+    Ok(found.into_values().collect())
+}
+
 async fn secrets(c: &Clients, ids: &[&str]) -> Result<Vec<Info>, DriverError> {
     let mut prefixes: Vec<String> = Vec::new();
     let mut singles: Vec<&str> = Vec::new();
@@ -364,7 +388,7 @@ impl Driver for Secret {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let all = secrets(&self.c, &ids).await?;
+        let all = shared_secrets(&self.c, &ids).await?;
         Ok(handles
             .iter()
             .map(|h| {
@@ -573,7 +597,7 @@ impl Driver for RotationSchedule {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let all = secrets(&self.c, &ids).await?;
+        let all = shared_secrets(&self.c, &ids).await?;
         Ok(handles
             .iter()
             .map(|h| {

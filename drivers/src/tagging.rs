@@ -11,10 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use fastcart_engine::{
-    BatchFinder, Driver, DriverError, Found, Ownership, ResourceHandle, TAG_ENV, TAG_LOGICAL_ID,
-    TAG_STACK,
+    BatchFinder, DriverError, Found, Ownership, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
 };
-use serde_json::Map;
 
 use crate::error::SdkResultExt;
 use crate::sdk::Clients;
@@ -219,28 +217,6 @@ pub(crate) struct TagSnapshot {
 /// The ARN as the tagging API writes it: a log group's without its `:*`.
 pub(crate) fn arn_key(arn: &str) -> &str {
     arn.trim_end_matches(":*")
-}
-
-/// Of what the tagging API found, what the driver still reads as live: the
-/// API keeps listing some resources for a while after they were deleted.
-pub async fn live<D: Driver + ?Sized>(
-    driver: &D,
-    found: Vec<Found>,
-) -> Result<Vec<Found>, DriverError> {
-    let handles: Vec<ResourceHandle> = found
-        .iter()
-        .map(|f| ResourceHandle {
-            logical_id: f.logical_id.clone(),
-            physical_id: f.physical_id.clone(),
-            properties: Map::new(),
-        })
-        .collect();
-    let seen = driver.read(&handles).await?;
-    Ok(found
-        .into_iter()
-        .zip(seen)
-        .filter_map(|(f, o)| o.map(|_| f))
-        .collect())
 }
 
 /// The whole ARN, for types known by it.

@@ -743,6 +743,7 @@ impl Shared {
                 logical_id: step.logical_id.clone(),
                 physical_id: f.physical_id,
                 properties: Map::new(),
+                attributes: Default::default(),
             })
             .collect();
         if handles.is_empty() {
@@ -903,6 +904,7 @@ impl Shared {
             logical_id: step.logical_id.clone(),
             physical_id: physical_id.clone(),
             properties,
+            attributes: Default::default(),
         };
         let mut intent = Entry::new(Op::Delete, Phase::Intent, &step.logical_id, &step.type_name);
         intent.physical_id = Some(physical_id.clone());

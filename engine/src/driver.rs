@@ -31,6 +31,10 @@ pub struct ResourceHandle {
     pub logical_id: String,
     pub physical_id: String,
     pub properties: Map<String, Value>,
+    /// The attributes last recorded (empty when unknown: an adopted or
+    /// searched-for object). A driver may skip reading an attribute that
+    /// never changes in an object's life when it is here.
+    pub attributes: Map<String, Value>,
 }
 
 /// What AWS reports about a resource.

@@ -186,6 +186,7 @@ pub async fn recover(
                     logical_id: id.clone(),
                     physical_id: f.physical_id.clone(),
                     properties: Default::default(),
+                    attributes: Default::default(),
                 });
         }
     }
@@ -328,6 +329,7 @@ pub async fn still_there(
             logical_id: f.logical_id.clone(),
             physical_id: f.physical_id.clone(),
             properties: Default::default(),
+            attributes: Default::default(),
         });
     }
     let alive: BTreeSet<(String, String)> = read_handles(registry, by_type)
@@ -363,5 +365,6 @@ pub(crate) fn handle(id: &str, r: &ResourceState) -> ResourceHandle {
         logical_id: id.to_string(),
         physical_id: r.physical_id.clone(),
         properties: r.properties.clone(),
+        attributes: r.attributes.clone(),
     }
 }

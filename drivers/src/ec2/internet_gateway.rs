@@ -46,30 +46,36 @@ impl InternetGateway {
     /// The gateways among `ids` that exist: one `DescribeInternetGateways`
     /// per page (and per 200 ids, the most one filter takes).
     pub(crate) async fn describe(
-        c: &Clients,
+        c: &Arc<Clients>,
         ids: &[&str],
     ) -> Result<HashMap<String, Igw>, DriverError> {
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(200) {
-            let target = chunk.join(",");
-            let mut pages = c
-                .ec2
-                .describe_internet_gateways()
-                .filters(filter("internet-gateway-id", chunk.iter().copied()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for g in page
-                    .op("ec2:DescribeInternetGateways", &target)?
-                    .internet_gateways()
-                {
-                    if let Some(id) = g.internet_gateway_id() {
-                        found.insert(id.to_string(), g.clone());
+        // Shared with the attachments' read, which asks at the same time.
+        let c2 = c.clone();
+        c.internet_gateways
+            .load(ids, move |ids| async move {
+                let mut found = HashMap::new();
+                for chunk in ids.chunks(200) {
+                    let target = chunk.join(",");
+                    let mut pages = c2
+                        .ec2
+                        .describe_internet_gateways()
+                        .filters(filter("internet-gateway-id", chunk.iter().cloned()))
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        for g in page
+                            .op("ec2:DescribeInternetGateways", &target)?
+                            .internet_gateways()
+                        {
+                            if let Some(id) = g.internet_gateway_id() {
+                                found.insert(id.to_string(), g.clone());
+                            }
+                        }
                     }
                 }
-            }
-        }
-        Ok(found)
+                Ok(found)
+            })
+            .await
     }
 }
 

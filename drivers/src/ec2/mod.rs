@@ -5,9 +5,10 @@
 //! rather than an id list: an id list fails the whole call when one id is
 //! gone, a filter just leaves it out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification};
 use fastcart_engine::{DriverError, Found, Ownership, UpdateRequest, TAG_ENV, TAG_STACK};
 use serde_json::Value;
 
@@ -31,6 +32,38 @@ pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<Stri
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
         .build()
+}
+
+/// The route tables among `ids` that exist, by id. Route tables, routes and
+/// associations all read them: reads at once share one call (per page and
+/// per 200 ids, the most one filter takes).
+pub(crate) async fn route_tables(
+    c: &Arc<Clients>,
+    ids: &[&str],
+) -> Result<HashMap<String, RouteTable>, DriverError> {
+    let c2 = c.clone();
+    c.route_tables
+        .load(ids, move |ids| async move {
+            let mut found = HashMap::new();
+            for chunk in ids.chunks(200) {
+                let target = chunk.join(",");
+                let mut pages = c2
+                    .ec2
+                    .describe_route_tables()
+                    .filters(filter("route-table-id", chunk.iter().cloned()))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    for t in page.op("ec2:DescribeRouteTables", &target)?.route_tables() {
+                        if let Some(id) = t.route_table_id() {
+                            found.insert(id.to_string(), t.clone());
+                        }
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
 }
 
 /// Filters matching the owner's tags.

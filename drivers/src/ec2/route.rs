@@ -18,7 +18,6 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::filter;
 use crate::error::{invalid, SdkResultExt};
 use crate::props::{need_str, str_of, Obs, Props};
 use crate::sdk::Clients;
@@ -78,30 +77,14 @@ impl Route {
         Route { c, schema }
     }
 
-    /// The routes of some route tables, by table id: one call for all.
+    /// The routes of some route tables, by table id: one call for all
+    /// (shared with the route tables' own read).
     async fn routes(&self, tables: &[&str]) -> Result<HashMap<String, Vec<AwsRoute>>, DriverError> {
-        let mut out = HashMap::new();
-        if tables.is_empty() {
-            return Ok(out);
-        }
-        let mut pages = self
-            .c
-            .ec2
-            .describe_route_tables()
-            .filters(filter("route-table-id", tables.iter().copied()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for t in page
-                .op("ec2:DescribeRouteTables", &tables.join(","))?
-                .route_tables()
-            {
-                if let Some(id) = t.route_table_id() {
-                    out.insert(id.to_string(), t.routes().to_vec());
-                }
-            }
-        }
-        Ok(out)
+        Ok(super::route_tables(&self.c, tables)
+            .await?
+            .into_iter()
+            .map(|(id, t)| (id, t.routes().to_vec()))
+            .collect())
     }
 
     async fn replace(

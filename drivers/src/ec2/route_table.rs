@@ -1,6 +1,5 @@
 //! `AWS::EC2::RouteTable`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,24 +73,7 @@ impl Driver for RouteTable {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let mut tables: HashMap<String, Table> = HashMap::new();
-        let mut pages = self
-            .c
-            .ec2
-            .describe_route_tables()
-            .filters(filter("route-table-id", ids.iter().copied()))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for t in page
-                .op("ec2:DescribeRouteTables", &ids.join(","))?
-                .route_tables()
-            {
-                if let Some(id) = t.route_table_id() {
-                    tables.insert(id.to_string(), t.clone());
-                }
-            }
-        }
+        let tables = super::route_tables(&self.c, &ids).await?;
         Ok(handles
             .iter()
             .map(|h| {

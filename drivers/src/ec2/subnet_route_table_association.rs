@@ -137,9 +137,12 @@ impl Driver for SubnetRouteTableAssociation {
         tables.sort_unstable();
         tables.dedup();
         let mut found = HashMap::new();
-        if !tables.is_empty() {
-            self.associations(filter("route-table-id", tables), &mut found)
-                .await?;
+        for t in super::route_tables(&self.c, &tables).await?.values() {
+            for a in t.associations() {
+                if let Some(id) = a.route_table_association_id() {
+                    found.insert(id.to_string(), a.clone());
+                }
+            }
         }
         if !loose.is_empty() {
             self.associations(

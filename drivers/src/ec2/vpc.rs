@@ -26,6 +26,9 @@ pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
     id: crate::tagging::after_slash,
 };
 
+/// The attributes AWS fixes when it makes a VPC.
+const DEFAULTS: [&str; 2] = ["DefaultSecurityGroup", "DefaultNetworkAcl"];
+
 pub struct Vpc {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -111,8 +114,17 @@ impl Driver for Vpc {
                 }
             }
         }
-        let live: Vec<&str> = vpcs.keys().map(String::as_str).collect();
-        let defaults = self.defaults(&live).await?;
+        // The default security group and network ACL are made with the VPC
+        // and never change: asked for only where the state lacks them.
+        let unknown: Vec<&str> = handles
+            .iter()
+            .filter(|h| {
+                vpcs.contains_key(&h.physical_id)
+                    && DEFAULTS.iter().any(|a| !h.attributes.contains_key(*a))
+            })
+            .map(|h| h.physical_id.as_str())
+            .collect();
+        let defaults = self.defaults(&unknown).await?;
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
             let Some(v) = vpcs.get(&h.physical_id) else {
@@ -140,8 +152,13 @@ impl Driver for Vpc {
                 );
             }
             let mut o = o.done();
-            if let Some(d) = defaults.get(&h.physical_id) {
-                o.attributes.extend(d.clone());
+            match defaults.get(&h.physical_id) {
+                Some(d) => o.attributes.extend(d.clone()),
+                None => o.attributes.extend(
+                    DEFAULTS
+                        .iter()
+                        .filter_map(|a| Some((a.to_string(), h.attributes.get(*a)?.clone()))),
+                ),
             }
             out.push(Some(o));
         }

@@ -116,6 +116,7 @@ impl Cloud {
             logical_id: "probe".into(),
             physical_id: physical_id.into(),
             properties,
+            attributes: Default::default(),
         };
         self.driver(type_name)
             .read(std::slice::from_ref(&h))

@@ -104,6 +104,7 @@ async fn attaching_twice_adopts_the_attachment() {
         logical_id: "Attach".into(),
         physical_id: ids[0].clone(),
         properties: props.clone(),
+        attributes: Default::default(),
     };
     driver
         .delete(&h)

@@ -334,6 +334,7 @@ async fn reading_many_security_groups_is_one_request() {
                 physical_id: c.physical_id(&s, &logical_id),
                 logical_id,
                 properties: serde_json::Map::new(),
+                attributes: Default::default(),
             }
         })
         .collect();
@@ -342,6 +343,7 @@ async fn reading_many_security_groups_is_one_request() {
         logical_id: "Gone".into(),
         physical_id: "sg-0123456789abcdef0".into(),
         properties: serde_json::Map::new(),
+        attributes: Default::default(),
     });
     let before = c.clients.requests.get("ec2:DescribeSecurityGroups");
     let seen = c

@@ -1,7 +1,7 @@
 //! The data path beside the shop: Kinesis streams, log groups, ECR
 //! repositories and CloudWatch alarms.
 
-use fastcart_engine::{get_att, r#ref, ResourceHandle, ResourceSpec, StackSpec};
+use fastcart_engine::{get_att, r#ref, Action, ResourceHandle, ResourceSpec, StackSpec};
 use serde_json::json;
 
 use crate::common::{cloud, lifecycle, Cloud};
@@ -148,6 +148,7 @@ async fn reading_repositories_when_one_is_gone() {
         logical_id: "probe".into(),
         physical_id: id.into(),
         properties: Default::default(),
+        attributes: Default::default(),
     };
     let seen = c
         .driver("AWS::ECR::Repository")
@@ -254,5 +255,52 @@ async fn reading_many_log_groups_is_one_request() {
     let before = c.clients.requests.get(op);
     c.plan(&s).await;
     assert_eq!(c.clients.requests.get(op) - before, 1);
+    c.converge(&StackSpec::new(&s.name, &s.env)).await;
+}
+
+#[tokio::test]
+async fn a_plan_takes_tags_from_the_stack_wide_search_and_still_sees_them_change() {
+    let c = cloud("lgtags").await;
+    let mut s = c.stack();
+    // A VPC makes the plan search the stack for twins: that one search
+    // carries every tag the log groups' reads need.
+    s.add(ResourceSpec::new("Vpc", "AWS::EC2::VPC").prop("CidrBlock", "10.40.0.0/16"));
+    for i in 0..2 {
+        s.add(
+            ResourceSpec::new(format!("Logs{i}"), "AWS::Logs::LogGroup")
+                .prop(
+                    "LogGroupName",
+                    format!("/fastcart/{}", c.name(&format!("t{i}"))),
+                )
+                .prop("Tags", json!([{"Key": "Team", "Value": "orders"}])),
+        );
+    }
+    c.converge(&s).await;
+    let list = "cloudwatch logs:ListTagsForResource";
+    let search = "resource groups tagging api:GetResources";
+    let (lists, searches) = (c.clients.requests.get(list), c.clients.requests.get(search));
+    let plan = c.plan(&s).await;
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(c.clients.requests.get(search) - searches, 1);
+    assert_eq!(c.clients.requests.get(list) - lists, 0, "no call per group");
+
+    // Changed behind fastcart's back: the next plan's search sees it.
+    let arn = format!(
+        "arn:aws:logs:{}:{}:log-group:/fastcart/{}",
+        c.ctx.region,
+        c.ctx.account_id,
+        c.name("t0")
+    );
+    c.clients
+        .logs
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("Team", "someone-else")
+        .send()
+        .await
+        .unwrap();
+    let plan = c.plan(&s).await;
+    assert_eq!(plan.step("Logs0").map(|st| st.action), Some(Action::Update));
+    assert!(plan.step("Logs1").is_none(), "{:?}", plan.steps);
     c.converge(&StackSpec::new(&s.name, &s.env)).await;
 }
