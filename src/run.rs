@@ -602,6 +602,31 @@ fn state(g: &Global, command: StateCommand) -> Result<u8> {
     Ok(OK)
 }
 
+/// A type's wait deadlines as `fastcart schema` lists them.
+fn waits(d: &fastcart_engine::Deadlines) -> String {
+    let mut parts = Vec::new();
+    if !d.ready.is_zero() {
+        parts.push(format!("until ready at most {}", short_duration(d.ready)));
+    }
+    if !d.gone.is_zero() {
+        parts.push(format!("until gone at most {}", short_duration(d.gone)));
+    }
+    if parts.is_empty() {
+        "none (its calls take effect at once)".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
 fn schema(provider: &dyn Provider, json: bool) -> Result<u8> {
     let schemas: Vec<_> = provider.registry().schemas().collect();
     if json {
@@ -632,6 +657,7 @@ fn schema(provider: &dyn Provider, json: bool) -> Result<u8> {
         if !s.attributes.is_empty() {
             println!("  attributes: {}", s.attributes.join(", "));
         }
+        println!("  waits: {}", waits(&s.deadlines));
         println!();
     }
     Ok(OK)

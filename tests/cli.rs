@@ -206,3 +206,36 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
         FAILED
     );
 }
+
+#[test]
+fn schema_lists_each_types_wait_deadlines() {
+    let out = bin().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let section = |t: &str| {
+        let start = text
+            .find(&format!("{t}\n"))
+            .unwrap_or_else(|| panic!("no {t}"));
+        let rest = &text[start..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    assert!(
+        section("AWS::EC2::NatGateway")
+            .contains("waits: until ready at most 10 min, until gone at most 10 min"),
+        "{text}"
+    );
+    assert!(
+        section("AWS::Logs::LogGroup").contains("waits: none"),
+        "{text}"
+    );
+    let out = bin().args(["schema", "--json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rds = doc["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "AWS::RDS::DBInstance")
+        .unwrap();
+    assert_eq!(rds["deadlines"]["ready_seconds"], 3600, "{rds}");
+    assert_eq!(rds["deadlines"]["gone_seconds"], 3600, "{rds}");
+}

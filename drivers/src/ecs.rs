@@ -49,7 +49,7 @@ use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
     all_tags, bool_of, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
 };
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::{tagging, wait};
 
 type Obj = Map<String, Value>;
@@ -644,7 +644,8 @@ impl Cluster {
             .prop("DefaultCapacityProviderStrategy")
             .kind("Tags", ValueKind::Tags)
             .attribute("Arn")
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::from_secs(300), Duration::from_secs(600));
         Cluster { c, schema }
     }
 
@@ -843,7 +844,7 @@ impl Driver for Cluster {
                 wait::until(
                     "ecs:DescribeClusters",
                     &format!("cluster {name} to become ACTIVE"),
-                    5 * MINUTE,
+                    self.schema.deadlines.ready,
                     || async {
                         let cl = self
                             .describe(std::slice::from_ref(&name))
@@ -920,7 +921,8 @@ impl Driver for Cluster {
         let name = name_of(&h.physical_id);
         // A cluster refuses deletion while services (draining ones too) or
         // tasks remain in it.
-        wait::deleted(10 * MINUTE, || async {
+        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
+        wait::deleted(deadline.left(), || async {
             self.c.pace("ECS").await;
             self.c
                 .ecs
@@ -934,7 +936,7 @@ impl Driver for Cluster {
         wait::until(
             "ecs:DescribeClusters",
             &format!("cluster {name} to become INACTIVE"),
-            5 * MINUTE,
+            deadline.left(),
             || async { Ok(self.describe_one(name).await?.is_none().then_some(())) },
         )
         .await
@@ -1019,7 +1021,9 @@ impl TaskDefinition {
             .create_only("EphemeralStorage")
             .kind("Tags", ValueKind::Tags)
             .attribute("TaskDefinitionArn")
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            // Registering and deregistering a revision take effect at once.
+            .deadlines(Duration::ZERO, Duration::ZERO);
         TaskDefinition { c, schema }
     }
 
@@ -1458,7 +1462,8 @@ impl Service {
             .kind("Tags", ValueKind::Tags)
             .attribute("ServiceArn")
             .attribute("Name")
-            .typical_duration(Duration::from_secs(120));
+            .typical_duration(Duration::from_secs(120))
+            .deadlines(Duration::from_secs(900), Duration::from_secs(900));
         Service { c, schema }
     }
 
@@ -1506,14 +1511,14 @@ impl Service {
             .remove(name_of(id)))
     }
 
-    /// Waits (up to 15 minutes, as a Fargate rollout can take) until the
-    /// service has settled.
+    /// Waits (up to the type's ready deadline, 15 minutes, as a Fargate
+    /// rollout can take) until the service has settled.
     async fn settle(&self, cluster: &str, arn: &str) -> Result<(), DriverError> {
         let name = name_of(arn);
         let waited = wait::until(
             "ecs:DescribeServices",
             &format!("service {name} to reach a steady state"),
-            15 * MINUTE,
+            self.schema.deadlines.ready,
             || async {
                 match self.describe_one(cluster, arn).await? {
                     Some(s) => Ok(settled(&s, "ecs:DescribeServices")?.then_some(())),
@@ -1558,7 +1563,7 @@ impl Service {
         wait::until(
             "ecs:DescribeServices",
             &format!("service {name} to drain and become INACTIVE"),
-            15 * MINUTE,
+            self.schema.deadlines.gone,
             || async {
                 Ok(match self.describe_one(cluster, id).await? {
                     Some(s) if s.status() != Some("INACTIVE") => None,

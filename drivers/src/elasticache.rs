@@ -37,13 +37,9 @@ use crate::props::{
     Props,
 };
 use crate::rds::{as_given, generated_name, key_as_given, list_if_set, owned_str, string_list};
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::tagging::after_colon;
 use crate::wait;
-
-/// Creating or changing a replication group takes up to an hour on AWS;
-/// moto is instant.
-const GROUP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
@@ -147,7 +143,8 @@ impl CacheSubnetGroup {
             .required("SubnetIds")
             .kind("SubnetIds", ValueKind::UnorderedList)
             .kind("Tags", ValueKind::Tags)
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            .deadlines(Duration::ZERO, Duration::from_secs(1800));
         CacheSubnetGroup { c, schema }
     }
 
@@ -281,7 +278,7 @@ impl Driver for CacheSubnetGroup {
         let name = h.physical_id.as_str();
         // In use until the replication groups in it are gone, which takes
         // minutes after their deletion starts.
-        wait::deleted(30 * MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
@@ -378,7 +375,8 @@ impl ReplicationGroup {
             .attribute("ReaderEndPoint.Port")
             .attribute("ConfigurationEndPoint.Address")
             .attribute("ConfigurationEndPoint.Port")
-            .typical_duration(Duration::from_secs(900));
+            .typical_duration(Duration::from_secs(900))
+            .deadlines(Duration::from_secs(3600), Duration::from_secs(3600));
         ReplicationGroup { c, schema }
     }
 
@@ -429,7 +427,7 @@ impl ReplicationGroup {
         wait::until(
             "elasticache:DescribeReplicationGroups",
             &format!("replication group {id} to {what}"),
-            GROUP_TIMEOUT,
+            self.schema.deadlines.ready,
             || async {
                 let Some(g) = self.one(id).await? else {
                     return Ok(None);
@@ -455,11 +453,11 @@ impl ReplicationGroup {
         .await
     }
 
-    async fn wait_gone(&self, id: &str) -> Result<(), DriverError> {
+    async fn wait_gone(&self, id: &str, timeout: Duration) -> Result<(), DriverError> {
         wait::until(
             "elasticache:DescribeReplicationGroups",
             &format!("replication group {id} to finish deleting"),
-            GROUP_TIMEOUT,
+            timeout,
             || async { Ok(self.one(id).await?.is_none().then_some(())) },
         )
         .await
@@ -637,7 +635,7 @@ impl Driver for ReplicationGroup {
                     if !deleting {
                         return Err(e);
                     }
-                    self.wait_gone(&id).await?;
+                    self.wait_gone(&id, self.schema.deadlines.gone).await?;
                     waited = true;
                 }
                 Err(e) => return Err(e),
@@ -776,7 +774,8 @@ impl Driver for ReplicationGroup {
         let id = h.physical_id.as_str();
         // A group still creating or modifying refuses to be deleted for a
         // while.
-        let r = wait::while_in_use(GROUP_TIMEOUT, || async {
+        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
+        let r = wait::while_in_use(deadline.left(), || async {
             self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
@@ -796,7 +795,7 @@ impl Driver for ReplicationGroup {
         // the stack's subnets and security group until then, so what is
         // deleted after it (the cache subnet group, the security group) would
         // otherwise fail as in use.
-        self.wait_gone(id).await
+        self.wait_gone(id, deadline.left()).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -162,7 +162,8 @@ impl Role {
             .kind("Tags", ValueKind::Tags)
             .attribute("Arn")
             .attribute("RoleId")
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::ZERO, Duration::from_secs(120));
         Role { c, schema }
     }
 
@@ -689,7 +690,7 @@ impl Driver for Role {
         for policy in &inline {
             self.delete_inline(name, policy).await?;
         }
-        wait::deleted(2 * crate::sdk::MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("IAM").await;
             self.c
                 .iam

@@ -23,11 +23,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{all_tags, i32_of, need_str, removed_tags, tags_value, Obs};
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::wait;
-
-/// How long a stream may take to become `ACTIVE` after a create or a change.
-const SETTLE: Duration = Duration::from_secs(300);
 
 /// Per-stream reads in flight at once (`DescribeStreamSummary` allows 20
 /// per second per account).
@@ -61,7 +58,8 @@ impl Stream {
             .prop("StreamModeDetails")
             .kind("Tags", ValueKind::Tags)
             .attribute("Arn")
-            .typical_duration(Duration::from_secs(30));
+            .typical_duration(Duration::from_secs(30))
+            .deadlines(Duration::from_secs(300), Duration::from_secs(600));
         Stream { c, schema }
     }
 
@@ -87,7 +85,7 @@ impl Stream {
         wait::until(
             "kinesis:DescribeStreamSummary",
             &format!("stream {name} to become ACTIVE"),
-            SETTLE,
+            self.schema.deadlines.ready,
             || async {
                 Ok(self
                     .summary(name)
@@ -457,7 +455,8 @@ impl Driver for Stream {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // ResourceInUse while the stream is still CREATING or UPDATING.
-        wait::deleted(5 * MINUTE, || async {
+        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
+        wait::deleted(deadline.left(), || async {
             self.c.pace("Kinesis").await;
             self.c
                 .kinesis
@@ -472,7 +471,7 @@ impl Driver for Stream {
         wait::until(
             "kinesis:DescribeStreamSummary",
             &format!("stream {name} to be deleted"),
-            SETTLE,
+            deadline.left(),
             || async { Ok(self.summary(name).await?.is_none().then_some(())) },
         )
         .await

@@ -28,7 +28,7 @@ use crate::props::{
     all_tags, bool_of, changed, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
     Props,
 };
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::tagging::{after_colon, owned_by};
 use crate::wait;
 
@@ -229,7 +229,8 @@ impl DbSubnetGroup {
             .kind("SubnetIds", ValueKind::UnorderedList)
             .kind("Tags", ValueKind::Tags)
             .attribute("DBSubnetGroupArn")
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            .deadlines(Duration::ZERO, Duration::from_secs(600));
         DbSubnetGroup { c, schema }
     }
 
@@ -370,7 +371,7 @@ impl Driver for DbSubnetGroup {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
         // In use until the DB instances in it are gone.
-        wait::deleted(10 * MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("RDS").await;
             self.c
                 .rds
@@ -410,10 +411,6 @@ impl Driver for DbSubnetGroup {
 
 // ---------------------------------------------------------------------------
 // AWS::RDS::DBInstance
-
-/// Creating, modifying or deleting an instance takes many minutes on AWS
-/// (Multi-AZ and encrypted instances the longest); moto is instant.
-const INSTANCE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// Statuses an instance does not leave by waiting.
 const FAILED: &[&str] = &[
@@ -508,7 +505,8 @@ impl DbInstance {
             .attribute("DBInstanceArn")
             .attribute("DbiResourceId")
             .attribute("MasterUserSecret.SecretArn")
-            .typical_duration(Duration::from_secs(600));
+            .typical_duration(Duration::from_secs(600))
+            .deadlines(Duration::from_secs(3600), Duration::from_secs(3600));
         DbInstance { c, schema }
     }
 
@@ -555,7 +553,7 @@ impl DbInstance {
         wait::until(
             "rds:DescribeDBInstances",
             &format!("DB instance {id} to {what}"),
-            INSTANCE_TIMEOUT,
+            self.schema.deadlines.ready,
             || async {
                 let Some(i) = self.one(id).await? else {
                     return Ok(None);
@@ -890,7 +888,8 @@ impl Driver for DbInstance {
         let keep_backups = bool_of(&h.properties, "DeleteAutomatedBackups") == Some(false);
         // An instance still creating, modifying or backing up refuses to be
         // deleted for a while; one already deleting refuses until it is gone.
-        let r = wait::while_in_use(INSTANCE_TIMEOUT, || async {
+        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
+        let r = wait::while_in_use(deadline.left(), || async {
             self.c.pace("RDS").await;
             self.c
                 .rds
@@ -911,7 +910,7 @@ impl Driver for DbInstance {
         wait::until(
             "rds:DescribeDBInstances",
             &format!("DB instance {id} to be deleted"),
-            INSTANCE_TIMEOUT,
+            deadline.left(),
             || async { Ok(self.one(id).await?.is_none().then_some(())) },
         )
         .await

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -288,9 +287,6 @@ impl Clients {
         Ok(ctx)
     }
 }
-
-/// How long to keep asking before giving up on a slow resource.
-pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

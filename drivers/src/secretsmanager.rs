@@ -253,7 +253,8 @@ impl Secret {
             .write_only("GenerateSecretString")
             .kind("Tags", ValueKind::Tags)
             .attribute("Id")
-            .typical_duration(Duration::from_secs(1));
+            .typical_duration(Duration::from_secs(1))
+            .deadlines(Duration::ZERO, Duration::from_secs(120));
         Secret { c, schema }
     }
 
@@ -519,7 +520,7 @@ impl Driver for Secret {
         wait::until(
             "secretsmanager:DescribeSecret",
             &format!("{arn} to be deleted"),
-            Duration::from_secs(120),
+            self.schema.deadlines.gone,
             || async { Ok(describe(&self.c, arn).await?.is_none().then_some(())) },
         )
         .await

@@ -10,6 +10,28 @@ use std::time::Duration;
 
 use fastcart_engine::{cancel, DriverError, ErrorKind};
 
+/// One deadline shared by the phases of one operation (detach, then wait
+/// until detached): each phase gets what is left, so the operation's worst
+/// case is the type's deadline, not the sum of its phases.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: tokio::time::Instant,
+}
+
+impl Deadline {
+    pub fn after(d: Duration) -> Self {
+        Deadline {
+            end: tokio::time::Instant::now() + d,
+        }
+    }
+
+    /// What is left of it (nothing, once it has passed).
+    pub fn left(&self) -> Duration {
+        self.end
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+}
+
 fn gave_up(operation: &str, message: String) -> DriverError {
     DriverError::new(ErrorKind::DeadlineExceeded, operation, message)
 }

@@ -66,6 +66,52 @@ pub struct TypeSchema {
     /// How long a create typically takes; weights the critical path in plans.
     #[serde(skip)]
     pub typical_duration: Duration,
+    /// How long the driver's waits for this type may last before they give
+    /// up: the worst case of one call, listed by `fastcart schema`.
+    pub deadlines: Deadlines,
+}
+
+/// The deadlines of a type's waits. Each bounds a whole operation, however
+/// many phases it has (detach, then wait until detached), and giving up is
+/// `ErrorKind::DeadlineExceeded`, which nothing retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlines {
+    /// Until a created or changed resource is ready (available, active,
+    /// visible to reads).
+    #[serde(rename = "ready_seconds", with = "seconds")]
+    pub ready: Duration,
+    /// Until a deleted resource is gone, "still in use" answers retried
+    /// meanwhile.
+    #[serde(rename = "gone_seconds", with = "seconds")]
+    pub gone: Duration,
+}
+
+impl Deadlines {
+    /// A type whose calls take effect at once: nothing to wait for (each
+    /// call is still bounded by the SDK's attempts).
+    pub const NONE: Deadlines = Deadlines {
+        ready: Duration::ZERO,
+        gone: Duration::ZERO,
+    };
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines::NONE
+    }
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
 }
 
 impl TypeSchema {
@@ -77,6 +123,7 @@ impl TypeSchema {
             fixed_name_property: None,
             taggable: true,
             typical_duration: Duration::from_secs(2),
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -135,6 +182,13 @@ impl TypeSchema {
 
     pub fn typical_duration(mut self, d: Duration) -> Self {
         self.typical_duration = d;
+        self
+    }
+
+    /// How long waits for the resource to be ready and to be gone may last
+    /// (zero: the driver does not wait for that). Without it, none.
+    pub fn deadlines(mut self, ready: Duration, gone: Duration) -> Self {
+        self.deadlines = Deadlines { ready, gone };
         self
     }
 

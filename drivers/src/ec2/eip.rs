@@ -48,7 +48,8 @@ impl Eip {
             .kind("Tags", ValueKind::Tags)
             .attribute("AllocationId")
             .attribute("PublicIp")
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            .deadlines(Duration::ZERO, Duration::from_secs(600));
         Eip { c, schema }
     }
 
@@ -159,7 +160,7 @@ impl Driver for Eip {
         let id = h.physical_id.as_str();
         // An address still held by a NAT gateway being deleted cannot be
         // released ("InvalidIPAddress.InUse"): retry that for a while.
-        wait::deleted(10 * crate::sdk::MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2

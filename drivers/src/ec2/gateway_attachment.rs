@@ -64,7 +64,8 @@ impl GatewayAttachment {
             .required("InternetGatewayId")
             .create_only("InternetGatewayId")
             .untaggable()
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(600));
         GatewayAttachment { c, schema }
     }
 
@@ -128,7 +129,7 @@ impl Driver for GatewayAttachment {
         wait::until(
             "ec2:DescribeInternetGateways",
             &format!("{igw} to be attached to {vpc}"),
-            Duration::from_secs(120),
+            self.schema.deadlines.ready,
             || async { Ok(self.is_attached(igw, vpc).await?.filter(|a| *a).map(|_| ())) },
         )
         .await?;
@@ -149,7 +150,8 @@ impl Driver for GatewayAttachment {
         let (igw, vpc) = split_id(id, "ec2:DetachInternetGateway")?;
         // Detaching fails while the VPC has mapped public addresses (a NAT
         // gateway being deleted, say): retry for a while.
-        let r = wait::while_in_use(10 * crate::sdk::MINUTE, || async {
+        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
+        let r = wait::while_in_use(deadline.left(), || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2
@@ -171,7 +173,7 @@ impl Driver for GatewayAttachment {
         wait::until(
             "ec2:DescribeInternetGateways",
             &format!("{igw} to be detached from {vpc}"),
-            Duration::from_secs(120),
+            deadline.left(),
             || async { Ok((self.is_attached(igw, vpc).await? != Some(true)).then_some(())) },
         )
         .await

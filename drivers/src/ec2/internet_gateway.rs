@@ -39,7 +39,8 @@ impl InternetGateway {
         let schema = TypeSchema::new("AWS::EC2::InternetGateway")
             .kind("Tags", ValueKind::Tags)
             .attribute("InternetGatewayId")
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            .deadlines(Duration::from_secs(60), Duration::from_secs(300));
         InternetGateway { c, schema }
     }
 
@@ -127,7 +128,7 @@ impl Driver for InternetGateway {
         wait::until(
             "ec2:DescribeInternetGateways",
             &format!("{id} to become visible"),
-            Duration::from_secs(60),
+            self.schema.deadlines.ready,
             || async {
                 let found = Self::describe(&self.c, &[id.as_str()]).await?;
                 Ok(found.contains_key(&id).then_some(()))
@@ -153,7 +154,7 @@ impl Driver for InternetGateway {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
         // Still attached (the attachment's detach not yet settled): retry.
-        wait::deleted(5 * crate::sdk::MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2

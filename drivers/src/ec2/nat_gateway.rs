@@ -66,7 +66,8 @@ impl NatGateway {
             .create_only("ConnectivityType")
             .kind("Tags", ValueKind::Tags)
             .attribute("NatGatewayId")
-            .typical_duration(Duration::from_secs(120));
+            .typical_duration(Duration::from_secs(120))
+            .deadlines(Duration::from_secs(600), Duration::from_secs(600));
         NatGateway { c, schema }
     }
 
@@ -99,7 +100,7 @@ impl NatGateway {
         wait::until(
             "ec2:DescribeNatGateways",
             &format!("{id} to be deleted"),
-            10 * crate::sdk::MINUTE,
+            self.schema.deadlines.gone,
             || async {
                 let found = self.describe(&[id]).await?;
                 Ok(found
@@ -167,7 +168,7 @@ impl Driver for NatGateway {
         wait::until(
             "ec2:DescribeNatGateways",
             &format!("{id} to become available"),
-            10 * crate::sdk::MINUTE,
+            self.schema.deadlines.ready,
             || async {
                 let found = self.describe(&[id.as_str()]).await?;
                 match found.get(&id) {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, need_str, Obs};
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::wait;
 
 /// In the tagging API (for the stack-wide search; this driver's own
@@ -37,7 +37,8 @@ impl RouteTable {
             .create_only("VpcId")
             .kind("Tags", ValueKind::Tags)
             .attribute("RouteTableId")
-            .typical_duration(Duration::from_secs(2));
+            .typical_duration(Duration::from_secs(2))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(300));
         RouteTable { c, schema }
     }
 
@@ -112,7 +113,7 @@ impl Driver for RouteTable {
         wait::until(
             "ec2:DescribeRouteTables",
             &format!("{id} to be visible"),
-            2 * MINUTE,
+            self.schema.deadlines.ready,
             || async { Ok(self.describe(&id).await?.map(|_| ())) },
         )
         .await?;
@@ -132,7 +133,7 @@ impl Driver for RouteTable {
         let id = h.physical_id.as_str();
         // Subnets still associated with the table (their associations are
         // deleted alongside) make it a dependency violation for a while.
-        wait::deleted(5 * MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2

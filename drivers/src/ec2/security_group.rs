@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::error::{invalid, SdkResultExt};
 use crate::props::{all_tags, i32_of, need_str, str_of, Obs, Props};
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::wait;
 
 /// In the tagging API (for the stack-wide search; this driver's own
@@ -438,7 +438,8 @@ impl SecurityGroup {
             .kind("Tags", ValueKind::Tags)
             .attribute("GroupId")
             .attribute("VpcId")
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(600));
         SecurityGroup { c, schema }
     }
 
@@ -795,7 +796,7 @@ impl Driver for SecurityGroup {
         let group = wait::until(
             "ec2:DescribeSecurityGroups",
             &format!("{id} to be visible"),
-            2 * MINUTE,
+            self.schema.deadlines.ready,
             || async { self.describe(&id).await },
         )
         .await?;
@@ -850,7 +851,7 @@ impl Driver for SecurityGroup {
         let id = h.physical_id.as_str();
         // Network interfaces of deleted tasks, databases and caches let go
         // of a group minutes after those are gone.
-        wait::deleted(10 * MINUTE, || self.delete_once(id)).await
+        wait::deleted(self.schema.deadlines.gone, || self.delete_once(id)).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

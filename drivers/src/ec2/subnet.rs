@@ -56,7 +56,8 @@ impl Subnet {
             .attribute("VpcId")
             .attribute("AvailabilityZone")
             .attribute("CidrBlock")
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(600));
         Subnet { c, schema }
     }
 
@@ -152,7 +153,7 @@ impl Driver for Subnet {
         let subnet = wait::until(
             "ec2:DescribeSubnets",
             &format!("{id} to become available"),
-            Duration::from_secs(120),
+            self.schema.deadlines.ready,
             || async {
                 let mut found = self.describe(&[id.as_str()]).await?;
                 Ok(found
@@ -194,7 +195,7 @@ impl Driver for Subnet {
         let id = h.physical_id.as_str();
         // Network interfaces of a NAT gateway or load balancer just deleted
         // linger for a while and hold the subnet.
-        wait::deleted(10 * crate::sdk::MINUTE, || async {
+        wait::deleted(self.schema.deadlines.gone, || async {
             self.c.pace("EC2").await;
             self.c
                 .ec2

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::filter;
 use crate::error::SdkResultExt;
 use crate::props::{need_str, str_of, Obs};
-use crate::sdk::{Clients, MINUTE};
+use crate::sdk::Clients;
 use crate::wait;
 
 pub struct SubnetRouteTableAssociation {
@@ -46,7 +46,8 @@ impl SubnetRouteTableAssociation {
             .create_only("RouteTableId")
             .attribute("Id")
             .untaggable()
-            .typical_duration(Duration::from_secs(1));
+            .typical_duration(Duration::from_secs(1))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(120));
         SubnetRouteTableAssociation { c, schema }
     }
 
@@ -206,7 +207,7 @@ impl Driver for SubnetRouteTableAssociation {
         wait::until(
             "ec2:DescribeRouteTables",
             &format!("{id} to be associated"),
-            2 * MINUTE,
+            self.schema.deadlines.ready,
             || async {
                 let Some(a) = self.association(&id).await? else {
                     return Ok(None);
@@ -261,7 +262,7 @@ impl Driver for SubnetRouteTableAssociation {
         wait::until(
             "ec2:DescribeRouteTables",
             &format!("{id} to be disassociated"),
-            2 * MINUTE,
+            self.schema.deadlines.gone,
             || async {
                 Ok(self
                     .association(id)

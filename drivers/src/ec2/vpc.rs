@@ -47,7 +47,8 @@ impl Vpc {
             .attribute("CidrBlock")
             .attribute("DefaultSecurityGroup")
             .attribute("DefaultNetworkAcl")
-            .typical_duration(Duration::from_secs(3));
+            .typical_duration(Duration::from_secs(3))
+            .deadlines(Duration::from_secs(120), Duration::from_secs(300));
         Vpc { c, schema }
     }
 
@@ -187,7 +188,7 @@ impl Driver for Vpc {
         wait::until(
             "ec2:DescribeVpcs",
             &format!("{id} to become available"),
-            Duration::from_secs(120),
+            self.schema.deadlines.ready,
             || async {
                 let out = self
                     .c
@@ -255,7 +256,7 @@ impl Driver for Vpc {
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
         wait::deleted_naming(
-            5 * crate::sdk::MINUTE,
+            self.schema.deadlines.gone,
             || async {
                 self.c.pace("EC2").await;
                 self.c
