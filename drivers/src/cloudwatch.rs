@@ -22,12 +22,12 @@ use fastcart_engine::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::error::{invalid, is_gone, SdkResultExt};
+use crate::error::{invalid, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, float_of, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
-    Props,
+    all_tags, bool_of, float_of, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
+use crate::tags::TagApi;
 
 /// `DescribeAlarms` takes at most 100 names.
 const NAMES_PER_CALL: usize = 100;
@@ -110,60 +110,6 @@ impl Alarm {
         Ok(found)
     }
 
-    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        crate::tagging::listed(&self.c, arn, || async {
-            let out = self
-                .c
-                .cloudwatch
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .op("cloudwatch:ListTagsForResource", arn)?;
-            Ok(out
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect())
-        })
-        .await
-    }
-
-    async fn set_tags(
-        &self,
-        arn: &str,
-        name: &str,
-        tags: &BTreeMap<String, String>,
-        removed: Vec<String>,
-    ) -> Result<(), DriverError> {
-        self.c.pace("CloudWatch").await;
-        self.c
-            .cloudwatch
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(cw_tags(tags)))
-            .send()
-            .await
-            .op("cloudwatch:TagResource", name)?;
-        if !removed.is_empty() {
-            self.c.pace("CloudWatch").await;
-            self.c
-                .cloudwatch
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .op("cloudwatch:UntagResource", name)?;
-        }
-        Ok(())
-    }
-
     async fn read_one(
         &self,
         h: &ResourceHandle,
@@ -176,7 +122,8 @@ impl Alarm {
         // One more call per alarm, only where the stack sets Tags.
         if h.properties.contains_key("Tags") {
             if let Some(arn) = a.alarm_arn() {
-                o = o.prop("Tags", Some(tags_value(self.tags(arn).await?)));
+                let tags = crate::tags::read(&self.c, &CwTags(&self.c), arn, arn).await?;
+                o = o.prop("Tags", Some(tags_value(tags)));
             }
         }
         Ok(Some(o.done()))
@@ -235,6 +182,63 @@ fn dimensions_of(p: &Props) -> Vec<Dimension> {
                 .build()
         })
         .collect()
+}
+
+/// CloudWatch's tag calls, by the alarm's ARN.
+struct CwTags<'a>(&'a Clients);
+
+impl TagApi for CwTags<'_> {
+    const SERVICE: &'static str = "CloudWatch";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .op("cloudwatch:ListTagsForResource", arn)?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .cloudwatch
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .op("cloudwatch:TagResource", arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .cloudwatch
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("cloudwatch:UntagResource", arn)?;
+        Ok(())
+    }
 }
 
 fn cw_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -332,7 +336,8 @@ impl Driver for Alarm {
         let existing = self.describe(&[name]).await?;
         if let Some(a) = existing.get(name) {
             let arn = a.alarm_arn().unwrap_or(arn.as_str()).to_string();
-            let theirs = self.tags(&arn).await?;
+            // Asked afresh: this decides whether the name is ours.
+            let theirs = CwTags(&self.c).list(&arn).await?;
             let ours = req
                 .tags
                 .iter()
@@ -351,7 +356,7 @@ impl Driver for Alarm {
                 .send()
                 .await
                 .op("cloudwatch:PutMetricAlarm", name)?;
-            self.set_tags(&arn, name, &tags, Vec::new()).await?;
+            crate::tags::sync(&self.c, &CwTags(&self.c), &arn, &tags, &[]).await?;
         } else {
             self.c.pace("CloudWatch").await;
             self.put(p, name)?
@@ -380,13 +385,7 @@ impl Driver for Alarm {
                 .await
                 .op("cloudwatch:PutMetricAlarm", name)?;
         }
-        self.set_tags(
-            &arn,
-            name,
-            &all_tags(p, req.tags),
-            removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &CwTags(&self.c), &arn, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(arn));
         Ok(attributes)
@@ -403,10 +402,7 @@ impl Driver for Alarm {
             .send()
             .await
             .op("cloudwatch:DeleteAlarms", name);
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

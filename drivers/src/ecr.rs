@@ -24,7 +24,7 @@ use fastcart_engine::{
 use serde_json::{json, Map, Value};
 
 use crate::error::{invalid, is_gone, SdkResultExt};
-use crate::props::{all_tags, bool_of, need_str, removed_tags, str_of, tags_value, Obs};
+use crate::props::{all_tags, bool_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
 
 /// `DescribeRepositories` takes at most 100 names.
@@ -113,25 +113,6 @@ impl Repository {
         Ok(found)
     }
 
-    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        crate::tagging::listed(&self.c, arn, || async {
-            let out = self
-                .c
-                .ecr
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .op("ecr:ListTagsForResource", arn)?;
-            Ok(out
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect())
-        })
-        .await
-    }
-
     /// The lifecycle policy in CloudFormation's shape; `None` when there is
     /// none.
     async fn lifecycle_policy(&self, name: &str) -> Result<Option<Value>, DriverError> {
@@ -198,7 +179,8 @@ impl Repository {
             o = o.prop("LifecyclePolicy", self.lifecycle_policy(name).await?);
         }
         if h.properties.contains_key("Tags") {
-            o = o.prop("Tags", Some(tags_value(self.tags(arn).await?)));
+            let tags = crate::tags::read(&self.c, &EcrTags(&self.c), arn, arn).await?;
+            o = o.prop("Tags", Some(tags_value(tags)));
         }
         Ok(o.done())
     }
@@ -276,6 +258,56 @@ fn ecr_tags(tags: &BTreeMap<String, String>, op: &str) -> Result<Vec<Tag>, Drive
                 .map_err(|e| invalid(op, e.to_string()))
         })
         .collect()
+}
+
+/// ECR's tag calls, by repository ARN.
+struct EcrTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for EcrTags<'_> {
+    const SERVICE: &'static str = "ECR";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .op("ecr:ListTagsForResource", arn)?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        let op = "ecr:TagResource";
+        let tags: BTreeMap<String, String> = tags.iter().cloned().collect();
+        self.0
+            .ecr
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(ecr_tags(&tags, op)?))
+            .send()
+            .await
+            .op(op, arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .ecr
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("ecr:UntagResource", arn)?;
+        Ok(())
+    }
 }
 
 fn attributes(r: Option<&AwsRepository>) -> Map<String, Value> {
@@ -396,28 +428,7 @@ impl Driver for Repository {
             .and_then(|r| r.repository_arn())
             .unwrap_or_default()
             .to_string();
-        let op = "ecr:TagResource";
-        self.c.pace("ECR").await;
-        self.c
-            .ecr
-            .tag_resource()
-            .resource_arn(&arn)
-            .set_tags(Some(ecr_tags(&all_tags(p, req.tags), op)?))
-            .send()
-            .await
-            .op(op, name)?;
-        let removed = removed_tags(req.previous, p, req.tags);
-        if !removed.is_empty() {
-            self.c.pace("ECR").await;
-            self.c
-                .ecr
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .op("ecr:UntagResource", name)?;
-        }
+        crate::tags::sync_update(&self.c, &EcrTags(&self.c), &arn, &req).await?;
         Ok(attributes(repo))
     }
 
@@ -436,10 +447,7 @@ impl Driver for Repository {
             .send()
             .await
             .op("ecr:DeleteRepository", name);
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
@@ -459,7 +467,7 @@ impl Driver for Repository {
         }
         let tagged: Vec<Option<Found>> = crate::each::in_order(
             (repos.into_iter().map(|(name, arn)| async move {
-                match self.tags(&arn).await {
+                match crate::tags::read(&self.c, &EcrTags(&self.c), &arn, &arn).await {
                     Ok(tags) => Ok(crate::tagging::owned_by(
                         tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         owner,

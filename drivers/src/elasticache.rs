@@ -33,8 +33,7 @@ use serde_json::{Map, Value};
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, changed, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
-    Props,
+    all_tags, bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::rds::{as_given, generated_name, key_as_given, list_if_set, owned_str, string_list};
 use crate::sdk::Clients;
@@ -48,8 +47,21 @@ fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 async fn tags_of(c: &Clients, arn: &str) -> Result<Value, DriverError> {
-    let tags = crate::tagging::listed(c, arn, || async {
-        let out = c
+    Ok(tags_value(
+        crate::tags::read(c, &EcTags(c), arn, arn).await?,
+    ))
+}
+
+/// ElastiCache's tag calls, by ARN.
+struct EcTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for EcTags<'_> {
+    const SERVICE: &'static str = "ElastiCache";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
             .elasticache
             .list_tags_for_resource()
             .resource_name(arn)
@@ -66,37 +78,35 @@ async fn tags_of(c: &Clients, arn: &str) -> Result<Value, DriverError> {
                 )
             })
             .collect())
-    })
-    .await?;
-    Ok(tags_value(tags))
-}
+    }
 
-/// Sets `tags` on a resource and removes `removed`.
-async fn sync_tags(
-    c: &Clients,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-    removed: &[String],
-) -> Result<(), DriverError> {
-    c.pace("ElastiCache").await;
-    c.elasticache
-        .add_tags_to_resource()
-        .resource_name(arn)
-        .set_tags(Some(ec_tags(tags)))
-        .send()
-        .await
-        .op("elasticache:AddTagsToResource", arn)?;
-    if !removed.is_empty() {
-        c.pace("ElastiCache").await;
-        c.elasticache
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .elasticache
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .op("elasticache:AddTagsToResource", arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .elasticache
             .remove_tags_from_resource()
             .resource_name(arn)
-            .set_tag_keys(Some(removed.to_vec()))
+            .set_tag_keys(Some(keys.to_vec()))
             .send()
             .await
             .op("elasticache:RemoveTagsFromResource", arn)?;
+        Ok(())
     }
-    Ok(())
 }
 
 fn arn(ctx: &CloudContext, kind: &str, name: &str) -> String {
@@ -264,11 +274,11 @@ impl Driver for CacheSubnetGroup {
                 .await
                 .op("elasticache:ModifyCacheSubnetGroup", name)?;
         }
-        sync_tags(
+        crate::tags::sync_update(
             &self.c,
+            &EcTags(&self.c),
             &arn(req.context, "subnetgroup", name),
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
+            &req,
         )
         .await?;
         Ok(Map::new())
@@ -760,13 +770,7 @@ impl Driver for ReplicationGroup {
             .arn()
             .map(String::from)
             .unwrap_or_else(|| arn(req.context, "replicationgroup", id));
-        sync_tags(
-            &self.c,
-            &group_arn,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &EcTags(&self.c), &group_arn, &req).await?;
         Ok(group_attributes(&current))
     }
 

@@ -143,6 +143,15 @@ pub fn is_gone(e: &DriverError) -> bool {
     e.kind == ErrorKind::NotFound
 }
 
+/// A delete's answer: done, whether it deleted the object or found it
+/// already gone.
+pub fn done_if_gone<T>(r: Result<T, DriverError>) -> Result<(), DriverError> {
+    match r {
+        Err(e) if !is_gone(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// A property the stack gave that the driver cannot use.
 pub fn invalid(operation: &str, message: impl Into<String>) -> DriverError {
     DriverError::new(ErrorKind::InvalidRequest, operation, message)

@@ -19,13 +19,11 @@ use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
     ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
 };
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, document_of, i32_of, parse_document, removed_tags, str_of, strs_of, tags_value, Obs,
-    Props,
+    all_tags, document_of, i32_of, parse_document, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
 use crate::wait;
@@ -142,6 +140,56 @@ fn role_attributes(role: &IamRole) -> Map<String, Value> {
     attributes
 }
 
+/// IAM's tag calls for roles, by role name: fifty tags a call.
+struct IamTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for IamTags<'_> {
+    const SERVICE: &'static str = "IAM";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, name: &str) -> Result<crate::tags::Tags, DriverError> {
+        let mut tags = BTreeMap::new();
+        let mut pages = self
+            .0
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for t in page.op("iam:ListRoleTags", name)?.tags() {
+                tags.insert(t.key().to_string(), t.value().to_string());
+            }
+        }
+        Ok(tags)
+    }
+
+    async fn tag(&self, name: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        let tags: BTreeMap<String, String> = tags.iter().cloned().collect();
+        self.0
+            .iam
+            .tag_role()
+            .role_name(name)
+            .set_tags(Some(iam_tags(&tags)))
+            .send()
+            .await
+            .op("iam:TagRole", name)?;
+        Ok(())
+    }
+
+    async fn untag(&self, name: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .iam
+            .untag_role()
+            .role_name(name)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("iam:UntagRole", name)?;
+        Ok(())
+    }
+}
+
 pub struct Role {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -226,23 +274,6 @@ impl Role {
             );
         }
         Ok(names)
-    }
-
-    async fn role_tags(&self, name: &str) -> Result<Vec<(String, String)>, DriverError> {
-        let mut tags = Vec::new();
-        let mut pages = self
-            .c
-            .iam
-            .list_role_tags()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for t in page.op("iam:ListRoleTags", name)?.tags() {
-                tags.push((t.key().to_string(), t.value().to_string()));
-            }
-        }
-        Ok(tags)
     }
 
     /// Every role of the account with its inline policies, attached
@@ -387,10 +418,7 @@ impl Role {
             .send()
             .await
             .op("iam:DetachRolePolicy", &format!("{name} {arn}"));
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     /// Puts every inline policy in `want` (a put replaces) and deletes the
@@ -430,10 +458,7 @@ impl Role {
             .send()
             .await
             .op("iam:DeleteRolePolicy", &format!("{name}/{policy}"));
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     async fn set_trust(&self, name: &str, doc: &str) -> Result<(), DriverError> {
@@ -493,37 +518,6 @@ impl Role {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    async fn sync_tags(
-        &self,
-        name: &str,
-        tags: &BTreeMap<String, String>,
-        removed: &[String],
-    ) -> Result<(), DriverError> {
-        if !tags.is_empty() {
-            self.c.pace("IAM").await;
-            self.c
-                .iam
-                .tag_role()
-                .role_name(name)
-                .set_tags(Some(iam_tags(tags)))
-                .send()
-                .await
-                .op("iam:TagRole", name)?;
-        }
-        if !removed.is_empty() {
-            self.c.pace("IAM").await;
-            self.c
-                .iam
-                .untag_role()
-                .role_name(name)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .op("iam:UntagRole", name)?;
         }
         Ok(())
     }
@@ -604,7 +598,7 @@ impl Driver for Role {
                     if let Some(b) = str_of(p, "PermissionsBoundary") {
                         self.set_boundary(&name, Some(b)).await?;
                     }
-                    self.sync_tags(&name, &tags, &[]).await?;
+                    crate::tags::sync(&self.c, &IamTags(&self.c), &name, &tags, &[]).await?;
                     (role, false)
                 }
                 _ => return Err(from_sdk(e, op, &name)),
@@ -654,12 +648,7 @@ impl Driver for Role {
             let have = self.inline_names(name).await?;
             self.sync_inline(name, &want, &have).await?;
         }
-        self.sync_tags(
-            name,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &IamTags(&self.c), name, &req).await?;
         let role = self.get(name).await?.ok_or_else(|| {
             DriverError::new(
                 ErrorKind::NotFound,
@@ -703,41 +692,22 @@ impl Driver for Role {
         .await
     }
 
+    /// Through the batch read, which carries every role's tags: a call
+    /// per 1,000 roles of the account, not one per role.
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        let mut names = Vec::new();
-        let mut pages = self
-            .c
-            .iam
-            .list_roles()
-            .path_prefix("/")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for r in page.op("iam:ListRoles", "roles")?.roles() {
-                names.push(r.role_name().to_string());
-            }
-        }
-        // ListRoles returns no tags: ask for each role's, a few at a time.
-        let found: Vec<Option<Found>> = stream::iter(names)
-            .map(|name| async move {
-                match self.role_tags(&name).await {
-                    Ok(tags) => Ok(crate::tagging::owned_by(
-                        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                        owner,
-                    )
-                    .map(|logical_id| Found {
-                        logical_id,
-                        physical_id: name,
-                    })),
-                    // Deleted since it was listed.
-                    Err(e) if is_gone(&e) => Ok(None),
-                    Err(e) => Err(e),
-                }
+        Ok(self
+            .details()
+            .await?
+            .into_iter()
+            .filter_map(|(name, d)| {
+                let logical_id =
+                    crate::tagging::owned_by(d.tags().iter().map(|t| (t.key(), t.value())), owner)?;
+                Some(Found {
+                    logical_id,
+                    physical_id: name,
+                })
             })
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+            .collect())
     }
 }
 

@@ -7,7 +7,7 @@
 //! for `ACTIVE` after each one, since Kinesis refuses the next change until
 //! then.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,22 +22,82 @@ use fastcart_engine::{
 use serde_json::{json, Map, Value};
 
 use crate::error::{invalid, is_gone, SdkResultExt};
-use crate::props::{all_tags, i32_of, need_str, removed_tags, tags_value, Obs};
+use crate::props::{all_tags, i32_of, need_str, tags_value, Obs};
 use crate::sdk::Clients;
+use crate::tags::TagApi;
 use crate::wait;
 
 /// Per-stream reads in flight at once (`DescribeStreamSummary` allows 20
 /// per second per account).
 const READS_IN_FLIGHT: usize = 4;
 
-/// `AddTagsToStream` and `RemoveTagsFromStream` take at most 10 tags a call.
-const TAGS_PER_CALL: usize = 10;
-
 /// `CreateStream` takes at most 50 tags.
 const TAGS_AT_CREATE: usize = 50;
 
 /// A retention period Kinesis gives a stream that sets none.
 const DEFAULT_RETENTION_HOURS: i32 = 24;
+
+/// Kinesis's tag calls, by stream name: ten tags a call.
+struct KinesisTags<'a>(&'a Clients);
+
+impl TagApi for KinesisTags<'_> {
+    const SERVICE: &'static str = "Kinesis";
+    const PER_CALL: usize = 10;
+
+    /// `ListTagsForStream` pages by the last key seen; moto repeats that key
+    /// at the top of the next page, which the map absorbs.
+    async fn list(&self, name: &str) -> Result<crate::tags::Tags, DriverError> {
+        let mut tags = BTreeMap::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .0
+                .kinesis
+                .list_tags_for_stream()
+                .stream_name(name)
+                .limit(50)
+                .set_exclusive_start_tag_key(start.clone())
+                .send()
+                .await
+                .op("kinesis:ListTagsForStream", name)?;
+            for t in out.tags() {
+                tags.insert(
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                );
+            }
+            let last = out.tags().last().map(|t| t.key().to_string());
+            if !out.has_more_tags() || last.is_none() || last == start {
+                return Ok(tags);
+            }
+            start = last;
+        }
+    }
+
+    async fn tag(&self, name: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .kinesis
+            .add_tags_to_stream()
+            .stream_name(name)
+            .set_tags(Some(tags.iter().cloned().collect()))
+            .send()
+            .await
+            .op("kinesis:AddTagsToStream", name)?;
+        Ok(())
+    }
+
+    async fn untag(&self, name: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .kinesis
+            .remove_tags_from_stream()
+            .stream_name(name)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("kinesis:RemoveTagsFromStream", name)?;
+        Ok(())
+    }
+}
 
 pub struct Stream {
     c: Arc<Clients>,
@@ -94,76 +154,6 @@ impl Stream {
             },
         )
         .await
-    }
-
-    /// All tags of a stream. `ListTagsForStream` pages by the last key seen;
-    /// moto repeats that key at the top of the next page, which the map
-    /// absorbs.
-    async fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        let mut tags = BTreeMap::new();
-        let mut start: Option<String> = None;
-        loop {
-            let out = self
-                .c
-                .kinesis
-                .list_tags_for_stream()
-                .stream_name(name)
-                .limit(50)
-                .set_exclusive_start_tag_key(start.clone())
-                .send()
-                .await
-                .op("kinesis:ListTagsForStream", name)?;
-            for t in out.tags() {
-                tags.insert(
-                    t.key().to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                );
-            }
-            let last = out.tags().last().map(|t| t.key().to_string());
-            if !out.has_more_tags() || last.is_none() || last == start {
-                return Ok(tags);
-            }
-            start = last;
-        }
-    }
-
-    async fn add_tags(
-        &self,
-        name: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), DriverError> {
-        let pairs: Vec<(&String, &String)> = tags.iter().collect();
-        for chunk in pairs.chunks(TAGS_PER_CALL) {
-            let map: HashMap<String, String> = chunk
-                .iter()
-                .map(|(k, v)| ((*k).clone(), (*v).clone()))
-                .collect();
-            self.c.pace("Kinesis").await;
-            self.c
-                .kinesis
-                .add_tags_to_stream()
-                .stream_name(name)
-                .set_tags(Some(map))
-                .send()
-                .await
-                .op("kinesis:AddTagsToStream", name)?;
-        }
-        Ok(())
-    }
-
-    async fn remove_tags(&self, name: &str, keys: &[String]) -> Result<(), DriverError> {
-        for chunk in keys.chunks(TAGS_PER_CALL) {
-            self.c.pace("Kinesis").await;
-            self.c
-                .kinesis
-                .remove_tags_from_stream()
-                .stream_name(name)
-                .set_tag_keys(Some(chunk.to_vec()))
-                .send()
-                .await
-                .op("kinesis:RemoveTagsFromStream", name)?;
-        }
-        Ok(())
     }
 
     /// Sets the retention period, raising or lowering it from `current`,
@@ -283,7 +273,8 @@ impl Stream {
         // stack-wide tag search did not see them (on AWS it lists streams;
         // moto's does not).
         if h.properties.contains_key("Tags") {
-            let tags = crate::tagging::listed(&self.c, s.stream_arn(), || self.tags(name)).await?;
+            let tags =
+                crate::tags::read(&self.c, &KinesisTags(&self.c), s.stream_arn(), name).await?;
             o = o.prop("Tags", Some(tags_value(tags)));
         }
         Ok(Some(o.done()))
@@ -374,7 +365,7 @@ impl Driver for Stream {
 
         // Tags again: some implementations (moto) ignore them on CreateStream,
         // and more than 50 do not fit there.
-        self.add_tags(name, &tags).await?;
+        crate::tags::sync(&self.c, &KinesisTags(&self.c), name, &tags, &[]).await?;
         if let Some(hours) = i32_of(p, "RetentionPeriodHours") {
             self.set_retention(name, s.retention_period_hours(), hours)
                 .await?;
@@ -443,9 +434,7 @@ impl Driver for Stream {
             }
         }
 
-        self.add_tags(name, &all_tags(p, req.tags)).await?;
-        self.remove_tags(name, &removed_tags(req.previous, p, req.tags))
-            .await?;
+        crate::tags::sync_update(&self.c, &KinesisTags(&self.c), name, &req).await?;
 
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
@@ -501,7 +490,7 @@ impl Driver for Stream {
         }
         let tagged: Vec<(String, Option<BTreeMap<String, String>>)> = crate::each::in_order(
             (names.into_iter().map(|n| async move {
-                match self.tags(&n).await {
+                match KinesisTags(&self.c).list(&n).await {
                     Ok(t) => Ok((n, Some(t))),
                     // Deleted since it was listed.
                     Err(e) if is_gone(&e) => Ok((n, None)),

@@ -21,8 +21,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, document_of, i32_of, need_str, parse_document, removed_tags, str_of,
-    tags_value, Obs,
+    all_tags, bool_of, document_of, i32_of, need_str, parse_document, str_of, tags_value, Obs,
 };
 use crate::sdk::Clients;
 
@@ -42,6 +41,59 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .filter_map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().ok())
         .collect()
+}
+
+/// KMS's tag calls, by key id.
+struct KmsTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for KmsTags<'_> {
+    const SERVICE: &'static str = "KMS";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, id: &str) -> Result<crate::tags::Tags, DriverError> {
+        let mut tags = BTreeMap::new();
+        let mut pages = self
+            .0
+            .kms
+            .list_resource_tags()
+            .key_id(id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for t in page.op("kms:ListResourceTags", id)?.tags() {
+                tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
+            }
+        }
+        Ok(tags)
+    }
+
+    async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .kms
+            .tag_resource()
+            .key_id(id)
+            .set_tags(Some(
+                tags.iter()
+                    .filter_map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().ok())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .op("kms:TagResource", id)?;
+        Ok(())
+    }
+
+    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .kms
+            .untag_resource()
+            .key_id(id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("kms:UntagResource", id)?;
+        Ok(())
+    }
 }
 
 /// Whether a key is usable: not scheduled for deletion.
@@ -160,26 +212,6 @@ impl Key {
         Ok(out.key_rotation_enabled())
     }
 
-    async fn tags(&self, id: &str, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        crate::tagging::listed(&self.c, arn, || async {
-            let mut tags = BTreeMap::new();
-            let mut pages = self
-                .c
-                .kms
-                .list_resource_tags()
-                .key_id(id)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for t in page.op("kms:ListResourceTags", id)?.tags() {
-                    tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
-                }
-            }
-            Ok(tags)
-        })
-        .await
-    }
-
     async fn read_one(&self, id: &str) -> Result<Option<Observed>, DriverError> {
         let Some(m) = self.describe(id).await? else {
             return Ok(None);
@@ -190,7 +222,7 @@ impl Key {
         let read = futures::future::try_join3(
             self.policy(id),
             self.rotation(id, rotatable(&m)),
-            self.tags(id, m.arn().unwrap_or(id)),
+            crate::tags::read(&self.c, &KmsTags(&self.c), m.arn().unwrap_or(id), id),
         )
         .await;
         let (policy, rotation, tags) = match read {
@@ -255,37 +287,6 @@ impl Key {
                 .send()
                 .await
                 .op("kms:DisableKey", id)?;
-        }
-        Ok(())
-    }
-
-    async fn sync_tags(
-        &self,
-        id: &str,
-        tags: &BTreeMap<String, String>,
-        removed: &[String],
-    ) -> Result<(), DriverError> {
-        if !tags.is_empty() {
-            self.c.pace("KMS").await;
-            self.c
-                .kms
-                .tag_resource()
-                .key_id(id)
-                .set_tags(Some(kms_tags(tags)))
-                .send()
-                .await
-                .op("kms:TagResource", id)?;
-        }
-        if !removed.is_empty() {
-            self.c.pace("KMS").await;
-            self.c
-                .kms
-                .untag_resource()
-                .key_id(id)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .op("kms:UntagResource", id)?;
         }
         Ok(())
     }
@@ -398,12 +399,7 @@ impl Driver for Key {
         if changed("Enabled") && !enabled {
             self.set_enabled(id, false).await?;
         }
-        self.sync_tags(
-            id,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &KmsTags(&self.c), id, &req).await?;
         Ok(key_attributes(&m))
     }
 
@@ -579,10 +575,7 @@ impl Driver for Alias {
             .send()
             .await
             .op("kms:DeleteAlias", name);
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -28,6 +28,7 @@ pub mod retry;
 pub mod sdk;
 pub mod secretsmanager;
 pub mod tagging;
+pub mod tags;
 pub mod wait;
 
 pub use sdk::{Clients, RequestCounter};

@@ -7,7 +7,7 @@
 //! properties set `Tags`. CloudWatch Logs changes take effect at once: there
 //! is nothing to wait for.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +19,12 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use crate::error::{is_gone, SdkResultExt};
-use crate::props::{all_tags, i32_of, need_str, removed_tags, str_of, tags_value, Obs};
+use crate::error::SdkResultExt;
+use crate::props::{all_tags, i32_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
 
 /// Per-group tag reads in flight at once.
 const READS_IN_FLIGHT: usize = 4;
-
-/// `TagResource` takes at most 50 tags a call.
-const TAGS_PER_CALL: usize = 50;
 
 /// Log groups in the tagging API. The whole service is the type filter: AWS
 /// calls the type `logs:log-group`, moto `logs:loggroup`; only log-group
@@ -94,24 +91,6 @@ impl LogGroup {
         Ok(found)
     }
 
-    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, DriverError> {
-        crate::tagging::listed(&self.c, arn, || async {
-            let out = self
-                .c
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .op("logs:ListTagsForResource", arn)?;
-            Ok(out
-                .tags()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default())
-        })
-        .await
-    }
-
     async fn observe(&self, h: &ResourceHandle, g: &AwsLogGroup) -> Result<Observed, DriverError> {
         let name = h.physical_id.as_str();
         let mut o = Obs::new()
@@ -123,45 +102,59 @@ impl LogGroup {
         if h.properties.contains_key("Tags") {
             o = o.prop(
                 "Tags",
-                Some(tags_value(self.tags(&tagging_arn(g, name)).await?)),
+                Some(tags_value({
+                    let arn = tagging_arn(g, name);
+                    crate::tags::read(&self.c, &LogsTags(&self.c), &arn, &arn).await?
+                })),
             );
         }
         Ok(o.done())
     }
+}
 
-    async fn set_tags(
-        &self,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-        removed: &[String],
-    ) -> Result<(), DriverError> {
-        let pairs: Vec<(&String, &String)> = tags.iter().collect();
-        for chunk in pairs.chunks(TAGS_PER_CALL) {
-            let map: HashMap<String, String> = chunk
-                .iter()
-                .map(|(k, v)| ((*k).clone(), (*v).clone()))
-                .collect();
-            self.c.pace("Logs").await;
-            self.c
-                .logs
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(map))
-                .send()
-                .await
-                .op("logs:TagResource", arn)?;
-        }
-        if !removed.is_empty() {
-            self.c.pace("Logs").await;
-            self.c
-                .logs
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .op("logs:UntagResource", arn)?;
-        }
+/// CloudWatch Logs' tag calls, by the group's ARN without its `:*`.
+struct LogsTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for LogsTags<'_> {
+    const SERVICE: &'static str = "Logs";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .op("logs:ListTagsForResource", arn)?;
+        Ok(out
+            .tags()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .logs
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.iter().cloned().collect()))
+            .send()
+            .await
+            .op("logs:TagResource", arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .logs
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("logs:UntagResource", arn)?;
         Ok(())
     }
 }
@@ -328,10 +321,11 @@ impl Driver for LogGroup {
                 }
             }
         }
-        self.set_tags(
+        crate::tags::sync_update(
+            &self.c,
+            &LogsTags(&self.c),
             &group_arn(req.context, name),
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
+            &req,
         )
         .await?;
         Ok(attributes(req.context, name))
@@ -348,10 +342,7 @@ impl Driver for LogGroup {
             .send()
             .await
             .op("logs:DeleteLogGroup", name);
-        match r {
-            Err(e) if !is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        crate::error::done_if_gone(r)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

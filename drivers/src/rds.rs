@@ -25,8 +25,7 @@ use serde_json::{Map, Value};
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, changed, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
-    Props,
+    all_tags, bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
 use crate::tagging::{after_colon, owned_by};
@@ -142,49 +141,54 @@ fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
         .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
 }
 
-async fn list_tags(c: &Clients, arn: &str) -> Result<Vec<Tag>, DriverError> {
-    if let Some(tags) = c.snapshot_tags(arn) {
-        return Ok(tags
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect());
-    }
-    let out = c
-        .rds
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .op("rds:ListTagsForResource", arn)?;
-    Ok(out.tag_list().to_vec())
-}
+/// RDS's tag calls, by ARN.
+struct RdsTags<'a>(&'a Clients);
 
-/// Sets `tags` on a resource and removes `removed`.
-async fn sync_tags(
-    c: &Clients,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-    removed: &[String],
-) -> Result<(), DriverError> {
-    c.pace("RDS").await;
-    c.rds
-        .add_tags_to_resource()
-        .resource_name(arn)
-        .set_tags(Some(rds_tags(tags)))
-        .send()
-        .await
-        .op("rds:AddTagsToResource", arn)?;
-    if !removed.is_empty() {
-        c.pace("RDS").await;
-        c.rds
+impl crate::tags::TagApi for RdsTags<'_> {
+    const SERVICE: &'static str = "RDS";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .rds
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .op("rds:ListTagsForResource", arn)?;
+        Ok(tag_pairs(out.tag_list())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .op("rds:AddTagsToResource", arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .rds
             .remove_tags_from_resource()
             .resource_name(arn)
-            .set_tag_keys(Some(removed.to_vec()))
+            .set_tag_keys(Some(keys.to_vec()))
             .send()
             .await
             .op("rds:RemoveTagsFromResource", arn)?;
+        Ok(())
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -296,8 +300,8 @@ impl Driver for DbSubnetGroup {
             // groups whose stack sets Tags, the only ones compared.
             if let (true, Some(arn)) = (h.properties.contains_key("Tags"), g.db_subnet_group_arn())
             {
-                match list_tags(&self.c, arn).await {
-                    Ok(tags) => o = o.prop("Tags", Some(tags_value(tag_pairs(&tags)))),
+                match crate::tags::read(&self.c, &RdsTags(&self.c), arn, arn).await {
+                    Ok(tags) => o = o.prop("Tags", Some(tags_value(tags))),
                     Err(e) if is_gone(&e) => {
                         out.push(None);
                         continue;
@@ -358,13 +362,7 @@ impl Driver for DbSubnetGroup {
                 .op("rds:ModifyDBSubnetGroup", name)?;
         }
         let arn = subnet_group_arn(req.context, name);
-        sync_tags(
-            &self.c,
-            &arn,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &RdsTags(&self.c), &arn, &req).await?;
         Ok(subnet_group_attributes(&arn))
     }
 
@@ -393,12 +391,13 @@ impl Driver for DbSubnetGroup {
             let Some(arn) = g.db_subnet_group_arn() else {
                 continue;
             };
-            let tags = match list_tags(&self.c, arn).await {
+            let tags = match crate::tags::read(&self.c, &RdsTags(&self.c), arn, arn).await {
                 Ok(tags) => tags,
                 Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(e),
             };
-            if let Some(logical_id) = owned_by(tag_pairs(&tags), owner) {
+            let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            if let Some(logical_id) = owned_by(pairs, owner) {
                 found.push(Found {
                     logical_id,
                     physical_id: name,
@@ -873,13 +872,7 @@ impl Driver for DbInstance {
             now
         };
         let arn = current.db_instance_arn().unwrap_or_default().to_string();
-        sync_tags(
-            &self.c,
-            &arn,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &RdsTags(&self.c), &arn, &req).await?;
         Ok(instance_attributes(&current))
     }
 

@@ -28,9 +28,7 @@ use serde_json::{Map, Value};
 use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
 use crate::iam::{carries_ownership, generated_name};
 use crate::kms::key_id_of;
-use crate::props::{
-    all_tags, bool_of, int_of, need_str, removed_tags, str_of, tags_value, Obs, Props,
-};
+use crate::props::{all_tags, bool_of, int_of, need_str, str_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
 use crate::wait;
 
@@ -238,6 +236,47 @@ pub const SECRET_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
     id: crate::tagging::whole,
 };
 
+/// Secrets Manager's tag calls, by ARN. `ListSecrets` and `DescribeSecret`
+/// carry tags, so `list` is there for the frame only.
+struct SecretTags<'a>(&'a Clients);
+
+impl crate::tags::TagApi for SecretTags<'_> {
+    const SERVICE: &'static str = "SecretsManager";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        Ok(describe(self.0, arn)
+            .await?
+            .map(|s| s.tags.into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        let tags: BTreeMap<String, String> = tags.iter().cloned().collect();
+        self.0
+            .secrets
+            .tag_resource()
+            .secret_id(arn)
+            .set_tags(Some(sm_tags(&tags)))
+            .send()
+            .await
+            .op("secretsmanager:TagResource", arn)?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .secrets
+            .untag_resource()
+            .secret_id(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .op("secretsmanager:UntagResource", arn)?;
+        Ok(())
+    }
+}
+
 pub struct Secret {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -335,37 +374,6 @@ impl Secret {
             }
             _ => password,
         })
-    }
-
-    async fn sync_tags(
-        &self,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-        removed: &[String],
-    ) -> Result<(), DriverError> {
-        if !tags.is_empty() {
-            self.c.pace("SecretsManager").await;
-            self.c
-                .secrets
-                .tag_resource()
-                .secret_id(arn)
-                .set_tags(Some(sm_tags(tags)))
-                .send()
-                .await
-                .op("secretsmanager:TagResource", arn)?;
-        }
-        if !removed.is_empty() {
-            self.c.pace("SecretsManager").await;
-            self.c
-                .secrets
-                .untag_resource()
-                .secret_id(arn)
-                .set_tag_keys(Some(removed.to_vec()))
-                .send()
-                .await
-                .op("secretsmanager:UntagResource", arn)?;
-        }
-        Ok(())
     }
 }
 
@@ -487,12 +495,7 @@ impl Driver for Secret {
                     .op("secretsmanager:PutSecretValue", arn)?;
             }
         }
-        self.sync_tags(
-            arn,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &SecretTags(&self.c), arn, &req).await?;
         Ok(id_attribute(arn))
     }
 

@@ -13,7 +13,7 @@ use fastcart_engine::{DriverError, Found, Ownership, UpdateRequest, TAG_ENV, TAG
 use serde_json::Value;
 
 use crate::error::SdkResultExt;
-use crate::props::{all_tags, removed_tags, tags_value};
+use crate::props::tags_value;
 use crate::sdk::Clients;
 
 pub mod eip;
@@ -123,34 +123,63 @@ pub(crate) fn owned(tags: &[Tag], owner: &Ownership) -> Option<String> {
     )
 }
 
-/// Reconciles an updated resource's tags: sets every tag it should carry and
-/// removes those its `Tags` property no longer gives.
-pub(crate) async fn sync_tags(c: &Clients, req: &UpdateRequest<'_>) -> Result<(), DriverError> {
-    let id = req.physical_id;
-    let tags = all_tags(req.properties, req.tags);
-    let removed = removed_tags(req.previous, req.properties, req.tags);
-    c.pace("EC2").await;
-    c.ec2
-        .create_tags()
-        .resources(id)
-        .set_tags(Some(ec2_tags(&tags)))
-        .send()
-        .await
-        .op("ec2:CreateTags", id)?;
-    if !removed.is_empty() {
-        c.pace("EC2").await;
-        c.ec2
-            .delete_tags()
+/// EC2's tag calls, by resource id. Every EC2 describe carries tags, so
+/// `list` is there for the frame only.
+pub(crate) struct Ec2Tags<'a>(pub(crate) &'a Clients);
+
+impl crate::tags::TagApi for Ec2Tags<'_> {
+    const SERVICE: &'static str = "EC2";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, id: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .ec2
+            .describe_tags()
+            .filters(filter("resource-id", [id]))
+            .send()
+            .await
+            .op("ec2:DescribeTags", id)?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect())
+    }
+
+    async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        self.0
+            .ec2
+            .create_tags()
             .resources(id)
             .set_tags(Some(
-                removed
-                    .iter()
-                    .map(|k| Tag::builder().key(k).build())
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
                     .collect(),
             ))
             .send()
             .await
-            .op("ec2:DeleteTags", id)?;
+            .op("ec2:CreateTags", id)?;
+        Ok(())
     }
-    Ok(())
+
+    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .ec2
+            .delete_tags()
+            .resources(id)
+            .set_tags(Some(
+                keys.iter().map(|k| Tag::builder().key(k).build()).collect(),
+            ))
+            .send()
+            .await
+            .op("ec2:DeleteTags", id)?;
+        Ok(())
+    }
+}
+
+/// Reconciles an updated resource's tags: sets every tag it should carry and
+/// removes those its `Tags` property no longer gives.
+pub(crate) async fn sync_tags(c: &Clients, req: &UpdateRequest<'_>) -> Result<(), DriverError> {
+    crate::tags::sync_update(c, &Ec2Tags(c), req.physical_id, req).await
 }

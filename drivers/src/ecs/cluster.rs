@@ -261,8 +261,9 @@ impl Driver for Cluster {
             }
             // An earlier attempt of this very create made it: adopt it.
             self.reconcile(&name, p, op).await?;
-            sync_tags(
+            crate::tags::sync(
                 &self.c,
+                &EcsTags(&self.c),
                 existing.cluster_arn().unwrap_or_default(),
                 &all_tags(p, req.tags),
                 &[],
@@ -356,11 +357,11 @@ impl Driver for Cluster {
                 format!("{name}: the cluster does not exist"),
             )
         })?;
-        sync_tags(
+        crate::tags::sync_update(
             &self.c,
+            &EcsTags(&self.c),
             cl.cluster_arn().unwrap_or_default(),
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
+            &req,
         )
         .await?;
         Ok(Self::attributes(&cl))

@@ -49,9 +49,7 @@ use fastcart_engine::{
 use serde_json::{json, Map, Value};
 
 use crate::error::{invalid, is_gone, SdkResultExt};
-use crate::props::{
-    all_tags, bool_of, i32_of, need_str, removed_tags, str_of, strs_of, tags_value, Obs,
-};
+use crate::props::{all_tags, bool_of, i32_of, need_str, str_of, strs_of, tags_value, Obs};
 use crate::sdk::Clients;
 use crate::{tagging, wait};
 
@@ -101,33 +99,54 @@ pub(super) fn same_owner(tags: &[Tag], want: &BTreeMap<String, String>) -> bool 
 }
 
 /// Sets `tags` on the resource `arn` and removes `removed`.
-pub(super) async fn sync_tags(
-    c: &Clients,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-    removed: &[String],
-) -> Result<(), DriverError> {
-    if !tags.is_empty() {
-        c.pace("ECS").await;
-        c.ecs
+/// ECS's tag calls, by ARN. Every ECS describe carries tags (when asked
+/// to include them), so `list` is there for the frame only.
+pub(super) struct EcsTags<'a>(pub(super) &'a Clients);
+
+impl crate::tags::TagApi for EcsTags<'_> {
+    const SERVICE: &'static str = "ECS";
+    const PER_CALL: usize = 50;
+
+    async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
+        let out = self
+            .0
+            .ecs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .op("ecs:ListTagsForResource", arn)?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect())
+    }
+
+    async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), DriverError> {
+        let tags: BTreeMap<String, String> = tags.iter().cloned().collect();
+        self.0
+            .ecs
             .tag_resource()
             .resource_arn(arn)
-            .set_tags(Some(ecs_tags(tags)))
+            .set_tags(Some(ecs_tags(&tags)))
             .send()
             .await
             .op("ecs:TagResource", arn)?;
+        Ok(())
     }
-    if !removed.is_empty() {
-        c.pace("ECS").await;
-        c.ecs
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), DriverError> {
+        self.0
+            .ecs
             .untag_resource()
             .resource_arn(arn)
-            .set_tag_keys(Some(removed.to_vec()))
+            .set_tag_keys(Some(keys.to_vec()))
             .send()
             .await
             .op("ecs:UntagResource", arn)?;
+        Ok(())
     }
-    Ok(())
 }
 
 pub(super) fn put(o: &mut Obj, key: &str, value: Option<impl Into<Value>>) {

@@ -529,13 +529,7 @@ impl Driver for Service {
             call.send().await.op(op, arn)?;
             self.settle(&cluster, arn).await?;
         }
-        sync_tags(
-            &self.c,
-            arn,
-            &all_tags(p, req.tags),
-            &removed_tags(req.previous, p, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &EcsTags(&self.c), arn, &req).await?;
         Ok(Self::attributes(arn))
     }
 

@@ -261,13 +261,7 @@ impl Driver for TaskDefinition {
     /// revision (a replacement).
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let arn = req.physical_id;
-        sync_tags(
-            &self.c,
-            arn,
-            &all_tags(req.properties, req.tags),
-            &removed_tags(req.previous, req.properties, req.tags),
-        )
-        .await?;
+        crate::tags::sync_update(&self.c, &EcsTags(&self.c), arn, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("TaskDefinitionArn".into(), Value::String(arn.to_string()));
         Ok(attributes)
