@@ -802,6 +802,13 @@ impl Driver for ReplicationGroup {
         self.wait_gone(id, deadline.left()).await
     }
 
+    async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        let g = self
+            .wait_available(&h.physical_id, "become available")
+            .await?;
+        Ok(Some(group_attributes(&g)))
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         crate::tagging::find(&self.c, owner, &REPLICATION_GROUP_TAGGED).await
     }

@@ -466,6 +466,13 @@ impl Driver for Stream {
         .await
     }
 
+    async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        let s = self.until_active(&h.physical_id).await?;
+        let mut attributes = Map::new();
+        attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
+        Ok(Some(attributes))
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         // The tagging API does not cover Kinesis streams (moto), and
         // ListStreams carries no tags: list the names, then ask each one.

@@ -909,6 +909,13 @@ impl Driver for DbInstance {
         .await
     }
 
+    async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        let i = self
+            .wait_settled(&h.physical_id, "become available")
+            .await?;
+        Ok(Some(instance_attributes(&i)))
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         crate::tagging::find(&self.c, owner, &DB_INSTANCE_TAGGED).await
     }

@@ -213,8 +213,22 @@ pub trait Driver: Send + Sync {
     /// does not exist succeeds.
     async fn delete(&self, resource: &ResourceHandle) -> Result<(), DriverError>;
 
-    /// Every resource of this type carrying the owner's tags.
+    /// Every resource of this type carrying the owner's tags. It may list
+    /// objects being deleted: the engine reads candidates before acting.
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError>;
+
+    /// Waits until an object this driver did not see created (adopted after
+    /// a lost answer) is ready, as `create` waits for the objects it makes,
+    /// and returns its attributes then (`None`: nothing to wait for, the
+    /// attributes read are current). `resource.properties` are the desired
+    /// ones.
+    async fn ready(
+        &self,
+        resource: &ResourceHandle,
+    ) -> Result<Option<Map<String, Value>>, DriverError> {
+        let _ = resource;
+        Ok(None)
+    }
 }
 
 /// Finds the owner's resources of many types in one go, where the cloud has

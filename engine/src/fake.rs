@@ -31,6 +31,8 @@ pub enum FakeOp {
     Update,
     Delete,
     Find,
+    /// The wait for an adopted object to be ready.
+    Ready,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +260,7 @@ impl FakeDriver {
             FakeOp::Update => "Modify",
             FakeOp::Delete => "Delete",
             FakeOp::Find => "GetResources",
+            FakeOp::Ready => "Wait",
         };
         let short = self
             .schema
@@ -278,7 +281,7 @@ impl FakeDriver {
         let t = &self.schema.type_name;
         self.cloud.with(|i| {
             *i.calls.entry((t.clone(), op)).or_default() += 1;
-            if op == FakeOp::Read || op == FakeOp::Find {
+            if matches!(op, FakeOp::Read | FakeOp::Find | FakeOp::Ready) {
                 return Ok(Duration::ZERO);
             }
             i.events.push(Event {
@@ -493,6 +496,13 @@ impl Driver for FakeDriver {
                 })
                 .collect()
         }))
+    }
+
+    /// Counted, so tests see that an adopted object was waited for; the
+    /// fake's objects are ready at once.
+    async fn ready(&self, r: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        self.begin(FakeOp::Ready, &r.logical_id, &r.physical_id)?;
+        Ok(None)
     }
 }
 

@@ -826,13 +826,16 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_sent_again() {
             );
         }
         let creates = h.cloud.calls("Fake::Net::Network", FakeOp::Create);
+        let waits = h.cloud.calls("Fake::Net::Network", FakeOp::Ready);
         if after {
             assert_eq!(
                 creates, 1,
                 "what the first attempt made was adopted, not made again"
             );
+            assert_eq!(waits, 1, "the adopted object was waited for");
         } else {
             assert_eq!(creates, 2, "nothing was made, so it was sent again");
+            assert_eq!(waits, 0, "a create that answered needs no extra wait");
         }
         assert!(report.succeeded());
         assert!(!h.plan(&s).await.has_changes());

@@ -95,6 +95,38 @@ impl NatGateway {
         Ok(found)
     }
 
+    /// Waits until the gateway is available; fails at once when AWS says
+    /// it failed.
+    async fn wait_available(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        wait::until(
+            "ec2:DescribeNatGateways",
+            &format!("{id} to become available"),
+            self.schema.deadlines.ready,
+            || async {
+                let found = self.describe(&[id.as_str()]).await?;
+                match found.get(&id) {
+                    Some(n) if state_of(n) == "available" => Ok(Some(())),
+                    Some(n) if matches!(state_of(n), "failed" | "deleting" | "deleted") => {
+                        Err(DriverError::new(
+                            ErrorKind::Other,
+                            "ec2:CreateNatGateway",
+                            format!(
+                                "{id} is {}: {}",
+                                state_of(n),
+                                n.failure_message()
+                                    .or(n.failure_code())
+                                    .unwrap_or("no reason given")
+                            ),
+                        ))
+                    }
+                    _ => Ok(None),
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until the gateway is gone or `deleted` (about a minute on AWS).
     async fn wait_deleted(&self, id: &str) -> Result<(), DriverError> {
         wait::until(
@@ -165,32 +197,7 @@ impl Driver for NatGateway {
             .and_then(|n| n.nat_gateway_id())
             .unwrap_or_default()
             .to_string();
-        wait::until(
-            "ec2:DescribeNatGateways",
-            &format!("{id} to become available"),
-            self.schema.deadlines.ready,
-            || async {
-                let found = self.describe(&[id.as_str()]).await?;
-                match found.get(&id) {
-                    Some(n) if state_of(n) == "available" => Ok(Some(())),
-                    Some(n) if matches!(state_of(n), "failed" | "deleting" | "deleted") => {
-                        Err(DriverError::new(
-                            ErrorKind::Other,
-                            "ec2:CreateNatGateway",
-                            format!(
-                                "{id} is {}: {}",
-                                state_of(n),
-                                n.failure_message()
-                                    .or(n.failure_code())
-                                    .unwrap_or("no reason given")
-                            ),
-                        ))
-                    }
-                    _ => Ok(None),
-                }
-            },
-        )
-        .await?;
+        self.wait_available(&id).await?;
         let mut attributes = Map::new();
         attributes.insert("NatGatewayId".into(), Value::String(id.clone()));
         Ok(Created {
@@ -240,6 +247,11 @@ impl Driver for NatGateway {
 
     /// `DescribeNatGateways` by tag, in the states that count as existing.
     /// The tags are checked here too: moto ignores tag filters on this call.
+    async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        self.wait_available(&h.physical_id).await?;
+        Ok(None)
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         let mut filters = owner_filters(owner);
         filters.push(filter("state", ["pending", "available"]));

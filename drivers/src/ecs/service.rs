@@ -578,6 +578,12 @@ impl Driver for Service {
         self.wait_gone(&cluster, arn).await
     }
 
+    async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
+        let cluster = cluster_for(&h.physical_id, &h.properties);
+        self.settle(&cluster, &h.physical_id).await?;
+        Ok(None)
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         crate::tagging::find(&self.c, owner, &SERVICE_TAGGED).await
     }

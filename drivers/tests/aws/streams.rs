@@ -73,6 +73,22 @@ async fn a_stream_changed_behind_fastcarts_back_is_seen() {
     );
     // Applying puts it back (by lowering the retention period).
     c.converge(&s).await;
+
+    // An adopted stream is waited for, and its attributes come back.
+    let state = c.session(&s).state().resources["Stream"].clone();
+    let h = ResourceHandle {
+        logical_id: "Stream".into(),
+        physical_id: name.clone(),
+        properties: state.properties.clone(),
+        attributes: Default::default(),
+    };
+    let ready = c
+        .driver("AWS::Kinesis::Stream")
+        .ready(&h)
+        .await
+        .expect("ready")
+        .expect("a stream has attributes to give");
+    assert_eq!(ready.get("Arn"), state.attributes.get("Arn"));
     c.converge(&StackSpec::new(&s.name, &s.env)).await;
 }
 

@@ -140,6 +140,22 @@ impl Shared {
         created: &Created,
         seen: &Observed,
     ) -> std::result::Result<Created, DriverError> {
+        // Made by a call whose answer was lost: it may still be on its way
+        // (a database "creating"), and what depends on it needs it ready,
+        // with the attributes it has then (an endpoint).
+        let handle = ResourceHandle {
+            logical_id: step.logical_id.clone(),
+            physical_id: created.physical_id.clone(),
+            properties: props.clone(),
+            attributes: created.attributes.clone(),
+        };
+        let mut created = created.clone();
+        if let Some(attributes) =
+            cancel::scope(self.opts.cancel.clone(), driver.ready(&handle)).await?
+        {
+            created.attributes.extend(attributes);
+        }
+        let created = &created;
         let schema = driver.schema();
         let changed: Vec<String> = props
             .iter()
