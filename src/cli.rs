@@ -37,20 +37,55 @@ pub struct Global {
     /// Where a successful apply writes flat-outputs.json
     #[arg(long, global = true, default_value = "cfn-outputs", value_name = "DIR")]
     pub outputs_dir: PathBuf,
-    /// Stack to work on
-    #[arg(long, global = true, default_value = "fastcart")]
-    pub stack: String,
-    /// Environment suffix carried by every name and tag
-    #[arg(long, global = true, env = "ENVIRONMENT_SUFFIX", default_value = "dev")]
-    pub env: String,
-    /// AWS region
-    #[arg(
-        long,
-        global = true,
-        env = "AWS_REGION",
-        default_value = "eu-central-1"
-    )]
-    pub region: String,
+    /// Stack to work on [default: fastcart; `apply FILE`: the plan's]
+    #[arg(long, global = true)]
+    pub stack: Option<String>,
+    /// Environment suffix carried by every name and tag [default: dev; `apply FILE`: the plan's]
+    #[arg(long, global = true, env = "ENVIRONMENT_SUFFIX")]
+    pub env: Option<String>,
+    /// AWS region [default: eu-central-1; `apply FILE`: the plan's]
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+}
+
+impl Global {
+    pub fn stack(&self) -> &str {
+        self.stack.as_deref().unwrap_or("fastcart")
+    }
+
+    pub fn env(&self) -> &str {
+        self.env.as_deref().unwrap_or("dev")
+    }
+
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or("eu-central-1")
+    }
+
+    /// Takes stack, environment and region from a saved plan, for
+    /// `apply FILE`: a value given (by flag or its environment variable)
+    /// that contradicts the plan is an error that says so.
+    pub fn from_plan(&mut self, stack: &str, env: &str, region: &str) -> Result<(), String> {
+        let fields = [
+            ("--stack", None, &mut self.stack, stack),
+            ("--env", Some("ENVIRONMENT_SUFFIX"), &mut self.env, env),
+            ("--region", Some("AWS_REGION"), &mut self.region, region),
+        ];
+        let mut wrong = Vec::new();
+        for (flag, var, given, saved) in fields {
+            match given.as_deref() {
+                Some(g) if g != saved => wrong.push(format!(
+                    "{flag}{} is {g}, the plan was made for {saved}",
+                    var.map(|v| format!(" (or {v})")).unwrap_or_default()
+                )),
+                _ => *given = Some(saved.to_string()),
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("; "))
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,7 +108,9 @@ pub enum Command {
     /// already sent and saves state; a second Ctrl-C exits at once (the journal
     /// records every request sent, and the next apply picks up from it).
     Apply {
-        /// A plan saved by `fastcart plan --out`; refused if the state or stack moved since
+        /// A plan saved by `fastcart plan --out`: applied to the stack, environment and region it
+        /// was made for (a flag that says otherwise is an error); refused if the state or stack
+        /// moved since
         #[arg(value_name = "PLAN_FILE")]
         plan_file: Option<PathBuf>,
         /// Apply without asking for confirmation

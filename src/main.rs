@@ -6,7 +6,13 @@ use fastcart::cli::Cli;
 use fastcart::run::{run, Aws, FAILED};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // `apply FILE` works on the plan's stack, environment and region: the
+    // clients must be made for that region.
+    if let Err(report) = fastcart::run::saved_plan_settings(&mut cli) {
+        eprintln!("{report:?}");
+        return ExitCode::from(FAILED);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let provider = Aws::connect(&cli.global.region).await;
+        let provider = Aws::connect(cli.global.region()).await;
         let verbose = cli.global.verbose;
         let outcome = run(cli, &provider, std::io::stdin().is_terminal()).await;
         if verbose {

@@ -96,6 +96,33 @@ impl Provider for Aws {
     }
 }
 
+/// For `apply FILE`: the stack, environment and region the plan was made
+/// for, unless a flag (or its environment variable) says otherwise, which is
+/// then an error. Other commands are left as they are.
+pub fn saved_plan_settings(cli: &mut Cli) -> Result<()> {
+    let Command::Apply {
+        plan_file: Some(path),
+        ..
+    } = &cli.command
+    else {
+        return Ok(());
+    };
+    let plan = Plan::load(path)?;
+    cli.global
+        .from_plan(&plan.stack, &plan.env, &plan.region)
+        .map_err(|why| {
+            miette!(
+                help = "leave the flag out (the plan file says where it applies), or make a new \
+                        plan with `fastcart plan --out FILE` for what you want",
+                "{} was made for stack {}-{} in {}: {why}",
+                path.display(),
+                plan.stack,
+                plan.env,
+                plan.region
+            )
+        })
+}
+
 /// Exit codes.
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -103,7 +130,8 @@ pub const CHANGES: u8 = 2;
 
 /// Runs one command. `interactive` says whether a person can answer a
 /// confirmation prompt on standard input.
-pub async fn run(cli: Cli, provider: &dyn Provider, interactive: bool) -> Result<u8> {
+pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Result<u8> {
+    saved_plan_settings(&mut cli)?;
     let g = &cli.global;
     match cli.command {
         Command::Plan {
@@ -135,8 +163,8 @@ pub async fn run(cli: Cli, provider: &dyn Provider, interactive: bool) -> Result
             force_unlock,
         } => {
             // Destroy needs no stack definition: it deletes what the state holds.
-            let mut empty = StackSpec::new(&g.stack, &g.env);
-            if let Some(s) = provider.stack(&g.stack, &options(g)) {
+            let mut empty = StackSpec::new(g.stack(), g.env());
+            if let Some(s) = provider.stack(g.stack(), &options(g)) {
                 empty.tags = s.tags;
             }
             let approval = Approval::new(auto_approve, interactive);
@@ -154,14 +182,14 @@ pub async fn run(cli: Cli, provider: &dyn Provider, interactive: bool) -> Result
 
 fn options(g: &Global) -> StackOptions {
     StackOptions {
-        env: g.env.clone(),
-        region: g.region.clone(),
+        env: g.env().to_string(),
+        region: g.region().to_string(),
         db_secret_arn: g.db_secret_arn.clone(),
     }
 }
 
 fn find_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
-    provider.stack(&g.stack, &options(g)).ok_or_else(|| {
+    provider.stack(g.stack(), &options(g)).ok_or_else(|| {
         let names = provider.stack_names();
         miette!(
             help = if names.is_empty() {
@@ -170,7 +198,7 @@ fn find_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
                 format!("known stacks: {}", names.join(", "))
             },
             "there is no stack named {}",
-            g.stack
+            g.stack()
         )
     })
 }
@@ -212,7 +240,7 @@ async fn plan(
     detailed_exitcode: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let ctx = provider.context(&g.region).await?;
+    let ctx = provider.context(g.region()).await?;
     let mut session = open_session(g, &stack, "plan", false)?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
@@ -283,7 +311,7 @@ async fn apply(
     force_unlock: bool,
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
-    let ctx = provider.context(&g.region).await?;
+    let ctx = provider.context(g.region()).await?;
     let mut session = open_session(g, stack, "apply", force_unlock)?;
     let plan = match plan_file {
         Some(path) => {
@@ -494,17 +522,17 @@ async fn drift_check(
     json: bool,
     report_file: Option<&Path>,
 ) -> Result<u8> {
-    let store = StateStore::new(&g.state_dir, &g.stack, &g.env);
+    let store = StateStore::new(&g.state_dir, g.stack(), g.env());
     if store.load()?.is_none() {
         return Err(miette!(
             help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
             "no state for {}-{} in {}: nothing was applied there",
-            g.stack,
-            g.env,
+            g.stack(),
+            g.env(),
             g.state_dir.display()
         ));
     }
-    let session = Session::open(&g.state_dir, &g.stack, &g.env, "drift-check")?;
+    let session = Session::open(&g.state_dir, g.stack(), g.env(), "drift-check")?;
     let report = session.drift(provider.registry()).await?;
     if json {
         println!(
@@ -523,14 +551,14 @@ async fn drift_check(
 }
 
 fn load_state(g: &Global) -> Result<fastcart_engine::State> {
-    StateStore::new(&g.state_dir, &g.stack, &g.env)
+    StateStore::new(&g.state_dir, g.stack(), g.env())
         .load()?
         .ok_or_else(|| {
             miette!(
                 help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
                 "no state for {}-{} in {}",
-                g.stack,
-                g.env,
+                g.stack(),
+                g.env(),
                 g.state_dir.display()
             )
         })
@@ -592,8 +620,8 @@ fn state(g: &Global, command: StateCommand) -> Result<u8> {
                 miette!(
                     help = "`fastcart state list` shows what the state holds",
                     "{logical_id} is not in the state of {}-{}",
-                    g.stack,
-                    g.env
+                    g.stack(),
+                    g.env()
                 )
             })?;
             println!("{}", serde_json::to_string_pretty(r).into_diagnostic()?);

@@ -239,3 +239,49 @@ fn schema_lists_each_types_wait_deadlines() {
     assert_eq!(rds["deadlines"]["ready_seconds"], 3600, "{rds}");
     assert_eq!(rds["deadlines"]["gone_seconds"], 3600, "{rds}");
 }
+
+/// `apply FILE` works where the plan was made: its stack, environment and
+/// region, with no flags; a flag that says otherwise is refused, and names
+/// what the plan was made for.
+#[tokio::test]
+async fn a_saved_plan_applies_where_it_was_made() {
+    let p = Demo::new(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let file = format!("{d}/ux1.plan");
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["fastcart", "--state-dir", &d];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap()
+    };
+    let made = run(
+        cli(&["--stack", "shop", "--env", "ux1", "plan", "--out", &file]),
+        &p,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(made, OK);
+
+    let err = run(
+        cli(&["apply", &file, "--auto-approve", "--env", "ux2"]),
+        &p,
+        false,
+    )
+    .await
+    .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("--env (or ENVIRONMENT_SUFFIX) is ux2, the plan was made for ux1"),
+        "{text}"
+    );
+    assert!(p.cloud.is_empty(), "nothing was applied");
+
+    // No flags: the plan's own stack and environment.
+    let applied = run(cli(&["apply", &file, "--auto-approve"]), &p, false)
+        .await
+        .unwrap();
+    assert_eq!(applied, OK);
+    assert_eq!(p.cloud.len(), 6);
+    assert!(dir.path().join("shop-ux1/state.json").exists());
+}
