@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   prints a plan a person can trust, applies it concurrently in dependency \
                   order, and reports drift.\n\n\
                   Exit codes: 0 success (and no changes or drift where that is asked), \
-                  1 error, 2 changes (plan --detailed-exitcode) or drift (drift-check)."
+                  1 error, 2 changes (plan --detailed-exitcode) or drift (drift-check), \
+                  3 drift that weakens security (drift-check)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -132,7 +133,9 @@ pub enum Command {
         #[arg(long)]
         force_unlock: bool,
     },
-    /// Compare what was applied with what exists; exit 0 in sync, 2 drift, 1 error
+    /// Compare what was applied with what exists; exit 0 in sync, 2 drift, 3 drift that weakens
+    /// security (ingress opened to the world, a policy widened to *, protection off, public
+    /// access on), 1 error
     DriftCheck {
         /// Print the report as JSON
         #[arg(long)]

@@ -127,6 +127,8 @@ pub fn saved_plan_settings(cli: &mut Cli) -> Result<()> {
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 pub const CHANGES: u8 = 2;
+/// `drift-check` found drift that weakens security (see `Guard`).
+pub const SECURITY: u8 = 3;
 
 /// Runs one command. `interactive` says whether a person can answer a
 /// confirmation prompt on standard input.
@@ -547,7 +549,13 @@ async fn drift_check(
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(if report.has_drift() { CHANGES } else { OK })
+    Ok(if !report.security_findings().is_empty() {
+        SECURITY
+    } else if report.has_drift() {
+        CHANGES
+    } else {
+        OK
+    })
 }
 
 fn load_state(g: &Global) -> Result<fastcart_engine::State> {

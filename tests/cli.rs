@@ -285,3 +285,61 @@ async fn a_saved_plan_applies_where_it_was_made() {
     assert_eq!(p.cloud.len(), 6);
     assert!(dir.path().join("shop-ux1/state.json").exists());
 }
+
+/// Drift that weakens security is marked in every rendering and makes
+/// drift-check exit 3; other drift stays 2.
+#[tokio::test]
+async fn security_drift_is_flagged_and_exits_3() {
+    use fastcart::run::SECURITY;
+    let p = Demo::new(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
+        OK
+    );
+    let role = p
+        .cloud
+        .resources()
+        .into_iter()
+        .find(|r| r.type_name == "Fake::Iam::Role")
+        .unwrap();
+    let stream = p
+        .cloud
+        .resources()
+        .into_iter()
+        .find(|r| r.type_name == "Fake::Queue::Stream")
+        .unwrap();
+
+    // A harmless change first: drift, not a finding.
+    p.cloud
+        .set_property(&stream.physical_id, "RetentionHours", serde_json::json!(48));
+    assert_eq!(fastcart(&p, d, &["drift-check"]).await.unwrap(), CHANGES);
+
+    p.cloud.set_property(
+        &role.physical_id,
+        "PolicyDocument",
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}
+        ]}),
+    );
+    let report = d.join("drift.md");
+    let code = fastcart(
+        &p,
+        d,
+        &["drift-check", "--report", report.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, SECURITY);
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("## Security findings"), "{md}");
+    assert!(
+        md.contains("policy widened to * actions and resources"),
+        "{md}"
+    );
+    assert_eq!(
+        fastcart(&p, d, &["drift-check", "--json"]).await.unwrap(),
+        SECURITY
+    );
+}

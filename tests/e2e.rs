@@ -306,6 +306,33 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
     w.expect(0, &["apply", "--auto-approve"]);
     w.expect(0, &["drift-check"]);
     w.expect(0, &["plan", "--detailed-exitcode"]);
+
+    // SSH opened to the world: a security finding, exit 3; apply closes it.
+    c.ec2
+        .authorize_security_group_ingress()
+        .group_id(&out["ecs_security_group_id"])
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let finding = w.expect(3, &["drift-check"]);
+    assert!(
+        finding.contains("SECURITY: SecurityGroupIngress: ingress opened to 0.0.0.0/0"),
+        "{finding}"
+    );
+    w.expect(0, &["apply", "--auto-approve"]);
+    w.expect(0, &["drift-check"]);
     let s = c
         .kinesis
         .describe_stream_summary()

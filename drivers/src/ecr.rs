@@ -41,6 +41,14 @@ pub struct Repository {
 impl Repository {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECR::Repository")
+            .guard(
+                "ImageScanningConfiguration",
+                fastcart_engine::Guard::Protection,
+            )
+            .guard(
+                "EncryptionConfiguration",
+                fastcart_engine::Guard::Protection,
+            )
             // Required here (AWS would make one up): the fixed name is what
             // finds the repository again and orders a replacement.
             .required("RepositoryName")

@@ -354,6 +354,14 @@ fn replicas(g: &Group) -> Option<i32> {
 impl ReplicationGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElastiCache::ReplicationGroup")
+            .guard(
+                "AtRestEncryptionEnabled",
+                fastcart_engine::Guard::Protection,
+            )
+            .guard(
+                "TransitEncryptionEnabled",
+                fastcart_engine::Guard::Protection,
+            )
             .fixed_name("ReplicationGroupId")
             .required("ReplicationGroupDescription")
             .prop("Engine")

@@ -107,6 +107,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
+            .guard("StreamEncryption", fastcart_engine::Guard::Protection)
             // A name is required here (AWS would make one up): a made-up name
             // could not be found again after a crash, and the fixed name
             // makes a replacement delete first.

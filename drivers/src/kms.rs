@@ -149,6 +149,8 @@ pub struct Key {
 impl Key {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::KMS::Key")
+            .guard("EnableKeyRotation", fastcart_engine::Guard::Protection)
+            .guard("KeyPolicy", fastcart_engine::Guard::Policy)
             .prop("Description")
             .kind("KeyPolicy", ValueKind::JsonDocument)
             .prop("EnableKeyRotation")

@@ -47,6 +47,7 @@ pub struct LogGroup {
 impl LogGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Logs::LogGroup")
+            .guard("KmsKeyId", fastcart_engine::Guard::Protection)
             // Required here (AWS would make one up): the fixed name is what
             // finds the group again and orders a replacement.
             .required("LogGroupName")

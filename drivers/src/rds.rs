@@ -471,6 +471,9 @@ fn settled(i: &Instance) -> bool {
 impl DbInstance {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::RDS::DBInstance")
+            .guard("PubliclyAccessible", fastcart_engine::Guard::Exposure)
+            .guard("StorageEncrypted", fastcart_engine::Guard::Protection)
+            .guard("DeletionProtection", fastcart_engine::Guard::Protection)
             .fixed_name("DBInstanceIdentifier")
             .prop("DBInstanceClass")
             .create_only("Engine")

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::compare::satisfies;
 use crate::driver::{Found, Registry};
 use crate::plan::Observations;
+use crate::schema::Guard;
 use crate::state::State;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,11 @@ pub struct PropertyDrift {
     pub expected: Value,
     /// `null` when the cloud no longer reports the property.
     pub actual: Value,
+    /// What the change means for security, when the schema says the
+    /// property guards the resource and the change weakens it ("ingress
+    /// opened to 0.0.0.0/0").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +66,22 @@ impl DriftReport {
         !(self.drifted.is_empty() && self.deleted.is_empty() && self.unmanaged.is_empty())
     }
 
+    /// The security findings: `(logical id, property, what it means)`.
+    pub fn security_findings(&self) -> Vec<(&str, &str, &str)> {
+        self.drifted
+            .iter()
+            .flat_map(|r| {
+                r.properties.iter().filter_map(move |p| {
+                    Some((
+                        r.logical_id.as_str(),
+                        p.path.as_str(),
+                        p.security.as_deref()?,
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Plain text for a terminal.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -82,6 +104,9 @@ impl DriftReport {
                 r.logical_id, r.type_name, r.physical_id
             );
             for p in &r.properties {
+                if let Some(s) = &p.security {
+                    let _ = writeln!(out, "      ! SECURITY: {}: {s}", p.path);
+                }
                 let _ = writeln!(
                     out,
                     "      {}: expected {}, actual {}",
@@ -101,6 +126,14 @@ impl DriftReport {
                 out,
                 "\n  ? {}  ({}) carries this stack's tags (logical id {}) but is not in its state",
                 r.type_name, r.physical_id, r.logical_id
+            );
+        }
+        let findings = self.security_findings().len();
+        if findings > 0 {
+            let _ = writeln!(
+                out,
+                "\n{findings} security finding{} (marked SECURITY above): a change outside fastcart weakened what the stack protects.",
+                if findings == 1 { "" } else { "s" }
             );
         }
         let _ = writeln!(
@@ -129,6 +162,16 @@ impl DriftReport {
             self.unmanaged.len(),
             self.checked
         );
+        let findings = self.security_findings();
+        if !findings.is_empty() {
+            out.push_str(
+                "## Security findings\n\n| Resource | Property | Finding |\n|---|---|---|\n",
+            );
+            for (id, path, what) in &findings {
+                let _ = writeln!(out, "| {id} | {path} | **{}** |", what.replace('|', "\\|"));
+            }
+            out.push('\n');
+        }
         if !self.drifted.is_empty() {
             out.push_str("## Changed properties\n\n| Resource | Type | Physical id | Property | Expected | Actual |\n|---|---|---|---|---|---|\n");
             for r in &self.drifted {
@@ -174,6 +217,124 @@ impl DriftReport {
     }
 }
 
+/// What a drift of a guarding property means, when it weakens it.
+pub fn weakened(guard: Guard, expected: &Value, actual: &Value) -> Option<String> {
+    match guard {
+        Guard::Ingress => {
+            // A rule counts as applied when an applied rule matches it by
+            // the keys the stack gave (AWS reports more).
+            let applied = elements(expected);
+            let opened: BTreeSet<&str> = elements(actual)
+                .into_iter()
+                .filter(|e| {
+                    !applied
+                        .iter()
+                        .any(|a| satisfies(a, Some(e), crate::schema::ValueKind::Plain))
+                })
+                .flat_map(|e| strings(e).into_iter().filter(|s| OPEN.contains(s)))
+                .collect();
+            (!opened.is_empty()).then(|| {
+                format!(
+                    "ingress opened to {}",
+                    opened.into_iter().collect::<Vec<_>>().join(" and ")
+                )
+            })
+        }
+        Guard::Policy => {
+            let before = wildcards(expected);
+            let after = wildcards(actual);
+            let widened: Vec<&str> = ["actions", "resources"]
+                .into_iter()
+                .zip([after.0 > before.0, after.1 > before.1])
+                .filter_map(|(what, more)| more.then_some(what))
+                .collect();
+            (!widened.is_empty()).then(|| format!("policy widened to * {}", widened.join(" and ")))
+        }
+        Guard::Protection => {
+            (is_on(expected) && !is_on(actual)).then(|| "protection turned off".to_string())
+        }
+        Guard::Exposure => (switched_on(actual) > switched_on(expected))
+            .then(|| "public access turned on".to_string()),
+    }
+}
+
+const OPEN: [&str; 2] = ["0.0.0.0/0", "::/0"];
+
+/// The elements of a list (a single value is a list of one).
+fn elements(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// Every string anywhere in a value.
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(m) => m.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `Allow` statements granting `*` actions and `*` resources, counted over
+/// every policy document in a value (documents given as JSON text too).
+fn wildcards(v: &Value) -> (usize, usize) {
+    match v {
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(doc @ (Value::Object(_) | Value::Array(_))) => wildcards(&doc),
+            _ => (0, 0),
+        },
+        Value::Array(items) => items.iter().map(wildcards).fold((0, 0), add),
+        Value::Object(m) => {
+            let own = if m.get("Effect").and_then(Value::as_str) == Some("Allow") {
+                let star = |key: &str| m.get(key).is_some_and(|a| strings(a).contains(&"*"));
+                (usize::from(star("Action")), usize::from(star("Resource")))
+            } else {
+                (0, 0)
+            };
+            m.values().map(wildcards).fold(own, add)
+        }
+        _ => (0, 0),
+    }
+}
+
+fn add(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+/// Whether a protection is there: anything but absent, `false`, empty or a
+/// "disabled" word (in an object or list: any of its values).
+fn is_on(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "" | "false" | "disabled" | "none" | "off"
+        ),
+        Value::Array(a) => a.iter().any(is_on),
+        // `{"ScanOnPush": false}` is off; `{"EncryptionType": "KMS"}` on.
+        Value::Object(m) => m.values().any(is_on),
+        Value::Number(_) => true,
+    }
+}
+
+/// How many switches in a value are on (`true`, `"true"`, `"ENABLED"`).
+fn switched_on(v: &Value) -> usize {
+    match v {
+        Value::Bool(true) => 1,
+        Value::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("enabled") => {
+            1
+        }
+        Value::Array(items) => items.iter().map(switched_on).sum(),
+        Value::Object(m) => m.values().map(switched_on).sum(),
+        _ => 0,
+    }
+}
+
 fn cell(v: &Value) -> String {
     v.to_string().replace('|', "\\|").replace('`', "'")
 }
@@ -210,10 +371,17 @@ pub fn detect(
             .iter()
             .filter(|(k, _)| !schema.is_write_only(k))
             .filter(|(k, v)| !satisfies(v, seen.properties.get(*k), schema.kind_of(k)))
-            .map(|(k, v)| PropertyDrift {
-                path: k.clone(),
-                expected: v.clone(),
-                actual: seen.properties.get(k).cloned().unwrap_or(Value::Null),
+            .map(|(k, v)| {
+                let actual = seen.properties.get(k).cloned().unwrap_or(Value::Null);
+                PropertyDrift {
+                    path: k.clone(),
+                    security: schema
+                        .property(k)
+                        .and_then(|p| p.guard)
+                        .and_then(|g| weakened(g, v, &actual)),
+                    expected: v.clone(),
+                    actual,
+                }
             })
             .collect();
         if !properties.is_empty() {
@@ -243,4 +411,89 @@ pub fn detect(
         }
     }
     report
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ingress_opened_to_the_world_is_a_finding_and_an_applied_open_rule_is_not() {
+        let applied = json!([{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "SourceSecurityGroupId": "sg-1"}]);
+        let opened = json!([
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "SourceSecurityGroupId": "sg-1", "Description": ""},
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}
+        ]);
+        assert_eq!(
+            weakened(Guard::Ingress, &applied, &opened).as_deref(),
+            Some("ingress opened to 0.0.0.0/0")
+        );
+        // The load balancer's own 80 from anywhere, as applied: no finding
+        // when only another rule changed.
+        let lb =
+            json!([{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0"}]);
+        let lb_more = json!([
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0"},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/8"}
+        ]);
+        assert_eq!(weakened(Guard::Ingress, &lb, &lb_more), None);
+        let v6 = json!([{"IpProtocol": "-1", "CidrIpv6": "::/0"}]);
+        assert_eq!(
+            weakened(Guard::Ingress, &json!([]), &v6).as_deref(),
+            Some("ingress opened to ::/0")
+        );
+    }
+
+    #[test]
+    fn a_policy_widened_to_wildcards_is_a_finding() {
+        let scoped = json!([{"PolicyName": "p", "PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": ["kinesis:GetRecords"], "Resource": "arn:aws:kinesis:r:1:stream/s"}
+        ]}}]);
+        let widened = json!([
+            {"PolicyName": "p", "PolicyDocument": {"Statement": [
+                {"Effect": "Allow", "Action": ["kinesis:GetRecords"], "Resource": "arn:aws:kinesis:r:1:stream/s"}
+            ]}},
+            {"PolicyName": "x", "PolicyDocument": "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}"}
+        ]);
+        assert_eq!(
+            weakened(Guard::Policy, &scoped, &widened).as_deref(),
+            Some("policy widened to * actions and resources")
+        );
+        let denied = json!([{"PolicyName": "d", "PolicyDocument": {"Statement": [
+            {"Effect": "Deny", "Action": "*", "Resource": "*"}
+        ]}}]);
+        assert_eq!(
+            weakened(Guard::Policy, &scoped, &denied),
+            None,
+            "a Deny widens nothing"
+        );
+    }
+
+    #[test]
+    fn protection_off_and_exposure_on_are_findings_and_the_reverse_is_not() {
+        assert!(weakened(Guard::Protection, &json!(true), &json!(false)).is_some());
+        assert!(weakened(
+            Guard::Protection,
+            &json!({"EncryptionType": "KMS", "KeyId": "k"}),
+            &Value::Null
+        )
+        .is_some());
+        assert!(weakened(Guard::Protection, &json!(false), &json!(true)).is_none());
+        assert!(weakened(Guard::Protection, &json!("key-1"), &json!("key-2")).is_none());
+        assert!(weakened(
+            Guard::Protection,
+            &json!({"ScanOnPush": true}),
+            &json!({"ScanOnPush": false})
+        )
+        .is_some());
+        assert!(weakened(Guard::Exposure, &json!(false), &json!(true)).is_some());
+        assert!(weakened(
+            Guard::Exposure,
+            &json!({"AwsvpcConfiguration": {"AssignPublicIp": "DISABLED"}}),
+            &json!({"AwsvpcConfiguration": {"AssignPublicIp": "ENABLED"}})
+        )
+        .is_some());
+        assert!(weakened(Guard::Exposure, &json!(true), &json!(false)).is_none());
+    }
 }

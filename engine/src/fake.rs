@@ -534,6 +534,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .prop("RetentionHours")
             .prop("Shards")
             .prop("KeyId")
+            .guard("KeyId", crate::schema::Guard::Protection)
             .attribute("Arn")
             .typical_duration(Duration::from_secs(20)),
         TypeSchema::new("Fake::Db::Instance")
@@ -549,6 +550,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .typical_duration(Duration::from_secs(600)),
         TypeSchema::new("Fake::Iam::Role")
             .required("PolicyDocument")
+            .guard("PolicyDocument", crate::schema::Guard::Policy)
             .kind("PolicyDocument", ValueKind::JsonDocument)
             .prop("Description")
             .attribute("Arn")

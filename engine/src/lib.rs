@@ -40,7 +40,7 @@ pub use model::{
 };
 pub use plan::{Action, After, Change, Plan, ReplaceOrder, Step, Summary};
 pub use render::render_plan;
-pub use schema::{Deadlines, PropertySchema, TypeSchema, ValueKind};
+pub use schema::{Deadlines, Guard, PropertySchema, TypeSchema, ValueKind};
 pub use session::Session;
 pub use state::State;
 pub use store::StateStore;

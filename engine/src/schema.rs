@@ -43,6 +43,28 @@ pub struct PropertySchema {
     pub sensitive: bool,
     #[serde(skip_serializing_if = "is_plain", default)]
     pub kind: ValueKind,
+    /// What a change of it behind fastcart's back means for security, if
+    /// anything: drift-check flags such changes (and exits 3).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub guard: Option<Guard>,
+}
+
+/// A property that guards the resource, and so which drift of it is a
+/// security finding. The engine judges the values generically; the driver
+/// says which property is which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guard {
+    /// Network rules: a rule open to `0.0.0.0/0` or `::/0` that was not
+    /// applied is a finding.
+    Ingress,
+    /// Policy documents: an `Allow` statement with `*` actions or resources
+    /// that was not applied is a finding.
+    Policy,
+    /// Encryption, rotation, scanning: applied on, now off or gone.
+    Protection,
+    /// Public access: applied off, now on (`true`, `ENABLED`).
+    Exposure,
 }
 
 fn is_plain(kind: &ValueKind) -> bool {
@@ -162,6 +184,11 @@ impl TypeSchema {
 
     pub fn kind(self, name: &str, kind: ValueKind) -> Self {
         self.with_prop(name, |p| p.kind = kind)
+    }
+
+    /// Marks what drift of a property means for security.
+    pub fn guard(self, name: &str, guard: Guard) -> Self {
+        self.with_prop(name, |p| p.guard = Some(guard))
     }
 
     pub fn attribute(mut self, name: &str) -> Self {

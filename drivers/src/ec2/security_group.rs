@@ -429,6 +429,7 @@ fn generated_name(req: &CreateRequest<'_>) -> String {
 impl SecurityGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::SecurityGroup")
+            .guard("SecurityGroupIngress", fastcart_engine::Guard::Ingress)
             .required("GroupDescription")
             .create_only("GroupDescription")
             .fixed_name("GroupName")

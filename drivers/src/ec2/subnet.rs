@@ -45,6 +45,7 @@ fn attributes_of(s: &Ec2Subnet) -> Map<String, Value> {
 impl Subnet {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::Subnet")
+            .guard("MapPublicIpOnLaunch", fastcart_engine::Guard::Exposure)
             .required("VpcId")
             .create_only("VpcId")
             .required("CidrBlock")

@@ -203,6 +203,7 @@ pub(super) fn settled(s: &EcsService, op: &str) -> Result<bool, DriverError> {
 impl Service {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECS::Service")
+            .guard("NetworkConfiguration", fastcart_engine::Guard::Exposure)
             .required("ServiceName")
             .fixed_name("ServiceName")
             .create_only("Cluster")
