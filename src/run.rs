@@ -123,6 +123,18 @@ pub fn saved_plan_settings(cli: &mut Cli) -> Result<()> {
         })
 }
 
+/// Writes generated text to standard output; a reader that stops early
+/// (`| head`) is not an error.
+fn print_bytes(text: &[u8], what: &str) -> Result<u8> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {what}")),
+        _ => Ok(OK),
+    }
+}
+
 /// Exit codes.
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -179,6 +191,20 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
         Command::Graph { format } => graph(g, provider, format),
         Command::State { command } => state(g, command),
         Command::Schema { json } => schema(provider, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "fastcart", &mut text);
+            print_bytes(&text, "the completion script")
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut text)
+                .into_diagnostic()
+                .wrap_err("cannot render the manual page")?;
+            print_bytes(&text, "the manual page")
+        }
     }
 }
 

@@ -343,3 +343,34 @@ async fn security_drift_is_flagged_and_exits_3() {
         SECURITY
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for cmd in ["plan", "apply", "drift-check", "schema"] {
+            assert!(text.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+    }
+    // The bash script is valid bash.
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    let mut check = Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    assert!(check.wait().unwrap().success(), "bash -n refused it");
+
+    let out = bin().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH fastcart 1"),
+        "{man}"
+    );
+    assert!(man.contains("drift\\-check"), "{man}");
+}
