@@ -85,6 +85,15 @@ async fn fastcart(p: &Demo, dir: &std::path::Path, args: &[&str]) -> miette::Res
     run(Cli::try_parse_from(argv).unwrap(), p, false).await
 }
 
+/// `drift-check --report`: its exit code and the Markdown report.
+async fn drift_report(p: &Demo, d: &std::path::Path) -> (u8, String) {
+    let report = d.join("drift.md");
+    let code = fastcart(p, d, &["drift-check", "--report", report.to_str().unwrap()])
+        .await
+        .unwrap();
+    (code, std::fs::read_to_string(&report).unwrap())
+}
+
 #[tokio::test]
 async fn plan_apply_drift_and_destroy_through_the_cli() {
     let p = Demo::new(0.0);
@@ -146,16 +155,8 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
         .unwrap();
     p.cloud
         .set_property(&stream.physical_id, "RetentionHours", serde_json::json!(72));
-    let report = d.join("drift.md");
-    let code = fastcart(
-        &p,
-        d,
-        &["drift-check", "--report", report.to_str().unwrap()],
-    )
-    .await
-    .unwrap();
+    let (code, md) = drift_report(&p, d).await;
     assert_eq!(code, CHANGES);
-    let md = std::fs::read_to_string(&report).unwrap();
     assert!(md.contains("| Orders | Fake::Queue::Stream |"), "{md}");
     assert_eq!(
         fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
@@ -323,16 +324,8 @@ async fn security_drift_is_flagged_and_exits_3() {
             {"Effect": "Allow", "Action": "*", "Resource": "*"}
         ]}),
     );
-    let report = d.join("drift.md");
-    let code = fastcart(
-        &p,
-        d,
-        &["drift-check", "--report", report.to_str().unwrap()],
-    )
-    .await
-    .unwrap();
+    let (code, md) = drift_report(&p, d).await;
     assert_eq!(code, SECURITY);
-    let md = std::fs::read_to_string(&report).unwrap();
     assert!(md.contains("## Security findings"), "{md}");
     assert!(
         md.contains("policy widened to * actions and resources"),

@@ -259,24 +259,7 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
         .send()
         .await
         .unwrap();
-    c.ec2
-        .authorize_security_group_ingress()
-        .group_id(&out["ecs_security_group_id"])
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip("10.0.0.0/16")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    open_ssh(&c, &out["ecs_security_group_id"], "10.0.0.0/16").await;
     c.cloudwatch
         .delete_alarms()
         .alarm_names(&out["rds_cpu_alarm_name"])
@@ -308,24 +291,7 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
     w.expect(0, &["plan", "--detailed-exitcode"]);
 
     // SSH opened to the world: a security finding, exit 3; apply closes it.
-    c.ec2
-        .authorize_security_group_ingress()
-        .group_id(&out["ecs_security_group_id"])
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip("0.0.0.0/0")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    open_ssh(&c, &out["ecs_security_group_id"], "0.0.0.0/0").await;
     let finding = w.expect(3, &["drift-check"]);
     assert!(
         finding.contains("SECURITY: SecurityGroupIngress: ingress opened to 0.0.0.0/0"),
@@ -1070,6 +1036,24 @@ async fn lossy_run(seed: u64, loss: f64) -> (World, fault_proxy::FaultProxy, Los
         proxy.log.display()
     );
     (w, proxy, run)
+}
+
+/// Opens SSH on a security group to `cidr`, behind fastcart's back.
+async fn open_ssh(c: &Arc<Clients>, group: &str, cidr: &str) {
+    c.ec2
+        .authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(cidr).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Destroys through the proxy (again after a failure, at most three times)
