@@ -297,6 +297,11 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
         finding.contains("SECURITY: SecurityGroupIngress: ingress opened to 0.0.0.0/0"),
         "{finding}"
     );
+    // The one added rule, not the whole list.
+    assert!(
+        finding.contains("SecurityGroupIngress: 1 added, 0 removed, 0 changed"),
+        "{finding}"
+    );
     w.expect(0, &["apply", "--auto-approve"]);
     w.expect(0, &["drift-check"]);
     let s = c

@@ -198,6 +198,7 @@ pub struct Role {
 impl Role {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::IAM::Role")
+            .identity("Policies", &["PolicyName"])
             .guard("Policies", fastcart_engine::Guard::Policy)
             .required("AssumeRolePolicyDocument")
             .kind("AssumeRolePolicyDocument", ValueKind::JsonDocument)

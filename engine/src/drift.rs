@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::compare::satisfies;
 use crate::driver::{Found, Registry};
+use crate::elements::{short, ElementDiff};
 use crate::plan::Observations;
 use crate::schema::Guard;
 use crate::state::State;
@@ -28,6 +29,10 @@ pub struct PropertyDrift {
     /// opened to 0.0.0.0/0").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<String>,
+    /// For a list property: which elements were added, removed or changed
+    /// (with full values; the text and the report shorten them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elements: Option<ElementDiff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,11 +112,35 @@ impl DriftReport {
                 if let Some(s) = &p.security {
                     let _ = writeln!(out, "      ! SECURITY: {}: {s}", p.path);
                 }
-                let _ = writeln!(
-                    out,
-                    "      {}: expected {}, actual {}",
-                    p.path, p.expected, p.actual
-                );
+                match &p.elements {
+                    Some(d) => {
+                        let _ = writeln!(out, "      {}: {}", p.path, counts(d));
+                        for e in &d.added {
+                            let _ = writeln!(out, "        + {}", short(e, SHORT));
+                        }
+                        for e in &d.removed {
+                            let _ = writeln!(out, "        - {}", short(e, SHORT));
+                        }
+                        for c in &d.changed {
+                            let _ = writeln!(
+                                out,
+                                "        ~ {}: expected {}, actual {}",
+                                c.id,
+                                short(&c.expected, SHORT),
+                                short(&c.actual, SHORT)
+                            );
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "      {}: expected {}, actual {}",
+                            p.path,
+                            short(&p.expected, SHORT),
+                            short(&p.actual, SHORT)
+                        );
+                    }
+                }
             }
         }
         for r in &self.deleted {
@@ -176,15 +205,17 @@ impl DriftReport {
             out.push_str("## Changed properties\n\n| Resource | Type | Physical id | Property | Expected | Actual |\n|---|---|---|---|---|---|\n");
             for r in &self.drifted {
                 for p in &r.properties {
+                    let (expected, actual) = match &p.elements {
+                        Some(d) => element_cells(d),
+                        None => (
+                            format!("`{}`", cell(&p.expected)),
+                            format!("`{}`", cell(&p.actual)),
+                        ),
+                    };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | `{}` | {} | `{}` | `{}` |",
-                        r.logical_id,
-                        r.type_name,
-                        r.physical_id,
-                        p.path,
-                        cell(&p.expected),
-                        cell(&p.actual)
+                        "| {} | {} | `{}` | {} | {expected} | {actual} |",
+                        r.logical_id, r.type_name, r.physical_id, p.path,
                     );
                 }
             }
@@ -335,6 +366,51 @@ fn switched_on(v: &Value) -> usize {
     }
 }
 
+/// How long a value may be on a line of the text or the report.
+const SHORT: usize = 120;
+
+fn counts(d: &ElementDiff) -> String {
+    format!(
+        "{} added, {} removed, {} changed",
+        d.added.len(),
+        d.removed.len(),
+        d.changed.len()
+    )
+}
+
+/// A list property's drift in the report's Expected and Actual cells: what
+/// was applied and is gone, and what is there and was not applied.
+fn element_cells(d: &ElementDiff) -> (String, String) {
+    let item = |sign: &str, v: &Value| format!("{sign} `{}`", cell_str(&short(v, SHORT)));
+    let expected: Vec<String> = d
+        .removed
+        .iter()
+        .map(|v| item("−", v))
+        .chain(d.changed.iter().map(|c| item("~", &c.expected)))
+        .collect();
+    let actual: Vec<String> = d
+        .added
+        .iter()
+        .map(|v| item("+", v))
+        .chain(d.changed.iter().map(|c| item("~", &c.actual)))
+        .collect();
+    let join = |v: Vec<String>, none: &str| {
+        if v.is_empty() {
+            none.to_string()
+        } else {
+            v.join("<br>")
+        }
+    };
+    (
+        join(expected, "(none missing)"),
+        join(actual, "(none added)"),
+    )
+}
+
+fn cell_str(s: &str) -> String {
+    s.replace('|', "\\|").replace('`', "'")
+}
+
 fn cell(v: &Value) -> String {
     v.to_string().replace('|', "\\|").replace('`', "'")
 }
@@ -373,12 +449,11 @@ pub fn detect(
             .filter(|(k, v)| !satisfies(v, seen.properties.get(*k), schema.kind_of(k)))
             .map(|(k, v)| {
                 let actual = seen.properties.get(k).cloned().unwrap_or(Value::Null);
+                let p = schema.property(k).cloned().unwrap_or_default();
                 PropertyDrift {
                     path: k.clone(),
-                    security: schema
-                        .property(k)
-                        .and_then(|p| p.guard)
-                        .and_then(|g| weakened(g, v, &actual)),
+                    security: p.guard.and_then(|g| weakened(g, v, &actual)),
+                    elements: crate::elements::diff(&p, v, &actual).filter(|d| !d.is_empty()),
                     expected: v.clone(),
                     actual,
                 }
@@ -495,5 +570,97 @@ mod security_tests {
         )
         .is_some());
         assert!(weakened(Guard::Exposure, &json!(true), &json!(false)).is_none());
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use crate::schema::{PropertySchema, ValueKind};
+    use serde_json::json;
+
+    /// A report with one rule added among many, a policy widened, and a
+    /// plain value changed: every rendering names the one element.
+    fn report() -> DriftReport {
+        let rules = PropertySchema {
+            kind: ValueKind::UnorderedList,
+            identity: Some(
+                ["IpProtocol", "FromPort", "ToPort", "CidrIp"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            guard: Some(Guard::Ingress),
+            ..Default::default()
+        };
+        let applied: Vec<Value> = (0..8)
+            .map(|i| json!({"IpProtocol": "tcp", "FromPort": 8000 + i, "ToPort": 8000 + i, "CidrIp": "10.0.0.0/16", "Description": "internal service port, kept long on purpose to be cut"}))
+            .collect();
+        let mut seen = applied.clone();
+        seen.push(
+            json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}),
+        );
+        let (applied, seen) = (Value::Array(applied), Value::Array(seen));
+        let policies = PropertySchema {
+            kind: ValueKind::DocumentSet,
+            identity: Some(vec!["PolicyName".into()]),
+            guard: Some(Guard::Policy),
+            ..Default::default()
+        };
+        let scoped = json!([{"PolicyName": "read", "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "kinesis:GetRecords", "Resource": "arn:aws:kinesis:eu-central-1:1:stream/orders"}]}}]);
+        let widened = json!([{"PolicyName": "read", "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}]);
+        let drift =
+            |schema: &PropertySchema, path: &str, expected: &Value, actual: &Value| PropertyDrift {
+                path: path.into(),
+                security: schema.guard.and_then(|g| weakened(g, expected, actual)),
+                elements: crate::elements::diff(schema, expected, actual),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            };
+        DriftReport {
+            stack: "fastcart".into(),
+            env: "dev".into(),
+            checked: 3,
+            drifted: vec![
+                DriftedResource {
+                    logical_id: "EcsSecurityGroup".into(),
+                    type_name: "AWS::EC2::SecurityGroup".into(),
+                    physical_id: "sg-1".into(),
+                    properties: vec![drift(&rules, "SecurityGroupIngress", &applied, &seen)],
+                },
+                DriftedResource {
+                    logical_id: "TaskRole".into(),
+                    type_name: "AWS::IAM::Role".into(),
+                    physical_id: "fastcart-task".into(),
+                    properties: vec![drift(&policies, "Policies", &scoped, &widened)],
+                },
+                DriftedResource {
+                    logical_id: "OrdersStream".into(),
+                    type_name: "AWS::Kinesis::Stream".into(),
+                    physical_id: "orders".into(),
+                    properties: vec![drift(
+                        &PropertySchema::default(),
+                        "RetentionPeriodHours",
+                        &json!(24),
+                        &json!(48),
+                    )],
+                },
+            ],
+            ..DriftReport::default()
+        }
+    }
+
+    #[test]
+    fn drift_text_names_the_elements_and_the_findings() {
+        insta::assert_snapshot!(report().render());
+    }
+
+    #[test]
+    fn drift_markdown_names_the_elements_and_the_findings() {
+        insta::assert_snapshot!(report().to_markdown());
+    }
+
+    #[test]
+    fn drift_json_keeps_whole_values() {
+        insta::assert_json_snapshot!(report());
     }
 }

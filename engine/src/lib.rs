@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod compare;
 pub mod drift;
 pub mod driver;
+pub mod elements;
 pub mod error;
 #[cfg(feature = "fake")]
 pub mod fake;

@@ -47,6 +47,11 @@ pub struct PropertySchema {
     /// anything: drift-check flags such changes (and exits 3).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub guard: Option<Guard>,
+    /// For a list of objects: the fields that name an element (a rule by
+    /// protocol, ports and source), so that diffs say which element changed.
+    /// Tags are named by their key without it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub identity: Option<Vec<String>>,
 }
 
 /// A property that guards the resource, and so which drift of it is a
@@ -184,6 +189,12 @@ impl TypeSchema {
 
     pub fn kind(self, name: &str, kind: ValueKind) -> Self {
         self.with_prop(name, |p| p.kind = kind)
+    }
+
+    /// Names the fields that identify an element of a list property.
+    pub fn identity(self, name: &str, fields: &[&str]) -> Self {
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        self.with_prop(name, |p| p.identity = Some(fields))
     }
 
     /// Marks what drift of a property means for security.

@@ -37,6 +37,20 @@ pub const TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
     id: crate::tagging::after_slash,
 };
 
+/// What names a rule in diffs: its protocol, ports and source (or
+/// destination).
+const RULE_IDENTITY: &[&str] = &[
+    "IpProtocol",
+    "FromPort",
+    "ToPort",
+    "CidrIp",
+    "CidrIpv6",
+    "SourceSecurityGroupId",
+    "DestinationSecurityGroupId",
+    "SourcePrefixListId",
+    "DestinationPrefixListId",
+];
+
 pub struct SecurityGroup {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -429,6 +443,8 @@ fn generated_name(req: &CreateRequest<'_>) -> String {
 impl SecurityGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::SecurityGroup")
+            .identity("SecurityGroupIngress", RULE_IDENTITY)
+            .identity("SecurityGroupEgress", RULE_IDENTITY)
             .guard("SecurityGroupIngress", fastcart_engine::Guard::Ingress)
             .required("GroupDescription")
             .create_only("GroupDescription")

@@ -1,0 +1,193 @@
+//! Diffs of list properties by element: which elements were added, removed
+//! or changed, matching elements by the identity the schema gives (a
+//! security-group rule by protocol, ports and source; an inline policy by
+//! its name; a tag by its key), else by value.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::compare::satisfies;
+use crate::schema::{PropertySchema, ValueKind};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ElementDiff {
+    /// In the cloud, not applied.
+    pub added: Vec<Value>,
+    /// Applied, gone from the cloud.
+    pub removed: Vec<Value>,
+    /// The same element (by identity) with other content.
+    pub changed: Vec<ElementChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElementChange {
+    /// The element's identity, such as `PolicyName=orders`.
+    pub id: String,
+    pub expected: Value,
+    pub actual: Value,
+}
+
+impl ElementDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// The fields that name an element of the property, from the schema, or a
+/// tag's key for tag lists.
+fn identity_of(p: &PropertySchema) -> Vec<String> {
+    match (&p.identity, p.kind) {
+        (Some(fields), _) => fields.clone(),
+        (None, ValueKind::Tags) => vec!["Key".to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// An element's identity: its identity fields that it has, in order.
+fn id(element: &Value, fields: &[String]) -> Option<String> {
+    let o = element.as_object()?;
+    let parts: Vec<String> = fields
+        .iter()
+        .filter_map(|f| {
+            let v = o.get(f)?;
+            Some(format!(
+                "{f}={}",
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The element diff of a list property, when both sides are lists (`None`
+/// otherwise: a scalar or document drift is shown whole).
+pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<ElementDiff> {
+    let (Value::Array(want), have) = (expected, actual) else {
+        return None;
+    };
+    let empty = Vec::new();
+    let have = match have {
+        Value::Array(h) => h,
+        Value::Null => &empty,
+        _ => return None,
+    };
+    let fields = identity_of(p);
+    let element_kind = if p.kind == ValueKind::DocumentSet {
+        ValueKind::JsonDocument
+    } else {
+        ValueKind::Plain
+    };
+    let mut out = ElementDiff::default();
+    let mut unmatched: Vec<&Value> = have.iter().collect();
+    for w in want {
+        // The same element, or failing that the one with its identity.
+        if let Some(i) = unmatched
+            .iter()
+            .position(|h| satisfies(w, Some(h), element_kind))
+        {
+            unmatched.remove(i);
+            continue;
+        }
+        let wid = id(w, &fields);
+        match wid.as_ref().and_then(|wid| {
+            unmatched
+                .iter()
+                .position(|h| id(h, &fields).as_ref() == Some(wid))
+        }) {
+            Some(i) => out.changed.push(ElementChange {
+                id: wid.unwrap_or_default(),
+                expected: w.clone(),
+                actual: unmatched.remove(i).clone(),
+            }),
+            None => out.removed.push(w.clone()),
+        }
+    }
+    out.added = unmatched.into_iter().cloned().collect();
+    Some(out)
+}
+
+/// A value on one line, cut to `max` characters (the JSON holds it whole).
+pub fn short(v: &Value, max: usize) -> String {
+    let text = v.to_string();
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> PropertySchema {
+        PropertySchema {
+            kind: ValueKind::UnorderedList,
+            identity: Some(
+                ["IpProtocol", "FromPort", "ToPort", "CidrIp"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_added_rule_is_named_among_many_unchanged() {
+        let applied: Vec<Value> = (0..10)
+            .map(|i| json!({"IpProtocol": "tcp", "FromPort": 8000 + i, "ToPort": 8000 + i, "CidrIp": "10.0.0.0/16"}))
+            .collect();
+        let mut seen = applied.clone();
+        seen.push(
+            json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}),
+        );
+        let d = diff(&rules(), &Value::Array(applied), &Value::Array(seen)).unwrap();
+        assert_eq!(d.added.len(), 1, "{d:?}");
+        assert_eq!(d.added[0]["FromPort"], 22);
+        assert!(d.removed.is_empty() && d.changed.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn policies_match_by_name_and_tags_by_key() {
+        let policies = PropertySchema {
+            kind: ValueKind::DocumentSet,
+            identity: Some(vec!["PolicyName".into()]),
+            ..Default::default()
+        };
+        let d = diff(
+            &policies,
+            &json!([{"PolicyName": "a", "PolicyDocument": {"Statement": []}}]),
+            &json!([
+                {"PolicyName": "a", "PolicyDocument": {"Statement": [{"Effect": "Allow"}]}},
+                {"PolicyName": "b", "PolicyDocument": {}}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(d.changed.len(), 1);
+        assert_eq!(d.changed[0].id, "PolicyName=a");
+        assert_eq!(d.added.len(), 1);
+        let tags = PropertySchema {
+            kind: ValueKind::Tags,
+            ..Default::default()
+        };
+        let d = diff(
+            &tags,
+            &json!([{"Key": "Team", "Value": "orders"}, {"Key": "Gone", "Value": "x"}]),
+            &json!([{"Key": "Team", "Value": "someone"}]),
+        )
+        .unwrap();
+        assert_eq!(d.changed[0].id, "Key=Team");
+        assert_eq!(d.removed, vec![json!({"Key": "Gone", "Value": "x"})]);
+    }
+
+    #[test]
+    fn values_that_are_not_lists_have_no_element_diff() {
+        let p = PropertySchema::default();
+        assert!(diff(&p, &json!(24), &json!(48)).is_none());
+        assert!(diff(&p, &json!(["a"]), &json!("a")).is_none());
+        assert_eq!(short(&json!("abcdefghij"), 6), "\"abcd…");
+    }
+}
