@@ -104,8 +104,29 @@ pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<Elem
             None => out.removed.push(w.clone()),
         }
     }
-    out.added = unmatched.into_iter().cloned().collect();
+    // A tag only the cloud has (the ownership tags, AWS's own, another
+    // tool's) is not drift and nothing an apply removes: compared tags are
+    // the keys the stack sets.
+    if p.kind != ValueKind::Tags {
+        out.added = unmatched.into_iter().cloned().collect();
+    }
     Some(out)
+}
+
+/// The cloud's tags that an apply removes: those `previous` (what was
+/// applied last) set and `want` no longer does.
+pub fn dropped_tags(previous: &Value, want: &Value, have: &Value) -> Vec<Value> {
+    let key = |v: &Value| v.get("Key").and_then(Value::as_str).map(String::from);
+    let keys = |list: &Value| -> Vec<String> { elements(list).filter_map(key).collect() };
+    let (before, now) = (keys(previous), keys(want));
+    elements(have)
+        .filter(|t| key(t).is_some_and(|k| before.contains(&k) && !now.contains(&k)))
+        .cloned()
+        .collect()
+}
+
+fn elements(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
 }
 
 /// A value on one line, cut to `max` characters (the JSON holds it whole).
@@ -181,6 +202,16 @@ mod tests {
         .unwrap();
         assert_eq!(d.changed[0].id, "Key=Team");
         assert_eq!(d.removed, vec![json!({"Key": "Gone", "Value": "x"})]);
+        let d = diff(
+            &tags,
+            &json!([{"Key": "Team", "Value": "orders"}]),
+            &json!([{"Key": "Team", "Value": "orders"}, {"Key": "fastcart:stack", "Value": "s"}]),
+        )
+        .unwrap();
+        assert!(
+            d.is_empty(),
+            "a tag only the cloud has is not listed: {d:?}"
+        );
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub struct Change {
     pub sensitive: bool,
     #[serde(default)]
     pub kind: ValueKind,
+    /// For a list property: its elements compared, `expected` being what
+    /// the stack asks and `actual` what the cloud has (so the apply adds
+    /// `removed`, drops `added` and changes `changed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elements: Option<crate::elements::ElementDiff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +249,7 @@ pub fn diff(
                     forces_replacement: false,
                     sensitive,
                     kind: prop.kind,
+                    elements: None,
                 });
                 continue;
             };
@@ -263,6 +269,22 @@ pub fn diff(
                 }
             };
             if !same {
+                let elements = match (&resolved, before) {
+                    (Some(want), Some(have)) if !sensitive => {
+                        crate::elements::diff(&prop, want, have).map(|mut d| {
+                            // Tags the stack stopped setting, which the
+                            // apply removes.
+                            if let (ValueKind::Tags, Some(previous)) =
+                                (prop.kind, existing.properties.get(name))
+                            {
+                                d.added = crate::elements::dropped_tags(previous, want, have);
+                            }
+                            d
+                        })
+                    }
+                    _ => None,
+                }
+                .filter(|d| !d.is_empty());
                 changes.push(Change {
                     path: name.clone(),
                     before: if sensitive { None } else { before.cloned() },
@@ -270,6 +292,7 @@ pub fn diff(
                     forces_replacement: prop.create_only,
                     sensitive,
                     kind: prop.kind,
+                    elements,
                 });
             }
         }

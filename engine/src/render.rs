@@ -7,7 +7,11 @@ use std::fmt::Write;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
+use crate::elements::short;
 use crate::plan::{is_document, Action, After, Change, Plan, ReplaceOrder, Step};
+
+/// How long a list element may be on a line of the plan.
+const SHORT: usize = 120;
 
 /// The plan as text (no colours; the CLI may add them).
 pub fn render_plan(plan: &Plan) -> String {
@@ -88,6 +92,33 @@ fn render_change(out: &mut String, action: Action, c: &Change, width: usize) {
         After::Value(v) => Some(v),
         _ => None,
     };
+    // A list whose elements differ: the elements, not the whole list.
+    if let Some(d) = c.elements.as_ref().filter(|_| !creating) {
+        let _ = writeln!(
+            out,
+            "      ~ {}: {} to add, {} to remove, {} to change{forces}",
+            c.path,
+            d.removed.len(),
+            d.added.len(),
+            d.changed.len()
+        );
+        for e in &d.removed {
+            let _ = writeln!(out, "          + {}", short(e, SHORT));
+        }
+        for e in &d.added {
+            let _ = writeln!(out, "          - {}", short(e, SHORT));
+        }
+        for ch in &d.changed {
+            let _ = writeln!(
+                out,
+                "          ~ {}: {} -> {}",
+                ch.id,
+                short(&ch.actual, SHORT),
+                short(&ch.expected, SHORT)
+            );
+        }
+        return;
+    }
     // A document: print it whole on create, as a line diff on change.
     let doc = after.filter(|v| is_document(c.kind, v));
     if let Some(after) = doc {

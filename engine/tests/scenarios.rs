@@ -873,3 +873,36 @@ async fn a_twin_of_a_resource_in_state_is_planned_deleted_with_its_reason() {
     assert!(h.cloud.get(&kept).is_some(), "the tracked one stays");
     assert!(!h.plan(&s).await.has_changes());
 }
+
+/// A tag list edited: the plan names the tags to add, change and remove
+/// (tags match by key), not the whole list twice.
+#[tokio::test]
+async fn a_list_change_is_planned_by_element() {
+    let h = Harness::new();
+    let network = |tags: serde_json::Value| {
+        let mut s = StackSpec::new("shop", "t1");
+        s.add(
+            ResourceSpec::new("Network", "Fake::Net::Network")
+                .prop("CidrBlock", "10.0.0.0/16")
+                .prop("Tags", tags),
+        );
+        s
+    };
+    h.apply(&network(json!([
+        {"Key": "Team", "Value": "orders"},
+        {"Key": "Owner", "Value": "ops"}
+    ])))
+    .await;
+    let plan = h
+        .plan(&network(json!([
+            {"Key": "Team", "Value": "payments"},
+            {"Key": "Cost", "Value": "cc-42"}
+        ])))
+        .await;
+    let change = &plan.step("Network").unwrap().changes[0];
+    let d = change.elements.as_ref().expect("an element diff");
+    // Owner, which the stack set and no longer does, is removed; tags only
+    // the cloud has are left alone (and not listed).
+    assert_eq!((d.removed.len(), d.added.len(), d.changed.len()), (1, 1, 1));
+    insta::assert_snapshot!("list_by_element", render_plan(&plan));
+}
