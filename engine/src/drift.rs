@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::compare::satisfies;
 use crate::driver::{Found, Registry};
-use crate::elements::{short, ElementDiff};
+use crate::elements::{short, write_lines, ElementDiff};
 use crate::plan::Observations;
 use crate::schema::Guard;
 use crate::state::State;
@@ -115,21 +115,14 @@ impl DriftReport {
                 match &p.elements {
                     Some(d) => {
                         let _ = writeln!(out, "      {}: {}", p.path, counts(d));
-                        for e in &d.added {
-                            let _ = writeln!(out, "        + {}", short(e, SHORT));
-                        }
-                        for e in &d.removed {
-                            let _ = writeln!(out, "        - {}", short(e, SHORT));
-                        }
-                        for c in &d.changed {
-                            let _ = writeln!(
-                                out,
-                                "        ~ {}: expected {}, actual {}",
-                                c.id,
-                                short(&c.expected, SHORT),
-                                short(&c.actual, SHORT)
-                            );
-                        }
+                        // In the cloud's terms: what appeared, what went,
+                        // what became what.
+                        let changed: Vec<(&str, &Value, &Value)> = d
+                            .changed
+                            .iter()
+                            .map(|c| (c.id.as_str(), &c.expected, &c.actual))
+                            .collect();
+                        write_lines(&mut out, "        ", &d.added, &d.removed, &changed, SHORT);
                     }
                     None => {
                         let _ = writeln!(

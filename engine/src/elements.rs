@@ -129,6 +129,34 @@ fn elements(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
+/// An element diff's lines under a property, `indent` deep: `plus` and
+/// `minus` elements, then each change as `~ id: from -> to`, every value cut
+/// to `max` characters.
+pub fn write_lines(
+    out: &mut String,
+    indent: &str,
+    plus: &[Value],
+    minus: &[Value],
+    changed: &[(&str, &Value, &Value)],
+    max: usize,
+) {
+    use std::fmt::Write;
+    for e in plus {
+        let _ = writeln!(out, "{indent}+ {}", short(e, max));
+    }
+    for e in minus {
+        let _ = writeln!(out, "{indent}- {}", short(e, max));
+    }
+    for (id, from, to) in changed {
+        let _ = writeln!(
+            out,
+            "{indent}~ {id}: {} -> {}",
+            short(from, max),
+            short(to, max)
+        );
+    }
+}
+
 /// A value on one line, cut to `max` characters (the JSON holds it whole).
 pub fn short(v: &Value, max: usize) -> String {
     let text = v.to_string();

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::elements::short;
+use crate::elements::write_lines;
 use crate::plan::{is_document, Action, After, Change, Plan, ReplaceOrder, Step};
 
 /// How long a list element may be on a line of the plan.
@@ -102,21 +102,14 @@ fn render_change(out: &mut String, action: Action, c: &Change, width: usize) {
             d.added.len(),
             d.changed.len()
         );
-        for e in &d.removed {
-            let _ = writeln!(out, "          + {}", short(e, SHORT));
-        }
-        for e in &d.added {
-            let _ = writeln!(out, "          - {}", short(e, SHORT));
-        }
-        for ch in &d.changed {
-            let _ = writeln!(
-                out,
-                "          ~ {}: {} -> {}",
-                ch.id,
-                short(&ch.actual, SHORT),
-                short(&ch.expected, SHORT)
-            );
-        }
+        // In the apply's terms: what it adds (missing from the cloud), what
+        // it removes, what it changes from the cloud's value to the stack's.
+        let changed: Vec<(&str, &Value, &Value)> = d
+            .changed
+            .iter()
+            .map(|ch| (ch.id.as_str(), &ch.actual, &ch.expected))
+            .collect();
+        write_lines(out, "          ", &d.removed, &d.added, &changed, SHORT);
         return;
     }
     // A document: print it whole on create, as a line diff on change.
