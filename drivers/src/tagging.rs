@@ -3,7 +3,7 @@
 //! type ([`find`]); for a whole stack, [`Inventory`] answers for every type
 //! the API covers with one paginated call, and keeps the tags it saw so that
 //! reads of services whose Describe carries no tags need not ask per
-//! resource ([`Clients::snapshot_tags`]).
+//! resource ([`Clients::snapshot_tags`], read through `tags::read`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -184,25 +184,6 @@ impl BatchFinder for Inventory {
         }
         self.c.keep_tags(generation, all);
         Ok(found)
-    }
-}
-
-/// The tags of the resource `arn`: from the last stack-wide search when it
-/// saw them and nothing was changed since, else from `list`, the service's
-/// own per-resource call (which every service but EC2 needs for tags its
-/// Describe does not carry).
-pub async fn listed<F, Fut>(
-    c: &Clients,
-    arn: &str,
-    list: F,
-) -> Result<BTreeMap<String, String>, DriverError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<BTreeMap<String, String>, DriverError>>,
-{
-    match c.snapshot_tags(arn) {
-        Some(tags) => Ok(tags),
-        None => list().await,
     }
 }
 

@@ -51,7 +51,10 @@ pub async fn read<A: TagApi>(
     arn: &str,
     id: &str,
 ) -> Result<Tags, DriverError> {
-    crate::tagging::listed(c, arn, || api.list(id)).await
+    match c.snapshot_tags(arn) {
+        Some(tags) => Ok(tags),
+        None => api.list(id).await,
+    }
 }
 
 /// Sets `tags` on the resource and removes `removed`, paced, in chunks the

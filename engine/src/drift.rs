@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::compare::satisfies;
 use crate::driver::{Found, Registry};
-use crate::elements::{short, write_lines, ElementDiff};
+use crate::elements::{elements, short, write_lines, ElementDiff};
 use crate::plan::Observations;
 use crate::schema::Guard;
 use crate::state::State;
@@ -283,15 +283,6 @@ pub fn weakened(guard: Guard, expected: &Value, actual: &Value) -> Option<String
 }
 
 const OPEN: [&str; 2] = ["0.0.0.0/0", "::/0"];
-
-/// The elements of a list (a single value is a list of one).
-fn elements(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
-}
 
 /// Every string anywhere in a value.
 fn strings(v: &Value) -> Vec<&str> {

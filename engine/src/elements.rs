@@ -117,16 +117,23 @@ pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<Elem
 /// applied last) set and `want` no longer does.
 pub fn dropped_tags(previous: &Value, want: &Value, have: &Value) -> Vec<Value> {
     let key = |v: &Value| v.get("Key").and_then(Value::as_str).map(String::from);
-    let keys = |list: &Value| -> Vec<String> { elements(list).filter_map(key).collect() };
+    let keys =
+        |list: &Value| -> Vec<String> { elements(list).into_iter().filter_map(key).collect() };
     let (before, now) = (keys(previous), keys(want));
     elements(have)
+        .into_iter()
         .filter(|t| key(t).is_some_and(|k| before.contains(&k) && !now.contains(&k)))
         .cloned()
         .collect()
 }
 
-fn elements(v: &Value) -> impl Iterator<Item = &Value> {
-    v.as_array().into_iter().flatten()
+/// The elements of a list; a single value is a list of one, `null` none.
+pub(crate) fn elements(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
 }
 
 /// An element diff's lines under a property, `indent` deep: `plus` and

@@ -161,44 +161,25 @@ pub async fn recover(
         .values()
         .flat_map(|r| r.physical_ids().map(String::from))
         .collect();
-    let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
-    let mut extra: BTreeMap<String, Vec<Found>> = BTreeMap::new();
-    for (t, f) in found {
-        if known.contains(&f.physical_id) {
-            continue;
-        }
-        if missing.get(&f.logical_id) == Some(&t) {
-            adopt.entry(f.logical_id.clone()).or_default().push(f);
-        } else if twin_prone.get(&f.logical_id) == Some(&t) {
-            extra.entry(f.logical_id.clone()).or_default().push(f);
-        }
-    }
+    let candidates: Vec<(String, Found)> = found
+        .filter(|(t, f)| {
+            !known.contains(&f.physical_id)
+                && (missing.get(&f.logical_id) == Some(t)
+                    || twin_prone.get(&f.logical_id) == Some(t))
+        })
+        .collect();
     // Keep only candidates that still exist: a tag search can list objects
     // that are being deleted (NAT gateways, instances).
-    let type_of = |id: &str| missing.get(id).or_else(|| twin_prone.get(id)).cloned();
-    let mut by_type: BTreeMap<String, Vec<ResourceHandle>> = BTreeMap::new();
-    for (id, list) in adopt.iter().chain(&extra) {
-        for f in list {
-            by_type
-                .entry(type_of(id).expect("a candidate has a type"))
-                .or_default()
-                .push(ResourceHandle {
-                    logical_id: id.clone(),
-                    physical_id: f.physical_id.clone(),
-                    properties: Default::default(),
-                    attributes: Default::default(),
-                });
-        }
+    let mut adopt: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    let mut extra: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    for (t, f) in still_there(registry, candidates).await? {
+        let bucket = if missing.get(&f.logical_id) == Some(&t) {
+            &mut adopt
+        } else {
+            &mut extra
+        };
+        bucket.entry(f.logical_id.clone()).or_default().push(f);
     }
-    let alive: BTreeSet<String> = read_handles(registry, by_type)
-        .await?
-        .into_iter()
-        .filter_map(|(h, seen)| seen.map(|_| h.physical_id))
-        .collect();
-    for list in adopt.values_mut().chain(extra.values_mut()) {
-        list.retain(|f| alive.contains(&f.physical_id));
-    }
-    adopt.retain(|_, list| !list.is_empty());
 
     for (id, twins) in extra {
         let r = state
