@@ -22,6 +22,7 @@ use fastcart_engine::{
 };
 use serde_json::{json, Map, Value};
 
+use crate::call::Call;
 use crate::error::{invalid, SdkResultExt};
 use crate::props::{
     all_tags, bool_of, float_of, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
@@ -97,10 +98,7 @@ impl Alarm {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for a in page
-                    .op("cloudwatch:DescribeAlarms", &target)?
-                    .metric_alarms()
-                {
+                for a in page.op(&target)?.metric_alarms() {
                     if let Some(n) = a.alarm_name() {
                         found.insert(n.to_string(), a.clone());
                     }
@@ -188,7 +186,6 @@ fn dimensions_of(p: &Props) -> Vec<Dimension> {
 struct CwTags<'a>(&'a Clients);
 
 impl TagApi for CwTags<'_> {
-    const SERVICE: &'static str = "CloudWatch";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -198,8 +195,8 @@ impl TagApi for CwTags<'_> {
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
-            .await
-            .op("cloudwatch:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(out
             .tags()
             .iter()
@@ -223,8 +220,8 @@ impl TagApi for CwTags<'_> {
                     .collect(),
             ))
             .send()
-            .await
-            .op("cloudwatch:TagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -235,8 +232,8 @@ impl TagApi for CwTags<'_> {
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("cloudwatch:UntagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -351,19 +348,14 @@ impl Driver for Alarm {
                     ),
                 ));
             }
-            self.c.pace("CloudWatch").await;
-            self.put(p, name)?
-                .send()
-                .await
-                .op("cloudwatch:PutMetricAlarm", name)?;
-            crate::tags::sync(&self.c, &CwTags(&self.c), &arn, &tags, &[]).await?;
+            self.put(p, name)?.send().call(&self.c, name).await?;
+            crate::tags::sync(&CwTags(&self.c), &arn, &tags, &[]).await?;
         } else {
-            self.c.pace("CloudWatch").await;
             self.put(p, name)?
                 .set_tags(Some(cw_tags(&tags)))
                 .send()
-                .await
-                .op("cloudwatch:PutMetricAlarm", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(arn));
@@ -379,13 +371,9 @@ impl Driver for Alarm {
         let arn = alarm_arn(req.context, name);
         let tags_only = req.changed.iter().all(|c| c == "Tags");
         if !tags_only {
-            self.c.pace("CloudWatch").await;
-            self.put(p, name)?
-                .send()
-                .await
-                .op("cloudwatch:PutMetricAlarm", name)?;
+            self.put(p, name)?.send().call(&self.c, name).await?;
         }
-        crate::tags::sync_update(&self.c, &CwTags(&self.c), &arn, &req).await?;
+        crate::tags::sync_update(&CwTags(&self.c), &arn, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(arn));
         Ok(attributes)
@@ -393,15 +381,14 @@ impl Driver for Alarm {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
-        self.c.pace("CloudWatch").await;
         let r = self
             .c
             .cloudwatch
             .delete_alarms()
             .alarm_names(name)
             .send()
-            .await
-            .op("cloudwatch:DeleteAlarms", name);
+            .call(&self.c, name)
+            .await;
         crate::error::done_if_gone(r)
     }
 

@@ -17,7 +17,8 @@
 use fastcart_engine::DriverError;
 use serde_json::Value;
 
-use crate::error::{invalid, SdkResultExt};
+use crate::call::Call;
+use crate::error::invalid;
 use crate::sdk::Clients;
 
 const OPEN: &str = "{{resolve:";
@@ -156,8 +157,8 @@ async fn fetch(c: &Clients, r: &SecretRef, operation: &str) -> Result<String, Dr
         .set_version_stage(r.version_stage.clone())
         .set_version_id(r.version_id.clone())
         .send()
+        .call(c, &r.secret_id)
         .await
-        .op("secretsmanager:GetSecretValue", &r.secret_id)
         .map_err(|mut e| {
             e.message = format!(
                 "{} (resolving a dynamic reference for {operation})",

@@ -23,6 +23,7 @@ use fastcart_engine::{
 };
 use serde_json::{json, Map, Value};
 
+use crate::call::Call;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{all_tags, bool_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
@@ -78,12 +79,7 @@ impl Repository {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            out.extend(
-                page.op("ecr:DescribeRepositories", &target)?
-                    .repositories()
-                    .iter()
-                    .cloned(),
-            );
+            out.extend(page.op(&target)?.repositories().iter().cloned());
         }
         Ok(out)
     }
@@ -130,8 +126,8 @@ impl Repository {
             .get_lifecycle_policy()
             .repository_name(name)
             .send()
-            .await
-            .op("ecr:GetLifecyclePolicy", name);
+            .call(&self.c, name)
+            .await;
         match r {
             Ok(out) => {
                 let mut v = Map::new();
@@ -194,15 +190,14 @@ impl Repository {
     }
 
     async fn put_lifecycle_policy(&self, name: &str, text: &str) -> Result<(), DriverError> {
-        self.c.pace("ECR").await;
         self.c
             .ecr
             .put_lifecycle_policy()
             .repository_name(name)
             .lifecycle_policy_text(text)
             .send()
-            .await
-            .op("ecr:PutLifecyclePolicy", name)?;
+            .call(&self.c, name)
+            .await?;
         Ok(())
     }
 }
@@ -272,7 +267,6 @@ fn ecr_tags(tags: &BTreeMap<String, String>, op: &str) -> Result<Vec<Tag>, Drive
 struct EcrTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for EcrTags<'_> {
-    const SERVICE: &'static str = "ECR";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -282,8 +276,8 @@ impl crate::tags::TagApi for EcrTags<'_> {
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
-            .await
-            .op("ecr:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(out
             .tags()
             .iter()
@@ -300,8 +294,8 @@ impl crate::tags::TagApi for EcrTags<'_> {
             .resource_arn(arn)
             .set_tags(Some(ecr_tags(&tags, op)?))
             .send()
-            .await
-            .op(op, arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -312,8 +306,8 @@ impl crate::tags::TagApi for EcrTags<'_> {
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("ecr:UntagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -371,8 +365,7 @@ impl Driver for Repository {
         if let Some(on) = scan_on_push(p) {
             call = call.image_scanning_configuration(scanning(on));
         }
-        self.c.pace("ECR").await;
-        let out = call.send().await.op(op, name)?;
+        let out = call.send().call(&self.c, name).await?;
         if let Some(text) = lifecycle_text(p) {
             self.put_lifecycle_policy(name, &text).await?;
         }
@@ -388,40 +381,37 @@ impl Driver for Repository {
         let changed = |name: &str| crate::props::changed(&req, name);
         if changed("ImageTagMutability") {
             let m = str_of(p, "ImageTagMutability").unwrap_or("MUTABLE");
-            self.c.pace("ECR").await;
             self.c
                 .ecr
                 .put_image_tag_mutability()
                 .repository_name(name)
                 .image_tag_mutability(ImageTagMutability::from(m))
                 .send()
-                .await
-                .op("ecr:PutImageTagMutability", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         if changed("ImageScanningConfiguration") {
-            self.c.pace("ECR").await;
             self.c
                 .ecr
                 .put_image_scanning_configuration()
                 .repository_name(name)
                 .image_scanning_configuration(scanning(scan_on_push(p).unwrap_or(false)))
                 .send()
-                .await
-                .op("ecr:PutImageScanningConfiguration", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         if changed("LifecyclePolicy") {
             match lifecycle_text(p) {
                 Some(text) => self.put_lifecycle_policy(name, &text).await?,
                 None => {
-                    self.c.pace("ECR").await;
                     let r = self
                         .c
                         .ecr
                         .delete_lifecycle_policy()
                         .repository_name(name)
                         .send()
-                        .await
-                        .op("ecr:DeleteLifecyclePolicy", name);
+                        .call(&self.c, name)
+                        .await;
                     match r {
                         Err(e) if !is_gone(&e) => return Err(e),
                         _ => {}
@@ -436,7 +426,7 @@ impl Driver for Repository {
             .and_then(|r| r.repository_arn())
             .unwrap_or_default()
             .to_string();
-        crate::tags::sync_update(&self.c, &EcrTags(&self.c), &arn, &req).await?;
+        crate::tags::sync_update(&EcrTags(&self.c), &arn, &req).await?;
         Ok(attributes(repo))
     }
 
@@ -445,7 +435,6 @@ impl Driver for Repository {
         // EmptyOnDelete: delete the images with the repository; without it
         // a repository holding images is refused (RepositoryNotEmpty).
         let force = bool_of(&h.properties, "EmptyOnDelete").unwrap_or(false);
-        self.c.pace("ECR").await;
         let r = self
             .c
             .ecr
@@ -453,8 +442,8 @@ impl Driver for Repository {
             .repository_name(name)
             .force(force)
             .send()
-            .await
-            .op("ecr:DeleteRepository", name);
+            .call(&self.c, name)
+            .await;
         crate::error::done_if_gone(r)
     }
 
@@ -464,10 +453,7 @@ impl Driver for Repository {
         let mut repos: Vec<(String, String)> = Vec::new();
         let mut pages = self.c.ecr.describe_repositories().into_paginator().send();
         while let Some(page) = pages.next().await {
-            for r in page
-                .op("ecr:DescribeRepositories", "repositories")?
-                .repositories()
-            {
+            for r in page.op("repositories")?.repositories() {
                 if let (Some(n), Some(a)) = (r.repository_name(), r.repository_arn()) {
                     repos.push((n.to_string(), a.to_string()));
                 }

@@ -30,6 +30,7 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
+use crate::call::Call;
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
@@ -56,7 +57,6 @@ async fn tags_of(c: &Clients, arn: &str) -> Result<Value, DriverError> {
 struct EcTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for EcTags<'_> {
-    const SERVICE: &'static str = "ElastiCache";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -66,8 +66,8 @@ impl crate::tags::TagApi for EcTags<'_> {
             .list_tags_for_resource()
             .resource_name(arn)
             .send()
-            .await
-            .op("elasticache:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(out
             .tag_list()
             .iter()
@@ -91,8 +91,8 @@ impl crate::tags::TagApi for EcTags<'_> {
                     .collect(),
             ))
             .send()
-            .await
-            .op("elasticache:AddTagsToResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -103,8 +103,8 @@ impl crate::tags::TagApi for EcTags<'_> {
             .resource_name(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("elasticache:RemoveTagsFromResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -169,13 +169,7 @@ impl CacheSubnetGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page
-                .op(
-                    "elasticache:DescribeCacheSubnetGroups",
-                    "cache subnet groups",
-                )?
-                .cache_subnet_groups()
-            {
+            for g in page.op("cache subnet groups")?.cache_subnet_groups() {
                 if let Some(name) = g.cache_subnet_group_name() {
                     groups.insert(name.to_ascii_lowercase(), g.clone());
                 }
@@ -242,7 +236,6 @@ impl Driver for CacheSubnetGroup {
             Some(n) => n.to_ascii_lowercase(),
             None => generated_name(req.logical_id, req.idempotency_token, 255),
         };
-        self.c.pace("ElastiCache").await;
         self.c
             .elasticache
             .create_cache_subnet_group()
@@ -251,8 +244,8 @@ impl Driver for CacheSubnetGroup {
             .set_subnet_ids(Some(strs_of(p, "SubnetIds")))
             .set_tags(Some(ec_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(OP, &name)?;
+            .call(&self.c, &name)
+            .await?;
         Ok(Created {
             physical_id: name,
             attributes: Map::new(),
@@ -263,7 +256,6 @@ impl Driver for CacheSubnetGroup {
         let name = req.physical_id;
         let p = req.properties;
         if changed(&req, "Description") || changed(&req, "SubnetIds") {
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .modify_cache_subnet_group()
@@ -271,11 +263,10 @@ impl Driver for CacheSubnetGroup {
                 .set_cache_subnet_group_description(owned_str(p, "Description"))
                 .set_subnet_ids(Some(strs_of(p, "SubnetIds")))
                 .send()
-                .await
-                .op("elasticache:ModifyCacheSubnetGroup", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         crate::tags::sync_update(
-            &self.c,
             &EcTags(&self.c),
             &arn(req.context, "subnetgroup", name),
             &req,
@@ -289,14 +280,13 @@ impl Driver for CacheSubnetGroup {
         // In use until the replication groups in it are gone, which takes
         // minutes after their deletion starts.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .delete_cache_subnet_group()
                 .cache_subnet_group_name(name)
                 .send()
+                .call(&self.c, name)
                 .await
-                .op("elasticache:DeleteCacheSubnetGroup", name)
         })
         .await
     }
@@ -409,13 +399,7 @@ impl ReplicationGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page
-                .op(
-                    "elasticache:DescribeReplicationGroups",
-                    "replication groups",
-                )?
-                .replication_groups()
-            {
+            for g in page.op("replication groups")?.replication_groups() {
                 if let Some(id) = g.replication_group_id() {
                     groups.insert(id.to_ascii_lowercase(), g.clone());
                 }
@@ -432,8 +416,8 @@ impl ReplicationGroup {
             .describe_replication_groups()
             .replication_group_id(id)
             .send()
-            .await
-            .op("elasticache:DescribeReplicationGroups", id);
+            .call(&self.c, id)
+            .await;
         match r {
             Ok(out) => Ok(out.replication_groups().first().cloned()),
             Err(e) if is_gone(&e) => Ok(None),
@@ -536,7 +520,6 @@ impl ReplicationGroup {
     async fn set_replicas(&self, id: &str, now: &Group, want: i32) -> Result<bool, DriverError> {
         let have = replicas(now).unwrap_or(0);
         if want > have {
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .increase_replica_count()
@@ -544,10 +527,9 @@ impl ReplicationGroup {
                 .new_replica_count(want)
                 .apply_immediately(true)
                 .send()
-                .await
-                .op("elasticache:IncreaseReplicaCount", id)?;
+                .call(&self.c, id)
+                .await?;
         } else if want < have {
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .decrease_replica_count()
@@ -555,8 +537,8 @@ impl ReplicationGroup {
                 .new_replica_count(want)
                 .apply_immediately(true)
                 .send()
-                .await
-                .op("elasticache:DecreaseReplicaCount", id)?;
+                .call(&self.c, id)
+                .await?;
         }
         Ok(want != have)
     }
@@ -611,7 +593,6 @@ impl Driver for ReplicationGroup {
         );
         let mut waited = false;
         loop {
-            self.c.pace("ElastiCache").await;
             let sent = self
                 .c
                 .elasticache
@@ -638,8 +619,8 @@ impl Driver for ReplicationGroup {
                 .set_auto_minor_version_upgrade(bool_of(p, "AutoMinorVersionUpgrade"))
                 .set_tags(Some(ec_tags(&tags)))
                 .send()
-                .await
-                .op(OP, &id);
+                .call(&self.c, &id)
+                .await;
             match sent {
                 Ok(_) => break,
                 // A group of this id still being deleted (a replacement that
@@ -732,8 +713,7 @@ impl Driver for ReplicationGroup {
             any = true;
         }
         if any {
-            self.c.pace("ElastiCache").await;
-            call.send().await.op(OP, id)?;
+            call.send().call(&self.c, id).await?;
             current = self.wait_available(id, "apply the changes").await?;
         }
         // The auth token in a call of its own, rotated: the old token keeps
@@ -749,7 +729,6 @@ impl Driver for ReplicationGroup {
                 ));
             };
             let token = dynamic::resolve(&self.c, reference, OP).await?;
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .modify_replication_group()
@@ -758,8 +737,8 @@ impl Driver for ReplicationGroup {
                 .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate)
                 .apply_immediately(true)
                 .send()
-                .await
-                .op(OP, id)?;
+                .call(&self.c, id)
+                .await?;
             current = self.wait_available(id, "rotate its auth token").await?;
         }
         let want = if changed(&req, "NumCacheClusters") {
@@ -778,7 +757,7 @@ impl Driver for ReplicationGroup {
             .arn()
             .map(String::from)
             .unwrap_or_else(|| arn(req.context, "replicationgroup", id));
-        crate::tags::sync_update(&self.c, &EcTags(&self.c), &group_arn, &req).await?;
+        crate::tags::sync_update(&EcTags(&self.c), &group_arn, &req).await?;
         Ok(group_attributes(&current))
     }
 
@@ -788,14 +767,13 @@ impl Driver for ReplicationGroup {
         // while.
         let deadline = wait::Deadline::after(self.schema.deadlines.gone);
         let r = wait::while_in_use(deadline.left(), || async {
-            self.c.pace("ElastiCache").await;
             self.c
                 .elasticache
                 .delete_replication_group()
                 .replication_group_id(id)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("elasticache:DeleteReplicationGroup", id)
         })
         .await;
         match r {

@@ -9,6 +9,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{DriverError, ErrorKind};
 
+use crate::call::Operation;
+
 /// Classifies an AWS error code.
 pub fn classify(code: &str) -> ErrorKind {
     const THROTTLED: &[&str] = &[
@@ -76,7 +78,19 @@ pub fn classify(code: &str) -> ErrorKind {
 /// `ErrorKind::OutcomeUnknown`, which the engine resolves by looking before
 /// it retries. For a call the SDK already retried it is final: the engine
 /// does not retry it a second time.
-pub fn from_sdk<E>(e: SdkError<E, HttpResponse>, operation: &str, target: &str) -> DriverError
+pub fn from_sdk<E>(e: SdkError<E, HttpResponse>, target: &str) -> DriverError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    from_sdk_as(e, &crate::call::operation_of::<E>(), target)
+}
+
+/// [`from_sdk`] for an operation already named.
+pub(crate) fn from_sdk_as<E>(
+    e: SdkError<E, HttpResponse>,
+    operation: &Operation,
+    target: &str,
+) -> DriverError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
@@ -104,7 +118,7 @@ where
     // Manager) is a clean refusal, not a lost answer.
     let throttled = kind == ErrorKind::Throttled && code != "LimitExceededException";
     let transient = no_answer || status.is_some_and(|s| s >= 500) || throttled;
-    let (kind, message) = match (transient, crate::retry::repeatable(operation)) {
+    let (kind, message) = match (transient, crate::retry::repeatable(operation.name)) {
         (true, false) => (
             ErrorKind::OutcomeUnknown,
             format!(
@@ -121,20 +135,25 @@ where
         ),
         (false, _) => (kind, message),
     };
-    DriverError::new(kind, operation, format!("{target}: {message}")).with_code(&code)
+    DriverError::new(kind, operation.to_string(), format!("{target}: {message}")).with_code(&code)
 }
 
-/// `.op("ec2:CreateVpc", "vpc-123")` on an SDK call's result.
+/// `.op("vpc-123")` on an SDK call's result that was sent without
+/// [`crate::call::Call`]: a page of a paginator. The operation is named by
+/// the error's type, as `Call` names it; a mutation never comes this way
+/// (it would go unpaced), which debug builds check.
 pub trait SdkResultExt<T> {
-    fn op(self, operation: &str, target: &str) -> Result<T, DriverError>;
+    fn op(self, target: &str) -> Result<T, DriverError>;
 }
 
 impl<T, E> SdkResultExt<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    fn op(self, operation: &str, target: &str) -> Result<T, DriverError> {
-        self.map_err(|e| from_sdk(e, operation, target))
+    fn op(self, target: &str) -> Result<T, DriverError> {
+        let op = crate::call::operation_of::<E>();
+        debug_assert!(!op.mutates(), "{op} is sent unpaced: end it with .call()");
+        self.map_err(|e| from_sdk_as(e, &op, target))
     }
 }
 

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, Role as IamRole, RoleDetail, Tag};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_STACK,
 };
 use serde_json::{json, Map, Value};
 
-use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
+use crate::call::Call;
+use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
     all_tags, document_of, i32_of, parse_document, str_of, strs_of, tags_value, Obs, Props,
 };
@@ -67,21 +67,6 @@ pub(crate) fn generated_name(
         .take(room)
         .collect();
     format!("{base}-{suffix}")
-}
-
-/// Whether a resource's tags carry the ownership tags of the create at hand
-/// (stack, environment and logical id all the same): it was made by an
-/// earlier attempt of this very create.
-pub(crate) fn carries_ownership<'a>(
-    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
-    given: &BTreeMap<String, String>,
-) -> bool {
-    let have: BTreeMap<&str, &str> = tags.into_iter().collect();
-    [TAG_STACK, TAG_ENV, TAG_LOGICAL_ID].iter().all(|k| {
-        given
-            .get(*k)
-            .is_some_and(|v| have.get(k).is_some_and(|h| *h == v.as_str()))
-    })
 }
 
 fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -144,7 +129,6 @@ fn role_attributes(role: &IamRole) -> Map<String, Value> {
 struct IamTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for IamTags<'_> {
-    const SERVICE: &'static str = "IAM";
     const PER_CALL: usize = 50;
 
     async fn list(&self, name: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -157,7 +141,7 @@ impl crate::tags::TagApi for IamTags<'_> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for t in page.op("iam:ListRoleTags", name)?.tags() {
+            for t in page.op(name)?.tags() {
                 tags.insert(t.key().to_string(), t.value().to_string());
             }
         }
@@ -172,8 +156,8 @@ impl crate::tags::TagApi for IamTags<'_> {
             .role_name(name)
             .set_tags(Some(iam_tags(&tags)))
             .send()
-            .await
-            .op("iam:TagRole", name)?;
+            .call(self.0, name)
+            .await?;
         Ok(())
     }
 
@@ -184,8 +168,8 @@ impl crate::tags::TagApi for IamTags<'_> {
             .role_name(name)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("iam:UntagRole", name)?;
+            .call(self.0, name)
+            .await?;
         Ok(())
     }
 }
@@ -225,8 +209,8 @@ impl Role {
             .get_role()
             .role_name(name)
             .send()
+            .call(&self.c, name)
             .await
-            .op("iam:GetRole", name)
         {
             Ok(out) => Ok(out.role().cloned()),
             Err(e) if is_gone(&e) => Ok(None),
@@ -245,10 +229,7 @@ impl Role {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for a in page
-                .op("iam:ListAttachedRolePolicies", name)?
-                .attached_policies()
-            {
+            for a in page.op(name)?.attached_policies() {
                 if let Some(arn) = a.policy_arn() {
                     arns.push(arn.to_string());
                 }
@@ -268,12 +249,7 @@ impl Role {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            names.extend(
-                page.op("iam:ListRolePolicies", name)?
-                    .policy_names()
-                    .iter()
-                    .cloned(),
-            );
+            names.extend(page.op(name)?.policy_names().iter().cloned());
         }
         Ok(names)
     }
@@ -293,8 +269,8 @@ impl Role {
                 .max_items(1000)
                 .set_marker(marker.clone())
                 .send()
-                .await
-                .op("iam:GetAccountAuthorizationDetails", "roles")?;
+                .call(&self.c, "roles")
+                .await?;
             for r in out.role_detail_list() {
                 if let Some(name) = r.role_name() {
                     roles.insert(name.to_string(), r.clone());
@@ -322,7 +298,7 @@ impl Role {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for r in page.op("iam:ListRoles", "roles")?.roles() {
+            for r in page.op("roles")?.roles() {
                 roles.insert(r.role_name().to_string(), r.clone());
             }
         }
@@ -393,15 +369,14 @@ impl Role {
         have: &[String],
     ) -> Result<(), DriverError> {
         for arn in want.iter().filter(|a| !have.contains(a)) {
-            self.c.pace("IAM").await;
             self.c
                 .iam
                 .attach_role_policy()
                 .role_name(name)
                 .policy_arn(arn)
                 .send()
-                .await
-                .op("iam:AttachRolePolicy", &format!("{name} {arn}"))?;
+                .call(&self.c, &format!("{name} {arn}"))
+                .await?;
         }
         for arn in have.iter().filter(|a| !want.contains(a)) {
             self.detach(name, arn).await?;
@@ -410,7 +385,6 @@ impl Role {
     }
 
     async fn detach(&self, name: &str, arn: &str) -> Result<(), DriverError> {
-        self.c.pace("IAM").await;
         let r = self
             .c
             .iam
@@ -418,8 +392,8 @@ impl Role {
             .role_name(name)
             .policy_arn(arn)
             .send()
-            .await
-            .op("iam:DetachRolePolicy", &format!("{name} {arn}"));
+            .call(&self.c, &format!("{name} {arn}"))
+            .await;
         crate::error::done_if_gone(r)
     }
 
@@ -432,7 +406,6 @@ impl Role {
         have: &[String],
     ) -> Result<(), DriverError> {
         for (policy, doc) in want {
-            self.c.pace("IAM").await;
             self.c
                 .iam
                 .put_role_policy()
@@ -440,8 +413,8 @@ impl Role {
                 .policy_name(policy)
                 .policy_document(doc)
                 .send()
-                .await
-                .op("iam:PutRolePolicy", &format!("{name}/{policy}"))?;
+                .call(&self.c, &format!("{name}/{policy}"))
+                .await?;
         }
         for policy in have.iter().filter(|p| !want.contains_key(*p)) {
             self.delete_inline(name, policy).await?;
@@ -450,7 +423,6 @@ impl Role {
     }
 
     async fn delete_inline(&self, name: &str, policy: &str) -> Result<(), DriverError> {
-        self.c.pace("IAM").await;
         let r = self
             .c
             .iam
@@ -458,28 +430,26 @@ impl Role {
             .role_name(name)
             .policy_name(policy)
             .send()
-            .await
-            .op("iam:DeleteRolePolicy", &format!("{name}/{policy}"));
+            .call(&self.c, &format!("{name}/{policy}"))
+            .await;
         crate::error::done_if_gone(r)
     }
 
     async fn set_trust(&self, name: &str, doc: &str) -> Result<(), DriverError> {
-        self.c.pace("IAM").await;
         self.c
             .iam
             .update_assume_role_policy()
             .role_name(name)
             .policy_document(doc)
             .send()
-            .await
-            .op("iam:UpdateAssumeRolePolicy", name)?;
+            .call(&self.c, name)
+            .await?;
         Ok(())
     }
 
     /// Description and session duration go together: `UpdateRole` resets
     /// what it is not given.
     async fn set_settings(&self, name: &str, p: &Props) -> Result<(), DriverError> {
-        self.c.pace("IAM").await;
         self.c
             .iam
             .update_role()
@@ -487,13 +457,12 @@ impl Role {
             .description(str_of(p, "Description").unwrap_or_default())
             .max_session_duration(i32_of(p, "MaxSessionDuration").unwrap_or(3600))
             .send()
-            .await
-            .op("iam:UpdateRole", name)?;
+            .call(&self.c, name)
+            .await?;
         Ok(())
     }
 
     async fn set_boundary(&self, name: &str, boundary: Option<&str>) -> Result<(), DriverError> {
-        self.c.pace("IAM").await;
         match boundary {
             Some(arn) => {
                 self.c
@@ -502,8 +471,8 @@ impl Role {
                     .role_name(name)
                     .permissions_boundary(arn)
                     .send()
-                    .await
-                    .op("iam:PutRolePermissionsBoundary", name)?;
+                    .call(&self.c, name)
+                    .await?;
             }
             None => {
                 let r = self
@@ -512,8 +481,8 @@ impl Role {
                     .delete_role_permissions_boundary()
                     .role_name(name)
                     .send()
-                    .await
-                    .op("iam:DeleteRolePermissionsBoundary", name);
+                    .call(&self.c, name)
+                    .await;
                 if let Err(e) = r {
                     if !is_gone(&e) {
                         return Err(e);
@@ -561,8 +530,9 @@ impl Driver for Role {
         let inline = inline_policies(p, op)?;
         let managed = strs_of(p, "ManagedPolicyArns");
         let tags = all_tags(p, req.tags);
-        self.c.pace("IAM").await;
-        let r = self
+        // A taken name is the engine's to judge (`AlreadyExists`): it adopts
+        // the role when it carries this resource's ownership tags.
+        let out = self
             .c
             .iam
             .create_role()
@@ -574,46 +544,17 @@ impl Driver for Role {
             .set_permissions_boundary(str_of(p, "PermissionsBoundary").map(String::from))
             .set_tags(Some(iam_tags(&tags)))
             .send()
-            .await;
-        let (role, fresh) = match r {
-            Ok(out) => {
-                let role = out.role().cloned().ok_or_else(|| {
-                    DriverError::new(
-                        ErrorKind::Other,
-                        op,
-                        format!("{name}: IAM returned no role"),
-                    )
-                })?;
-                (role, true)
-            }
-            // A role with this name and this resource's ownership tags was
-            // made by an earlier attempt of this create: take it over.
-            Err(e) if e.code() == Some("EntityAlreadyExists") => match self.get(&name).await? {
-                Some(role)
-                    if carries_ownership(
-                        role.tags().iter().map(|t| (t.key(), t.value())),
-                        req.tags,
-                    ) =>
-                {
-                    self.set_trust(&name, &trust).await?;
-                    self.set_settings(&name, p).await?;
-                    if let Some(b) = str_of(p, "PermissionsBoundary") {
-                        self.set_boundary(&name, Some(b)).await?;
-                    }
-                    crate::tags::sync(&self.c, &IamTags(&self.c), &name, &tags, &[]).await?;
-                    (role, false)
-                }
-                _ => return Err(from_sdk(e, op, &name)),
-            },
-            Err(e) => return Err(from_sdk(e, op, &name)),
-        };
-        let (have_managed, have_inline) = if fresh {
-            (Vec::new(), Vec::new())
-        } else {
-            (self.attached(&name).await?, self.inline_names(&name).await?)
-        };
-        self.sync_managed(&name, &managed, &have_managed).await?;
-        self.sync_inline(&name, &inline, &have_inline).await?;
+            .call(&self.c, &name)
+            .await?;
+        let role = out.role().cloned().ok_or_else(|| {
+            DriverError::new(
+                ErrorKind::Other,
+                op,
+                format!("{name}: IAM returned no role"),
+            )
+        })?;
+        self.sync_managed(&name, &managed, &[]).await?;
+        self.sync_inline(&name, &inline, &[]).await?;
         Ok(Created {
             physical_id: name,
             attributes: role_attributes(&role),
@@ -650,7 +591,7 @@ impl Driver for Role {
             let have = self.inline_names(name).await?;
             self.sync_inline(name, &want, &have).await?;
         }
-        crate::tags::sync_update(&self.c, &IamTags(&self.c), name, &req).await?;
+        crate::tags::sync_update(&IamTags(&self.c), name, &req).await?;
         let role = self.get(name).await?.ok_or_else(|| {
             DriverError::new(
                 ErrorKind::NotFound,
@@ -682,14 +623,13 @@ impl Driver for Role {
             self.delete_inline(name, policy).await?;
         }
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("IAM").await;
             self.c
                 .iam
                 .delete_role()
                 .role_name(name)
                 .send()
+                .call(&self.c, name)
                 .await
-                .op("iam:DeleteRole", name)
         })
         .await
     }
@@ -731,20 +671,6 @@ mod tests {
         let long = generated_name(&"X".repeat(100), &tags, token, 64);
         assert_eq!(long.len(), 64);
         assert!(long.ends_with("-0123456789AB"));
-    }
-
-    #[test]
-    fn ownership_must_match_all_three_tags() {
-        let given: BTreeMap<String, String> = [
-            (TAG_STACK.to_string(), "s".to_string()),
-            (TAG_ENV.to_string(), "e".to_string()),
-            (TAG_LOGICAL_ID.to_string(), "Role".to_string()),
-        ]
-        .into();
-        let mine = [(TAG_STACK, "s"), (TAG_ENV, "e"), (TAG_LOGICAL_ID, "Role")];
-        assert!(carries_ownership(mine, &given));
-        let other = [(TAG_STACK, "s"), (TAG_ENV, "e"), (TAG_LOGICAL_ID, "Other")];
-        assert!(!carries_ownership(other, &given));
     }
 
     #[test]

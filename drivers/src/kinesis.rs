@@ -21,7 +21,8 @@ use fastcart_engine::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::error::{invalid, is_gone, SdkResultExt};
+use crate::call::Call;
+use crate::error::{invalid, is_gone};
 use crate::props::{all_tags, i32_of, need_str, tags_value, Obs};
 use crate::sdk::Clients;
 use crate::tags::TagApi;
@@ -41,7 +42,6 @@ const DEFAULT_RETENTION_HOURS: i32 = 24;
 struct KinesisTags<'a>(&'a Clients);
 
 impl TagApi for KinesisTags<'_> {
-    const SERVICE: &'static str = "Kinesis";
     const PER_CALL: usize = 10;
 
     /// `ListTagsForStream` pages by the last key seen; moto repeats that key
@@ -58,8 +58,8 @@ impl TagApi for KinesisTags<'_> {
                 .limit(50)
                 .set_exclusive_start_tag_key(start.clone())
                 .send()
-                .await
-                .op("kinesis:ListTagsForStream", name)?;
+                .call(self.0, name)
+                .await?;
             for t in out.tags() {
                 tags.insert(
                     t.key().to_string(),
@@ -81,8 +81,8 @@ impl TagApi for KinesisTags<'_> {
             .stream_name(name)
             .set_tags(Some(tags.iter().cloned().collect()))
             .send()
-            .await
-            .op("kinesis:AddTagsToStream", name)?;
+            .call(self.0, name)
+            .await?;
         Ok(())
     }
 
@@ -93,8 +93,8 @@ impl TagApi for KinesisTags<'_> {
             .stream_name(name)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("kinesis:RemoveTagsFromStream", name)?;
+            .call(self.0, name)
+            .await?;
         Ok(())
     }
 }
@@ -132,8 +132,8 @@ impl Stream {
             .describe_stream_summary()
             .stream_name(name)
             .send()
-            .await
-            .op("kinesis:DescribeStreamSummary", name);
+            .call(&self.c, name)
+            .await;
         match r {
             Ok(out) => Ok(out.stream_description_summary().cloned()),
             Err(e) if is_gone(&e) => Ok(None),
@@ -163,7 +163,6 @@ impl Stream {
         if hours == current {
             return Ok(());
         }
-        self.c.pace("Kinesis").await;
         if hours > current {
             self.c
                 .kinesis
@@ -171,8 +170,8 @@ impl Stream {
                 .stream_name(name)
                 .retention_period_hours(hours)
                 .send()
-                .await
-                .op("kinesis:IncreaseStreamRetentionPeriod", name)?;
+                .call(&self.c, name)
+                .await?;
         } else {
             self.c
                 .kinesis
@@ -180,15 +179,14 @@ impl Stream {
                 .stream_name(name)
                 .retention_period_hours(hours)
                 .send()
-                .await
-                .op("kinesis:DecreaseStreamRetentionPeriod", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         self.until_active(name).await?;
         Ok(())
     }
 
     async fn start_encryption(&self, name: &str, kind: &str, key: &str) -> Result<(), DriverError> {
-        self.c.pace("Kinesis").await;
         self.c
             .kinesis
             .start_stream_encryption()
@@ -196,14 +194,13 @@ impl Stream {
             .encryption_type(EncryptionType::from(kind))
             .key_id(key)
             .send()
-            .await
-            .op("kinesis:StartStreamEncryption", name)?;
+            .call(&self.c, name)
+            .await?;
         self.until_active(name).await?;
         Ok(())
     }
 
     async fn stop_encryption(&self, name: &str, kind: &str, key: &str) -> Result<(), DriverError> {
-        self.c.pace("Kinesis").await;
         self.c
             .kinesis
             .stop_stream_encryption()
@@ -211,14 +208,13 @@ impl Stream {
             .encryption_type(EncryptionType::from(kind))
             .key_id(key)
             .send()
-            .await
-            .op("kinesis:StopStreamEncryption", name)?;
+            .call(&self.c, name)
+            .await?;
         self.until_active(name).await?;
         Ok(())
     }
 
     async fn set_shard_count(&self, name: &str, count: i32) -> Result<(), DriverError> {
-        self.c.pace("Kinesis").await;
         self.c
             .kinesis
             .update_shard_count()
@@ -226,8 +222,8 @@ impl Stream {
             .target_shard_count(count)
             .scaling_type(ScalingType::UniformScaling)
             .send()
-            .await
-            .op("kinesis:UpdateShardCount", name)?;
+            .call(&self.c, name)
+            .await?;
         self.until_active(name).await?;
         Ok(())
     }
@@ -353,8 +349,7 @@ impl Driver for Stream {
         if tags.len() <= TAGS_AT_CREATE {
             call = call.set_tags(Some(tags.clone().into_iter().collect()));
         }
-        self.c.pace("Kinesis").await;
-        call.send().await.op(op, name).map_err(|mut e| {
+        call.send().call(&self.c, name).await.map_err(|mut e| {
             // The stream's name is taken: an earlier create of ours, perhaps,
             // which the engine adopts when it carries our ownership tags.
             if e.is_code("ResourceInUseException") {
@@ -366,7 +361,7 @@ impl Driver for Stream {
 
         // Tags again: some implementations (moto) ignore them on CreateStream,
         // and more than 50 do not fit there.
-        crate::tags::sync(&self.c, &KinesisTags(&self.c), name, &tags, &[]).await?;
+        crate::tags::sync(&KinesisTags(&self.c), name, &tags, &[]).await?;
         if let Some(hours) = i32_of(p, "RetentionPeriodHours") {
             self.set_retention(name, s.retention_period_hours(), hours)
                 .await?;
@@ -395,15 +390,14 @@ impl Driver for Stream {
                 .stream_mode_details()
                 .map(|m| m.stream_mode().as_str().to_string());
             if have.as_deref() != Some(want.as_str()) {
-                self.c.pace("Kinesis").await;
                 self.c
                     .kinesis
                     .update_stream_mode()
                     .stream_arn(s.stream_arn())
                     .stream_mode_details(mode_details(&want, "kinesis:UpdateStreamMode")?)
                     .send()
-                    .await
-                    .op("kinesis:UpdateStreamMode", name)?;
+                    .call(&self.c, name)
+                    .await?;
                 s = self.until_active(name).await?;
             }
         }
@@ -435,7 +429,7 @@ impl Driver for Stream {
             }
         }
 
-        crate::tags::sync_update(&self.c, &KinesisTags(&self.c), name, &req).await?;
+        crate::tags::sync_update(&KinesisTags(&self.c), name, &req).await?;
 
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
@@ -447,15 +441,14 @@ impl Driver for Stream {
         // ResourceInUse while the stream is still CREATING or UPDATING.
         let deadline = wait::Deadline::after(self.schema.deadlines.gone);
         wait::deleted(deadline.left(), || async {
-            self.c.pace("Kinesis").await;
             self.c
                 .kinesis
                 .delete_stream()
                 .stream_name(name)
                 .enforce_consumer_deletion(true)
                 .send()
+                .call(&self.c, name)
                 .await
-                .op("kinesis:DeleteStream", name)
         })
         .await?;
         wait::until(
@@ -487,8 +480,8 @@ impl Driver for Stream {
                 .limit(100)
                 .set_exclusive_start_stream_name(start.clone())
                 .send()
-                .await
-                .op("kinesis:ListStreams", "streams")?;
+                .call(&self.c, "streams")
+                .await?;
             names.extend(out.stream_names().iter().cloned());
             let last = out.stream_names().last().cloned();
             if !out.has_more_streams() || last.is_none() || last == start {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyUsageType, Tag};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{
     CloudContext, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed,
     Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
@@ -19,7 +18,8 @@ use fastcart_engine::{
 use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
-use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
+use crate::call::Call;
+use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
     all_tags, bool_of, document_of, i32_of, need_str, parse_document, str_of, tags_value, Obs,
 };
@@ -47,7 +47,6 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 struct KmsTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for KmsTags<'_> {
-    const SERVICE: &'static str = "KMS";
     const PER_CALL: usize = 50;
 
     async fn list(&self, id: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -60,7 +59,7 @@ impl crate::tags::TagApi for KmsTags<'_> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for t in page.op("kms:ListResourceTags", id)?.tags() {
+            for t in page.op(id)?.tags() {
                 tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
             }
         }
@@ -78,8 +77,8 @@ impl crate::tags::TagApi for KmsTags<'_> {
                     .collect(),
             ))
             .send()
-            .await
-            .op("kms:TagResource", id)?;
+            .call(self.0, id)
+            .await?;
         Ok(())
     }
 
@@ -90,8 +89,8 @@ impl crate::tags::TagApi for KmsTags<'_> {
             .key_id(id)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("kms:UntagResource", id)?;
+            .call(self.0, id)
+            .await?;
         Ok(())
     }
 }
@@ -177,8 +176,8 @@ impl Key {
             .describe_key()
             .key_id(id)
             .send()
+            .call(&self.c, id)
             .await
-            .op("kms:DescribeKey", id)
         {
             Ok(out) => Ok(out.key_metadata().cloned()),
             Err(e) if is_gone(&e) => Ok(None),
@@ -194,8 +193,8 @@ impl Key {
             .key_id(id)
             .policy_name("default")
             .send()
-            .await
-            .op("kms:GetKeyPolicy", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(out.policy().map(parse_document))
     }
 
@@ -209,8 +208,8 @@ impl Key {
             .get_key_rotation_status()
             .key_id(id)
             .send()
-            .await
-            .op("kms:GetKeyRotationStatus", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(out.key_rotation_enabled())
     }
 
@@ -250,45 +249,43 @@ impl Key {
     }
 
     async fn set_rotation(&self, id: &str, on: bool) -> Result<(), DriverError> {
-        self.c.pace("KMS").await;
         if on {
             self.c
                 .kms
                 .enable_key_rotation()
                 .key_id(id)
                 .send()
-                .await
-                .op("kms:EnableKeyRotation", id)?;
+                .call(&self.c, id)
+                .await?;
         } else {
             self.c
                 .kms
                 .disable_key_rotation()
                 .key_id(id)
                 .send()
-                .await
-                .op("kms:DisableKeyRotation", id)?;
+                .call(&self.c, id)
+                .await?;
         }
         Ok(())
     }
 
     async fn set_enabled(&self, id: &str, on: bool) -> Result<(), DriverError> {
-        self.c.pace("KMS").await;
         if on {
             self.c
                 .kms
                 .enable_key()
                 .key_id(id)
                 .send()
-                .await
-                .op("kms:EnableKey", id)?;
+                .call(&self.c, id)
+                .await?;
         } else {
             self.c
                 .kms
                 .disable_key()
                 .key_id(id)
                 .send()
-                .await
-                .op("kms:DisableKey", id)?;
+                .call(&self.c, id)
+                .await?;
         }
         Ok(())
     }
@@ -317,7 +314,6 @@ impl Driver for Key {
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
         let p = req.properties;
         let op = "kms:CreateKey";
-        self.c.pace("KMS").await;
         let out = self
             .c
             .kms
@@ -329,8 +325,8 @@ impl Driver for Key {
             .set_multi_region(bool_of(p, "MultiRegion"))
             .set_tags(Some(kms_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(op, req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let m = out.key_metadata().cloned().ok_or_else(|| {
             DriverError::new(
                 ErrorKind::Other,
@@ -369,19 +365,17 @@ impl Driver for Key {
             self.set_enabled(id, true).await?;
         }
         if changed("Description") {
-            self.c.pace("KMS").await;
             self.c
                 .kms
                 .update_key_description()
                 .key_id(id)
                 .description(str_of(p, "Description").unwrap_or_default())
                 .send()
-                .await
-                .op("kms:UpdateKeyDescription", id)?;
+                .call(&self.c, id)
+                .await?;
         }
         if changed("KeyPolicy") {
             let policy = document_of(p, "KeyPolicy").unwrap_or_else(|| default_policy(req.context));
-            self.c.pace("KMS").await;
             self.c
                 .kms
                 .put_key_policy()
@@ -389,8 +383,8 @@ impl Driver for Key {
                 .policy_name("default")
                 .policy(policy)
                 .send()
-                .await
-                .op("kms:PutKeyPolicy", id)?;
+                .call(&self.c, id)
+                .await?;
         }
         if changed("EnableKeyRotation") {
             let on = bool_of(p, "EnableKeyRotation").unwrap_or(false);
@@ -401,7 +395,7 @@ impl Driver for Key {
         if changed("Enabled") && !enabled {
             self.set_enabled(id, false).await?;
         }
-        crate::tags::sync_update(&self.c, &KmsTags(&self.c), id, &req).await?;
+        crate::tags::sync_update(&KmsTags(&self.c), id, &req).await?;
         Ok(key_attributes(&m))
     }
 
@@ -412,7 +406,6 @@ impl Driver for Key {
             // Gone, or already waiting out its deletion window.
             _ => return Ok(()),
         }
-        self.c.pace("KMS").await;
         let r = self
             .c
             .kms
@@ -420,8 +413,8 @@ impl Driver for Key {
             .key_id(id)
             .pending_window_in_days(pending_window(&h.properties))
             .send()
-            .await
-            .op("kms:ScheduleKeyDeletion", id);
+            .call(&self.c, id)
+            .await;
         match r {
             // A resend after a lost answer finds the key already scheduled.
             Err(e) if e.is_code("KMSInvalidStateException") => match self.describe(id).await? {
@@ -461,7 +454,7 @@ impl Alias {
         let mut out = HashMap::new();
         let mut pages = self.c.kms.list_aliases().limit(100).into_paginator().send();
         while let Some(page) = pages.next().await {
-            for a in page.op("kms:ListAliases", "aliases")?.aliases() {
+            for a in page.op("aliases")?.aliases() {
                 if let Some(name) = a.alias_name() {
                     out.insert(name.to_string(), a.target_key_id().map(String::from));
                 }
@@ -518,7 +511,6 @@ impl Driver for Alias {
                 ),
             ));
         }
-        self.c.pace("KMS").await;
         let r = self
             .c
             .kms
@@ -526,22 +518,23 @@ impl Driver for Alias {
             .alias_name(name)
             .target_key_id(target)
             .send()
+            .call(&self.c, name)
             .await;
         match r {
             Ok(_) => {}
             // Aliases carry no tags: an alias that already points at the same
             // key is this one, from a create that was cut short.
-            Err(e) if e.code() == Some("AlreadyExistsException") => {
+            Err(e) if e.is_code("AlreadyExistsException") => {
                 let all = self.aliases().await?;
                 let same = all
                     .get(name)
                     .and_then(|t| t.as_deref())
                     .is_some_and(|t| t == key_id_of(target));
                 if !same {
-                    return Err(from_sdk(e, op, name));
+                    return Err(e);
                 }
             }
-            Err(e) => return Err(from_sdk(e, op, name)),
+            Err(e) => return Err(e),
         }
         Ok(Created {
             physical_id: name.to_string(),
@@ -553,30 +546,28 @@ impl Driver for Alias {
         let name = req.physical_id;
         if req.changed.iter().any(|c| c == "TargetKeyId") {
             let target = need_str(req.properties, "TargetKeyId", "kms:UpdateAlias")?;
-            self.c.pace("KMS").await;
             self.c
                 .kms
                 .update_alias()
                 .alias_name(name)
                 .target_key_id(target)
                 .send()
-                .await
-                .op("kms:UpdateAlias", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         Ok(Map::new())
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
-        self.c.pace("KMS").await;
         let r = self
             .c
             .kms
             .delete_alias()
             .alias_name(name)
             .send()
-            .await
-            .op("kms:DeleteAlias", name);
+            .call(&self.c, name)
+            .await;
         crate::error::done_if_gone(r)
     }
 

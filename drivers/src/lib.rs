@@ -9,6 +9,7 @@ use std::sync::Arc;
 use fastcart_engine::Registry;
 
 pub mod batch;
+pub mod call;
 pub mod cloudwatch;
 pub mod dynamic;
 pub mod each;

@@ -19,6 +19,7 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, i32_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
@@ -83,7 +84,7 @@ impl LogGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page.op("logs:DescribeLogGroups", &target)?.log_groups() {
+            for g in page.op(&target)?.log_groups() {
                 if let Some(n) = g.log_group_name().filter(|n| wanted.contains(n)) {
                     found.insert(n.to_string(), g.clone());
                 }
@@ -117,7 +118,6 @@ impl LogGroup {
 struct LogsTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for LogsTags<'_> {
-    const SERVICE: &'static str = "Logs";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -127,8 +127,8 @@ impl crate::tags::TagApi for LogsTags<'_> {
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
-            .await
-            .op("logs:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(out
             .tags()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -142,8 +142,8 @@ impl crate::tags::TagApi for LogsTags<'_> {
             .resource_arn(arn)
             .set_tags(Some(tags.iter().cloned().collect()))
             .send()
-            .await
-            .op("logs:TagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -154,8 +154,8 @@ impl crate::tags::TagApi for LogsTags<'_> {
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("logs:UntagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -242,7 +242,6 @@ impl Driver for LogGroup {
         let p = req.properties;
         let name = need_str(p, "LogGroupName", "logs:CreateLogGroup")?;
         let tags: HashMap<String, String> = all_tags(p, req.tags).into_iter().collect();
-        self.c.pace("Logs").await;
         self.c
             .logs
             .create_log_group()
@@ -251,18 +250,17 @@ impl Driver for LogGroup {
             .set_log_group_class(str_of(p, "LogGroupClass").map(LogGroupClass::from))
             .set_tags(Some(tags))
             .send()
-            .await
-            .op("logs:CreateLogGroup", name)?;
+            .call(&self.c, name)
+            .await?;
         if let Some(days) = i32_of(p, "RetentionInDays") {
-            self.c.pace("Logs").await;
             self.c
                 .logs
                 .put_retention_policy()
                 .log_group_name(name)
                 .retention_in_days(days)
                 .send()
-                .await
-                .op("logs:PutRetentionPolicy", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         Ok(Created {
             physical_id: name.to_string(),
@@ -275,7 +273,6 @@ impl Driver for LogGroup {
         let p = req.properties;
         let changed = |name: &str| crate::props::changed(&req, name);
         if changed("RetentionInDays") {
-            self.c.pace("Logs").await;
             match i32_of(p, "RetentionInDays") {
                 Some(days) => {
                     self.c
@@ -284,8 +281,8 @@ impl Driver for LogGroup {
                         .log_group_name(name)
                         .retention_in_days(days)
                         .send()
-                        .await
-                        .op("logs:PutRetentionPolicy", name)?;
+                        .call(&self.c, name)
+                        .await?;
                 }
                 None => {
                     self.c
@@ -293,13 +290,12 @@ impl Driver for LogGroup {
                         .delete_retention_policy()
                         .log_group_name(name)
                         .send()
-                        .await
-                        .op("logs:DeleteRetentionPolicy", name)?;
+                        .call(&self.c, name)
+                        .await?;
                 }
             }
         }
         if changed("KmsKeyId") {
-            self.c.pace("Logs").await;
             match str_of(p, "KmsKeyId") {
                 Some(key) => {
                     self.c
@@ -308,8 +304,8 @@ impl Driver for LogGroup {
                         .log_group_name(name)
                         .kms_key_id(key)
                         .send()
-                        .await
-                        .op("logs:AssociateKmsKey", name)?;
+                        .call(&self.c, name)
+                        .await?;
                 }
                 None => {
                     self.c
@@ -317,32 +313,25 @@ impl Driver for LogGroup {
                         .disassociate_kms_key()
                         .log_group_name(name)
                         .send()
-                        .await
-                        .op("logs:DisassociateKmsKey", name)?;
+                        .call(&self.c, name)
+                        .await?;
                 }
             }
         }
-        crate::tags::sync_update(
-            &self.c,
-            &LogsTags(&self.c),
-            &group_arn(req.context, name),
-            &req,
-        )
-        .await?;
+        crate::tags::sync_update(&LogsTags(&self.c), &group_arn(req.context, name), &req).await?;
         Ok(attributes(req.context, name))
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let name = h.physical_id.as_str();
-        self.c.pace("Logs").await;
         let r = self
             .c
             .logs
             .delete_log_group()
             .log_group_name(name)
             .send()
-            .await
-            .op("logs:DeleteLogGroup", name);
+            .call(&self.c, name)
+            .await;
         crate::error::done_if_gone(r)
     }
 

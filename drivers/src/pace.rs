@@ -66,6 +66,29 @@ pub const LIMITS: &[(&str, f64, f64)] = &[
     ("CloudWatch", 3.0, 10.0),
 ];
 
+/// Every SDK crate fastcart calls: the prefix IAM names its actions by
+/// (`ec2:CreateVpc`), and the bucket in [`LIMITS`] its mutations wait for
+/// (`None`: fastcart only reads from it).
+pub const SERVICES: &[(&str, &str, Option<&str>)] = &[
+    ("aws_sdk_ec2", "ec2", Some("EC2")),
+    ("aws_sdk_iam", "iam", Some("IAM")),
+    ("aws_sdk_kms", "kms", Some("KMS")),
+    (
+        "aws_sdk_secretsmanager",
+        "secretsmanager",
+        Some("SecretsManager"),
+    ),
+    ("aws_sdk_rds", "rds", Some("RDS")),
+    ("aws_sdk_elasticache", "elasticache", Some("ElastiCache")),
+    ("aws_sdk_kinesis", "kinesis", Some("Kinesis")),
+    ("aws_sdk_cloudwatchlogs", "logs", Some("Logs")),
+    ("aws_sdk_ecr", "ecr", Some("ECR")),
+    ("aws_sdk_ecs", "ecs", Some("ECS")),
+    ("aws_sdk_cloudwatch", "cloudwatch", Some("CloudWatch")),
+    ("aws_sdk_resourcegroupstagging", "tag", None),
+    ("aws_sdk_sts", "sts", None),
+];
+
 /// The service of a type name, as the walker and the pacer name it
 /// (`AWS::EC2::VPC` → `EC2`).
 pub fn service_of(type_name: &str) -> &str {
@@ -99,6 +122,18 @@ pub fn pacers() -> BTreeMap<&'static str, Pacer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_service_bucket_exists() {
+        for (krate, _, pacer) in SERVICES {
+            if let Some(p) = pacer {
+                assert!(
+                    LIMITS.iter().any(|l| l.0 == *p),
+                    "{krate}: no {p} in LIMITS"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_service_without_pacing_is_named() {

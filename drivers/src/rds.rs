@@ -22,6 +22,7 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
+use crate::call::Call;
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
@@ -145,7 +146,6 @@ fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
 struct RdsTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for RdsTags<'_> {
-    const SERVICE: &'static str = "RDS";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -155,8 +155,8 @@ impl crate::tags::TagApi for RdsTags<'_> {
             .list_tags_for_resource()
             .resource_name(arn)
             .send()
-            .await
-            .op("rds:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(tag_pairs(out.tag_list())
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect())
@@ -173,8 +173,8 @@ impl crate::tags::TagApi for RdsTags<'_> {
                     .collect(),
             ))
             .send()
-            .await
-            .op("rds:AddTagsToResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -185,8 +185,8 @@ impl crate::tags::TagApi for RdsTags<'_> {
             .resource_name(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("rds:RemoveTagsFromResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -252,10 +252,7 @@ impl DbSubnetGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for g in page
-                .op("rds:DescribeDBSubnetGroups", "DB subnet groups")?
-                .db_subnet_groups()
-            {
+            for g in page.op("DB subnet groups")?.db_subnet_groups() {
                 if let Some(name) = g.db_subnet_group_name() {
                     groups.insert(name.to_ascii_lowercase(), g.clone());
                 }
@@ -322,7 +319,6 @@ impl Driver for DbSubnetGroup {
             None => generated_name(req.logical_id, req.idempotency_token, 255),
         };
         let description = need_str(p, "DBSubnetGroupDescription", OP)?;
-        self.c.pace("RDS").await;
         let out = self
             .c
             .rds
@@ -332,8 +328,8 @@ impl Driver for DbSubnetGroup {
             .set_subnet_ids(Some(strs_of(p, "SubnetIds")))
             .set_tags(Some(rds_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(OP, &name)?;
+            .call(&self.c, &name)
+            .await?;
         let arn = out
             .db_subnet_group()
             .and_then(|g| g.db_subnet_group_arn())
@@ -350,7 +346,6 @@ impl Driver for DbSubnetGroup {
         let p = req.properties;
         if changed(&req, "DBSubnetGroupDescription") || changed(&req, "SubnetIds") {
             // ModifyDBSubnetGroup always takes the whole subnet list.
-            self.c.pace("RDS").await;
             self.c
                 .rds
                 .modify_db_subnet_group()
@@ -358,11 +353,11 @@ impl Driver for DbSubnetGroup {
                 .set_db_subnet_group_description(owned_str(p, "DBSubnetGroupDescription"))
                 .set_subnet_ids(Some(strs_of(p, "SubnetIds")))
                 .send()
-                .await
-                .op("rds:ModifyDBSubnetGroup", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         let arn = subnet_group_arn(req.context, name);
-        crate::tags::sync_update(&self.c, &RdsTags(&self.c), &arn, &req).await?;
+        crate::tags::sync_update(&RdsTags(&self.c), &arn, &req).await?;
         Ok(subnet_group_attributes(&arn))
     }
 
@@ -370,14 +365,13 @@ impl Driver for DbSubnetGroup {
         let name = h.physical_id.as_str();
         // In use until the DB instances in it are gone.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("RDS").await;
             self.c
                 .rds
                 .delete_db_subnet_group()
                 .db_subnet_group_name(name)
                 .send()
+                .call(&self.c, name)
                 .await
-                .op("rds:DeleteDBSubnetGroup", name)
         })
         .await
     }
@@ -532,10 +526,7 @@ impl DbInstance {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for i in page
-                    .op("rds:DescribeDBInstances", &chunk.join(","))?
-                    .db_instances()
-                {
+                for i in page.op(&chunk.join(","))?.db_instances() {
                     if let Some(id) = i.db_instance_identifier() {
                         found.insert(id.to_ascii_lowercase(), i.clone());
                     }
@@ -703,7 +694,6 @@ impl Driver for DbInstance {
             Some(v) => Some(dynamic::resolve(&self.c, v, OP).await?),
             None => None,
         };
-        self.c.pace("RDS").await;
         self.c
             .rds
             .create_db_instance()
@@ -734,8 +724,8 @@ impl Driver for DbInstance {
             .set_auto_minor_version_upgrade(bool_of(p, "AutoMinorVersionUpgrade"))
             .set_tags(Some(rds_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(OP, &id)?;
+            .call(&self.c, &id)
+            .await?;
         let i = self.wait_settled(&id, "become available").await?;
         Ok(Created {
             physical_id: id,
@@ -868,14 +858,13 @@ impl Driver for DbInstance {
             }
         }
         let current = if any {
-            self.c.pace("RDS").await;
-            call.send().await.op(OP, id)?;
+            call.send().call(&self.c, id).await?;
             self.wait_settled(id, "apply the changes").await?
         } else {
             now
         };
         let arn = current.db_instance_arn().unwrap_or_default().to_string();
-        crate::tags::sync_update(&self.c, &RdsTags(&self.c), &arn, &req).await?;
+        crate::tags::sync_update(&RdsTags(&self.c), &arn, &req).await?;
         Ok(instance_attributes(&current))
     }
 
@@ -886,7 +875,6 @@ impl Driver for DbInstance {
         // deleted for a while; one already deleting refuses until it is gone.
         let deadline = wait::Deadline::after(self.schema.deadlines.gone);
         let r = wait::while_in_use(deadline.left(), || async {
-            self.c.pace("RDS").await;
             self.c
                 .rds
                 .delete_db_instance()
@@ -894,8 +882,8 @@ impl Driver for DbInstance {
                 .skip_final_snapshot(true)
                 .delete_automated_backups(!keep_backups)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("rds:DeleteDBInstance", id)
         })
         .await;
         match r {

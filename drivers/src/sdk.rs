@@ -22,7 +22,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use fastcart_engine::{CloudContext, DriverError};
 
 use crate::batch::Loader;
-use crate::error::SdkResultExt;
+use crate::call::Call;
 use crate::pace::Pacer;
 use crate::tagging::TagSnapshot;
 
@@ -210,12 +210,14 @@ impl Clients {
         Arc::new(Self::from_config(&config))
     }
 
-    /// Waits for the service's pacing bucket before a mutation. Every
-    /// registered type's service has one (`registry` checks at start).
-    pub async fn pace(&self, service: &str) {
+    /// Waits for the bucket of a mutation's service, and counts it (which
+    /// makes the tag snapshot stale). [`crate::call::Call`] calls it for
+    /// every mutation; every registered type's service has a bucket
+    /// (`registry` checks at start).
+    pub(crate) async fn pace(&self, op: &crate::call::Operation) {
         self.mutations.fetch_add(1, Ordering::SeqCst);
-        let pacer = self.pacers.get(service);
-        debug_assert!(pacer.is_some(), "no pacing for {service}");
+        let pacer = op.pacer.and_then(|p| self.pacers.get(p));
+        debug_assert!(pacer.is_some(), "no pacing for {op}");
         if let Some(p) = pacer {
             p.acquire().await;
         }
@@ -254,8 +256,8 @@ impl Clients {
             .sts
             .get_caller_identity()
             .send()
-            .await
-            .op("sts:GetCallerIdentity", "the caller")?;
+            .call(self, "the caller")
+            .await?;
         let account_id = who.account().unwrap_or_default().to_string();
         let partition = who
             .arn()
@@ -272,8 +274,8 @@ impl Clients {
                     .build(),
             )
             .send()
-            .await
-            .op("ec2:DescribeAvailabilityZones", &self.region)?;
+            .call(self, &self.region)
+            .await?;
         let mut zones: Vec<String> = azs
             .availability_zones()
             .iter()
@@ -292,6 +294,12 @@ impl Clients {
 mod tests {
     use super::*;
 
+    fn logs_write() -> crate::call::Operation {
+        crate::call::operation_of::<
+            aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError,
+        >()
+    }
+
     #[tokio::test]
     async fn kept_tags_go_stale_at_the_next_mutation() {
         let c = Clients::offline();
@@ -303,11 +311,11 @@ mod tests {
             c.snapshot_tags("arn:aws:logs:eu-central-1:1:log-group:/b"),
             None
         );
-        c.pace("Logs").await;
+        c.pace(&logs_write()).await;
         assert_eq!(c.snapshot_tags(arn), None, "a mutation makes it stale");
         // A search sent before a mutation keeps nothing usable either.
         let before = c.mutations();
-        c.pace("Logs").await;
+        c.pace(&logs_write()).await;
         c.keep_tags(before, vec![(arn.to_string(), BTreeMap::new())]);
         assert_eq!(c.snapshot_tags(arn), None);
     }

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
     ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
@@ -25,8 +24,9 @@ use fastcart_engine::{
 use futures::future::try_join_all;
 use serde_json::{Map, Value};
 
-use crate::error::{from_sdk, invalid, is_gone, SdkResultExt};
-use crate::iam::{carries_ownership, generated_name};
+use crate::call::Call;
+use crate::error::{invalid, is_gone, SdkResultExt};
+use crate::iam::generated_name;
 use crate::kms::key_id_of;
 use crate::props::{all_tags, bool_of, int_of, need_str, str_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
@@ -55,10 +55,6 @@ impl Info {
     /// Whether `id` (an ARN, or a name) names this secret.
     fn is(&self, id: &str) -> bool {
         self.arn == id || (!id.starts_with("arn:") && self.name == id)
-    }
-
-    fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -139,8 +135,8 @@ async fn describe(c: &Clients, id: &str) -> Result<Option<Info>, DriverError> {
         .describe_secret()
         .secret_id(id)
         .send()
+        .call(c, id)
         .await
-        .op("secretsmanager:DescribeSecret", id)
     {
         Ok(out) => Ok(Some(info_of!(&out))),
         Err(e) if is_gone(&e) => Ok(None),
@@ -210,10 +206,7 @@ async fn secrets(c: &Clients, ids: &[&str]) -> Result<Vec<Info>, DriverError> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for s in page
-                .op("secretsmanager:ListSecrets", &chunk.join(","))?
-                .secret_list()
-            {
+            for s in page.op(&chunk.join(","))?.secret_list() {
                 found.push(info_of!(s));
             }
         }
@@ -241,7 +234,6 @@ pub const SECRET_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
 struct SecretTags<'a>(&'a Clients);
 
 impl crate::tags::TagApi for SecretTags<'_> {
-    const SERVICE: &'static str = "SecretsManager";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -259,8 +251,8 @@ impl crate::tags::TagApi for SecretTags<'_> {
             .secret_id(arn)
             .set_tags(Some(sm_tags(&tags)))
             .send()
-            .await
-            .op("secretsmanager:TagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -271,8 +263,8 @@ impl crate::tags::TagApi for SecretTags<'_> {
             .secret_id(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("secretsmanager:UntagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }
@@ -355,8 +347,8 @@ impl Secret {
             .set_include_space(bool_of(g, "IncludeSpace"))
             .set_require_each_included_type(bool_of(g, "RequireEachIncludedType"))
             .send()
-            .await
-            .op(op, target)?;
+            .call(&self.c, target)
+            .await?;
         let password = match out.random_password() {
             Some(p) if !p.is_empty() => p.to_string(),
             _ => {
@@ -429,7 +421,6 @@ impl Driver for Secret {
             None => generated_name(req.logical_id, req.tags, req.idempotency_token, 256),
         };
         let value = self.value(p, &name).await?;
-        self.c.pace("SecretsManager").await;
         let r = self
             .c
             .secrets
@@ -441,19 +432,11 @@ impl Driver for Secret {
             .set_secret_string(value)
             .set_tags(Some(sm_tags(&all_tags(p, req.tags))))
             .send()
+            .call(&self.c, &name)
             .await;
-        let arn = match r {
-            Ok(out) => out.arn().unwrap_or_default().to_string(),
-            // A secret of this name with this resource's ownership tags was
-            // made by an earlier attempt of this create: take it over.
-            Err(e) if e.code() == Some("ResourceExistsException") => {
-                match describe(&self.c, &name).await? {
-                    Some(s) if !s.deleted && carries_ownership(s.tag_pairs(), req.tags) => s.arn,
-                    _ => return Err(from_sdk(e, op, &name)),
-                }
-            }
-            Err(e) => return Err(from_sdk(e, op, &name)),
-        };
+        // A taken name is the engine's to judge (`AlreadyExists`): it adopts
+        // the secret when it carries this resource's ownership tags.
+        let arn = r?.arn().unwrap_or_default().to_string();
         if arn.is_empty() {
             return Err(DriverError::new(
                 ErrorKind::Other,
@@ -479,23 +462,21 @@ impl Driver for Secret {
             if changed("KmsKeyId") {
                 call = call.kms_key_id(str_of(p, "KmsKeyId").unwrap_or(DEFAULT_KEY));
             }
-            self.c.pace("SecretsManager").await;
-            call.send().await.op("secretsmanager:UpdateSecret", arn)?;
+            call.send().call(&self.c, arn).await?;
         }
         if changed("SecretString") || changed("GenerateSecretString") {
             if let Some(value) = self.value(p, arn).await? {
-                self.c.pace("SecretsManager").await;
                 self.c
                     .secrets
                     .put_secret_value()
                     .secret_id(arn)
                     .secret_string(value)
                     .send()
-                    .await
-                    .op("secretsmanager:PutSecretValue", arn)?;
+                    .call(&self.c, arn)
+                    .await?;
             }
         }
-        crate::tags::sync_update(&self.c, &SecretTags(&self.c), arn, &req).await?;
+        crate::tags::sync_update(&SecretTags(&self.c), arn, &req).await?;
         Ok(id_attribute(arn))
     }
 
@@ -503,7 +484,6 @@ impl Driver for Secret {
         let arn = h.physical_id.as_str();
         // Without recovery: the stack must be able to make a secret of the
         // same name again right away.
-        self.c.pace("SecretsManager").await;
         let r = self
             .c
             .secrets
@@ -511,8 +491,8 @@ impl Driver for Secret {
             .secret_id(arn)
             .force_delete_without_recovery(true)
             .send()
-            .await
-            .op("secretsmanager:DeleteSecret", arn);
+            .call(&self.c, arn)
+            .await;
         if let Err(e) = r {
             if !is_gone(&e) {
                 return Err(e);
@@ -574,7 +554,6 @@ impl RotationSchedule {
                 .set_duration(str_of(r, "Duration").map(String::from))
                 .build()
         });
-        self.c.pace("SecretsManager").await;
         let out = self
             .c
             .secrets
@@ -584,8 +563,8 @@ impl RotationSchedule {
             .set_rotation_lambda_arn(str_of(p, "RotationLambdaARN").map(String::from))
             .rotate_immediately(immediately)
             .send()
-            .await
-            .op("secretsmanager:RotateSecret", secret)?;
+            .call(&self.c, secret)
+            .await?;
         Ok(out.arn().unwrap_or(secret).to_string())
     }
 }
@@ -653,28 +632,20 @@ impl Driver for RotationSchedule {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let arn = h.physical_id.as_str();
-        self.c.pace("SecretsManager").await;
         match self
             .c
             .secrets
             .cancel_rotate_secret()
             .secret_id(arn)
             .send()
+            .call(&self.c, arn)
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let code = e.code().unwrap_or_default().to_string();
-                let err = from_sdk(e, "secretsmanager:CancelRotateSecret", arn);
-                // Gone with its secret, or the secret is being deleted, or
-                // its rotation belongs to the service that manages it (no
-                // rotation function to cancel): nothing left to undo.
-                if is_gone(&err) || code == "InvalidRequestException" {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
+            // Gone with its secret, or the secret is being deleted, or its
+            // rotation belongs to the service that manages it (no rotation
+            // function to cancel): nothing left to undo.
+            Err(e) if !is_gone(&e) && !e.is_code("InvalidRequestException") => Err(e),
+            _ => Ok(()),
         }
     }
 

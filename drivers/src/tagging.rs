@@ -14,7 +14,7 @@ use fastcart_engine::{
     BatchFinder, DriverError, Found, Ownership, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
 };
 
-use crate::error::SdkResultExt;
+use crate::call::Call;
 use crate::sdk::Clients;
 
 /// How a resource type appears in the tagging API.
@@ -90,8 +90,8 @@ async fn tagged(
             .tags_per_page(TAGS_PER_PAGE)
             .set_pagination_token(token.clone())
             .send()
-            .await
-            .op("tag:GetResources", &target)?;
+            .call(c, &target)
+            .await?;
         for r in page.resource_tag_mapping_list() {
             let tags = r
                 .tags()

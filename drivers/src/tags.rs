@@ -18,8 +18,6 @@ use crate::sdk::Clients;
 /// One service's tagging calls for one kind of resource, addressed by `id`
 /// (an ARN, a name or a key id, whatever the service takes).
 pub trait TagApi: Sync {
-    /// The pacer's name of the service (`pace::LIMITS`).
-    const SERVICE: &'static str;
     /// Most tags (and tag keys) one tag or untag call takes.
     const PER_CALL: usize;
 
@@ -57,10 +55,9 @@ pub async fn read<A: TagApi>(
     }
 }
 
-/// Sets `tags` on the resource and removes `removed`, paced, in chunks the
+/// Sets `tags` on the resource and removes `removed`, in chunks the
 /// service accepts.
 pub async fn sync<A: TagApi>(
-    c: &Clients,
     api: &A,
     id: &str,
     tags: &Tags,
@@ -68,11 +65,9 @@ pub async fn sync<A: TagApi>(
 ) -> Result<(), DriverError> {
     let pairs: Vec<(String, String)> = tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for chunk in pairs.chunks(A::PER_CALL) {
-        c.pace(A::SERVICE).await;
         api.tag(id, chunk).await?;
     }
     for chunk in removed.chunks(A::PER_CALL) {
-        c.pace(A::SERVICE).await;
         api.untag(id, chunk).await?;
     }
     Ok(())
@@ -82,13 +77,11 @@ pub async fn sync<A: TagApi>(
 /// ownership tags and its own `Tags`), and the keys its `Tags` no longer
 /// gives removed.
 pub async fn sync_update<A: TagApi>(
-    c: &Clients,
     api: &A,
     id: &str,
     req: &UpdateRequest<'_>,
 ) -> Result<(), DriverError> {
     sync(
-        c,
         api,
         id,
         &all_tags(req.properties, req.tags),
@@ -106,7 +99,6 @@ mod tests {
     struct Recorder(Mutex<Vec<String>>);
 
     impl TagApi for Recorder {
-        const SERVICE: &'static str = "Logs";
         const PER_CALL: usize = 2;
 
         async fn list(&self, _id: &str) -> Result<Tags, DriverError> {
@@ -140,7 +132,7 @@ mod tests {
             .iter()
             .map(|k| (k.to_string(), "v".to_string()))
             .collect();
-        sync(&c, &api, "r", &tags, &["x".into(), "y".into(), "z".into()])
+        sync(&api, "r", &tags, &["x".into(), "y".into(), "z".into()])
             .await
             .unwrap();
         assert_eq!(

@@ -18,7 +18,8 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
-use crate::error::{invalid, SdkResultExt};
+use crate::call::Call;
+use crate::error::invalid;
 use crate::props::{all_tags, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
@@ -64,8 +65,8 @@ impl Eip {
                 .describe_addresses()
                 .filters(filter("allocation-id", chunk.iter().copied()))
                 .send()
-                .await
-                .op("ec2:DescribeAddresses", &chunk.join(","))?;
+                .call(&self.c, &chunk.join(","))
+                .await?;
             for a in out.addresses() {
                 if let Some(id) = a.allocation_id() {
                     found.insert(id.to_string(), a.clone());
@@ -115,7 +116,6 @@ impl Driver for Eip {
         }
         // AllocateAddress takes no client token; the tags let the engine find
         // an address a lost create allocated.
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -124,8 +124,8 @@ impl Driver for Eip {
             .set_address(str_of(p, "Address").map(String::from))
             .tag_specifications(tag_spec(ResourceType::ElasticIp, &all_tags(p, req.tags)))
             .send()
-            .await
-            .op("ec2:AllocateAddress", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out.allocation_id().unwrap_or_default().to_string();
         if id.is_empty() {
             return Err(invalid(
@@ -161,14 +161,13 @@ impl Driver for Eip {
         // An address still held by a NAT gateway being deleted cannot be
         // released ("InvalidIPAddress.InUse"): retry that for a while.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .release_address()
                 .allocation_id(id)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("ec2:ReleaseAddress", id)
                 .map_err(|mut e| {
                     if e.is_code("InvalidIPAddress.InUse") || e.is_code("AuthFailure.InUse") {
                         e.kind = ErrorKind::DependencyViolation;
@@ -188,8 +187,8 @@ impl Driver for Eip {
             .describe_addresses()
             .set_filters(Some(owner_filters(owner)))
             .send()
-            .await
-            .op("ec2:DescribeAddresses", "addresses by tag")?;
+            .call(&self.c, "addresses by tag")
+            .await?;
         Ok(super::found(
             out.addresses(),
             owner,

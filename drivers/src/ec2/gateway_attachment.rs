@@ -22,7 +22,8 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::internet_gateway::InternetGateway;
-use crate::error::{invalid, SdkResultExt};
+use crate::call::Call;
+use crate::error::invalid;
 use crate::props::{need_str, Obs};
 use crate::sdk::Clients;
 use crate::wait;
@@ -116,15 +117,14 @@ impl Driver for GatewayAttachment {
         let id = format!("{igw}|{vpc}");
         // No tags: adopt an attachment an earlier, lost create already made.
         if self.is_attached(igw, vpc).await? != Some(true) {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .attach_internet_gateway()
                 .internet_gateway_id(igw)
                 .vpc_id(vpc)
                 .send()
-                .await
-                .op("ec2:AttachInternetGateway", &id)?;
+                .call(&self.c, &id)
+                .await?;
         }
         wait::until(
             "ec2:DescribeInternetGateways",
@@ -152,15 +152,14 @@ impl Driver for GatewayAttachment {
         // gateway being deleted, say): retry for a while.
         let deadline = wait::Deadline::after(self.schema.deadlines.gone);
         let r = wait::while_in_use(deadline.left(), || async {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .detach_internet_gateway()
                 .internet_gateway_id(igw)
                 .vpc_id(vpc)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("ec2:DetachInternetGateway", id)
         })
         .await;
         match r {

@@ -16,6 +16,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, Obs};
 use crate::sdk::Clients;
@@ -64,10 +65,7 @@ impl InternetGateway {
                         .into_paginator()
                         .send();
                     while let Some(page) = pages.next().await {
-                        for g in page
-                            .op("ec2:DescribeInternetGateways", &target)?
-                            .internet_gateways()
-                        {
+                        for g in page.op(&target)?.internet_gateways() {
                             if let Some(id) = g.internet_gateway_id() {
                                 found.insert(id.to_string(), g.clone());
                             }
@@ -106,7 +104,6 @@ impl Driver for InternetGateway {
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -116,8 +113,8 @@ impl Driver for InternetGateway {
                 &all_tags(req.properties, req.tags),
             ))
             .send()
-            .await
-            .op("ec2:CreateInternetGateway", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out
             .internet_gateway()
             .and_then(|g| g.internet_gateway_id())
@@ -155,14 +152,13 @@ impl Driver for InternetGateway {
         let id = h.physical_id.as_str();
         // Still attached (the attachment's detach not yet settled): retry.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .delete_internet_gateway()
                 .internet_gateway_id(id)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("ec2:DeleteInternetGateway", id)
         })
         .await
     }
@@ -177,7 +173,7 @@ impl Driver for InternetGateway {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.op("ec2:DescribeInternetGateways", "internet gateways by tag")?;
+            let page = page.op("internet gateways by tag")?;
             found.extend(super::found(
                 page.internet_gateways(),
                 owner,

@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification
 use fastcart_engine::{DriverError, Found, Ownership, UpdateRequest, TAG_ENV, TAG_STACK};
 use serde_json::Value;
 
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::tags_value;
 use crate::sdk::Clients;
@@ -54,7 +55,7 @@ pub(crate) async fn route_tables(
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
-                    for t in page.op("ec2:DescribeRouteTables", &target)?.route_tables() {
+                    for t in page.op(&target)?.route_tables() {
                         if let Some(id) = t.route_table_id() {
                             found.insert(id.to_string(), t.clone());
                         }
@@ -128,7 +129,6 @@ pub(crate) fn owned(tags: &[Tag], owner: &Ownership) -> Option<String> {
 pub(crate) struct Ec2Tags<'a>(pub(crate) &'a Clients);
 
 impl crate::tags::TagApi for Ec2Tags<'_> {
-    const SERVICE: &'static str = "EC2";
     const PER_CALL: usize = 50;
 
     async fn list(&self, id: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -138,8 +138,8 @@ impl crate::tags::TagApi for Ec2Tags<'_> {
             .describe_tags()
             .filters(filter("resource-id", [id]))
             .send()
-            .await
-            .op("ec2:DescribeTags", id)?;
+            .call(self.0, id)
+            .await?;
         Ok(out
             .tags()
             .iter()
@@ -158,8 +158,8 @@ impl crate::tags::TagApi for Ec2Tags<'_> {
                     .collect(),
             ))
             .send()
-            .await
-            .op("ec2:CreateTags", id)?;
+            .call(self.0, id)
+            .await?;
         Ok(())
     }
 
@@ -172,8 +172,8 @@ impl crate::tags::TagApi for Ec2Tags<'_> {
                 keys.iter().map(|k| Tag::builder().key(k).build()).collect(),
             ))
             .send()
-            .await
-            .op("ec2:DeleteTags", id)?;
+            .call(self.0, id)
+            .await?;
         Ok(())
     }
 }
@@ -181,5 +181,5 @@ impl crate::tags::TagApi for Ec2Tags<'_> {
 /// Reconciles an updated resource's tags: sets every tag it should carry and
 /// removes those its `Tags` property no longer gives.
 pub(crate) async fn sync_tags(c: &Clients, req: &UpdateRequest<'_>) -> Result<(), DriverError> {
-    crate::tags::sync_update(c, &Ec2Tags(c), req.physical_id, req).await
+    crate::tags::sync_update(&Ec2Tags(c), req.physical_id, req).await
 }

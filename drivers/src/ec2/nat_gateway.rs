@@ -20,6 +20,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, need_str, str_of, Obs};
 use crate::sdk::Clients;
@@ -85,7 +86,7 @@ impl NatGateway {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for n in page.op("ec2:DescribeNatGateways", &target)?.nat_gateways() {
+                for n in page.op(&target)?.nat_gateways() {
                     if let Some(id) = n.nat_gateway_id() {
                         found.insert(id.to_string(), n.clone());
                     }
@@ -179,7 +180,6 @@ impl Driver for NatGateway {
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
         let p = req.properties;
         let subnet = need_str(p, "SubnetId", "ec2:CreateNatGateway")?;
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -190,8 +190,8 @@ impl Driver for NatGateway {
             .client_token(req.idempotency_token)
             .tag_specifications(tag_spec(ResourceType::Natgateway, &all_tags(p, req.tags)))
             .send()
-            .await
-            .op("ec2:CreateNatGateway", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out
             .nat_gateway()
             .and_then(|n| n.nat_gateway_id())
@@ -226,15 +226,14 @@ impl Driver for NatGateway {
             "deleted" | "failed" => return Ok(()),
             "deleting" => {}
             _ => {
-                self.c.pace("EC2").await;
                 let r = self
                     .c
                     .ec2
                     .delete_nat_gateway()
                     .nat_gateway_id(id)
                     .send()
-                    .await
-                    .op("ec2:DeleteNatGateway", id);
+                    .call(&self.c, id)
+                    .await;
                 match r {
                     Err(e) if crate::error::is_gone(&e) => return Ok(()),
                     Err(e) => return Err(e),
@@ -264,10 +263,7 @@ impl Driver for NatGateway {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for n in page
-                .op("ec2:DescribeNatGateways", "NAT gateways by tag")?
-                .nat_gateways()
-            {
+            for n in page.op("NAT gateways by tag")?.nat_gateways() {
                 if !live(n) {
                     continue;
                 }

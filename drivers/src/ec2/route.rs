@@ -18,7 +18,8 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use crate::error::{invalid, SdkResultExt};
+use crate::call::Call;
+use crate::error::invalid;
 use crate::props::{need_str, str_of, Obs, Props};
 use crate::sdk::Clients;
 
@@ -96,10 +97,7 @@ impl Route {
         let call = self.c.ec2.replace_route().route_table_id(table);
         let call = with_destination!(call, dest);
         let call = with_target!(call, target.0, target.1);
-        self.c.pace("EC2").await;
-        call.send()
-            .await
-            .op("ec2:ReplaceRoute", &physical_id(table, dest))?;
+        call.send().call(&self.c, &physical_id(table, dest)).await?;
         Ok(())
     }
 }
@@ -230,8 +228,7 @@ impl Driver for Route {
                 let call = self.c.ec2.create_route().route_table_id(table);
                 let call = with_destination!(call, dest);
                 let call = with_target!(call, target.0, target.1);
-                self.c.pace("EC2").await;
-                match call.send().await.op(op, &id) {
+                match call.send().call(&self.c, &id).await {
                     // Made meanwhile (an earlier attempt's answer was lost):
                     // done if it is the same route, else say what differs.
                     Err(e) if e.is_code("RouteAlreadyExists") => {
@@ -285,8 +282,7 @@ impl Driver for Route {
             .ok_or_else(|| invalid(op, format!("{}: not a route id", h.physical_id)))?;
         let call = self.c.ec2.delete_route().route_table_id(table);
         let call = with_destination!(call, dest);
-        self.c.pace("EC2").await;
-        match call.send().await.op(op, &h.physical_id) {
+        match call.send().call(&self.c, &h.physical_id).await {
             // The route, or its whole table, is gone already.
             Err(e) if !crate::error::is_gone(&e) => Err(e),
             _ => Ok(()),

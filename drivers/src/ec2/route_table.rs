@@ -12,6 +12,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, need_str, Obs};
 use crate::sdk::Clients;
@@ -51,8 +52,8 @@ impl RouteTable {
             .describe_route_tables()
             .filters(filter("route-table-id", [id]))
             .send()
-            .await
-            .op("ec2:DescribeRouteTables", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(out.route_tables().first().cloned())
     }
 }
@@ -92,7 +93,6 @@ impl Driver for RouteTable {
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
         let p = req.properties;
         let vpc = need_str(p, "VpcId", "ec2:CreateRouteTable")?;
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -101,8 +101,8 @@ impl Driver for RouteTable {
             .client_token(req.idempotency_token)
             .tag_specifications(tag_spec(ResourceType::RouteTable, &all_tags(p, req.tags)))
             .send()
-            .await
-            .op("ec2:CreateRouteTable", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out
             .route_table()
             .and_then(|t| t.route_table_id())
@@ -134,14 +134,13 @@ impl Driver for RouteTable {
         // Subnets still associated with the table (their associations are
         // deleted alongside) make it a dependency violation for a while.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .delete_route_table()
                 .route_table_id(id)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("ec2:DeleteRouteTable", id)
         })
         .await
     }
@@ -156,7 +155,7 @@ impl Driver for RouteTable {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.op("ec2:DescribeRouteTables", "route tables by tag")?;
+            let page = page.op("route tables by tag")?;
             found.extend(super::found(
                 page.route_tables(),
                 owner,

@@ -24,6 +24,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owned, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::{invalid, SdkResultExt};
 use crate::props::{all_tags, i32_of, need_str, str_of, Obs, Props};
 use crate::sdk::Clients;
@@ -468,8 +469,8 @@ impl SecurityGroup {
             .describe_security_groups()
             .filters(filter("group-id", [id]))
             .send()
-            .await
-            .op("ec2:DescribeSecurityGroups", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(out.security_groups().first().cloned())
     }
 
@@ -489,7 +490,7 @@ impl SecurityGroup {
         if let Some(v) = vpc {
             call = call.filters(filter("vpc-id", [v]));
         }
-        let out = call.send().await.op("ec2:DescribeSecurityGroups", name)?;
+        let out = call.send().call(&self.c, name).await?;
         let owner = owner_of(req.tags);
         Ok(out
             .security_groups()
@@ -537,7 +538,6 @@ impl SecurityGroup {
             .collect();
         let remove: Vec<IpPermission> = leftover.iter().map(|r| r.permission()).collect();
         if !add.is_empty() {
-            self.c.pace("EC2").await;
             let authorized = match dir {
                 Ingress => self
                     .c
@@ -546,8 +546,8 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(add))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:AuthorizeSecurityGroupIngress", id)
                     .map(|_| ()),
                 Egress => self
                     .c
@@ -556,8 +556,8 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(add))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:AuthorizeSecurityGroupEgress", id)
                     .map(|_| ()),
             };
             match authorized {
@@ -570,7 +570,6 @@ impl SecurityGroup {
             }
         }
         if !redescribe.is_empty() {
-            self.c.pace("EC2").await;
             match dir {
                 Ingress => self
                     .c
@@ -579,8 +578,8 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(redescribe))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:UpdateSecurityGroupRuleDescriptionsIngress", id)
                     .map(|_| ())?,
                 Egress => self
                     .c
@@ -589,13 +588,12 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(redescribe))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:UpdateSecurityGroupRuleDescriptionsEgress", id)
                     .map(|_| ())?,
             }
         }
         if !remove.is_empty() {
-            self.c.pace("EC2").await;
             let revoked = match dir {
                 Ingress => self
                     .c
@@ -604,8 +602,8 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(remove))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:RevokeSecurityGroupIngress", id)
                     .map(|_| ()),
                 Egress => self
                     .c
@@ -614,8 +612,8 @@ impl SecurityGroup {
                     .group_id(id)
                     .set_ip_permissions(Some(remove))
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:RevokeSecurityGroupEgress", id)
                     .map(|_| ()),
             };
             match revoked {
@@ -697,14 +695,13 @@ impl SecurityGroup {
     }
 
     async fn delete_once(&self, id: &str) -> Result<(), DriverError> {
-        self.c.pace("EC2").await;
         self.c
             .ec2
             .delete_security_group()
             .group_id(id)
             .send()
-            .await
-            .op("ec2:DeleteSecurityGroup", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(())
     }
 }
@@ -731,10 +728,7 @@ impl Driver for SecurityGroup {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for g in page
-                    .op("ec2:DescribeSecurityGroups", &chunk.join(","))?
-                    .security_groups()
-                {
+                for g in page.op(&chunk.join(","))?.security_groups() {
                     if let Some(id) = g.group_id() {
                         groups.insert(id.to_string(), g.clone());
                     }
@@ -782,7 +776,6 @@ impl Driver for SecurityGroup {
             None => generated_name(&req),
         };
         let vpc = str_of(p, "VpcId");
-        self.c.pace("EC2").await;
         let made = self
             .c
             .ec2
@@ -795,8 +788,8 @@ impl Driver for SecurityGroup {
                 &all_tags(p, req.tags),
             ))
             .send()
-            .await
-            .op(op, req.logical_id);
+            .call(&self.c, req.logical_id)
+            .await;
         let id = match made {
             Ok(out) => out.group_id().unwrap_or_default().to_string(),
             // An earlier attempt made it (its answer was lost): adopt it.
@@ -881,7 +874,7 @@ impl Driver for SecurityGroup {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.op("ec2:DescribeSecurityGroups", "security groups by tag")?;
+            let page = page.op("security groups by tag")?;
             found.extend(super::found(
                 page.security_groups(),
                 owner,

@@ -13,6 +13,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
@@ -76,7 +77,7 @@ impl Subnet {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for s in page.op("ec2:DescribeSubnets", &target)?.subnets() {
+                for s in page.op(&target)?.subnets() {
                     if let Some(id) = s.subnet_id() {
                         found.insert(id.to_string(), s.clone());
                     }
@@ -87,15 +88,14 @@ impl Subnet {
     }
 
     async fn map_public_ip(&self, id: &str, on: bool) -> Result<(), DriverError> {
-        self.c.pace("EC2").await;
         self.c
             .ec2
             .modify_subnet_attribute()
             .subnet_id(id)
             .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
             .send()
-            .await
-            .op("ec2:ModifySubnetAttribute", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(())
     }
 }
@@ -134,7 +134,6 @@ impl Driver for Subnet {
         let p = req.properties;
         let vpc = need_str(p, "VpcId", "ec2:CreateSubnet")?;
         let cidr = need_str(p, "CidrBlock", "ec2:CreateSubnet")?;
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -144,8 +143,8 @@ impl Driver for Subnet {
             .set_availability_zone(str_of(p, "AvailabilityZone").map(String::from))
             .tag_specifications(tag_spec(ResourceType::Subnet, &all_tags(p, req.tags)))
             .send()
-            .await
-            .op("ec2:CreateSubnet", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out
             .subnet()
             .and_then(|s| s.subnet_id())
@@ -197,14 +196,13 @@ impl Driver for Subnet {
         // Network interfaces of a NAT gateway or load balancer just deleted
         // linger for a while and hold the subnet.
         wait::deleted(self.schema.deadlines.gone, || async {
-            self.c.pace("EC2").await;
             self.c
                 .ec2
                 .delete_subnet()
                 .subnet_id(id)
                 .send()
+                .call(&self.c, id)
                 .await
-                .op("ec2:DeleteSubnet", id)
         })
         .await
     }
@@ -219,7 +217,7 @@ impl Driver for Subnet {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.op("ec2:DescribeSubnets", "subnets by tag")?;
+            let page = page.op("subnets by tag")?;
             found.extend(super::found(
                 page.subnets(),
                 owner,

@@ -20,6 +20,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::filter;
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{need_str, str_of, Obs};
 use crate::sdk::Clients;
@@ -67,7 +68,7 @@ impl SubnetRouteTableAssociation {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            for t in page.op("ec2:DescribeRouteTables", &what)?.route_tables() {
+            for t in page.op(&what)?.route_tables() {
                 for a in t.associations() {
                     if let Some(id) = a.route_table_association_id() {
                         out.insert(id.to_string(), a.clone());
@@ -175,34 +176,30 @@ impl Driver for SubnetRouteTableAssociation {
             // Made by an earlier attempt, or by hand: adopt it.
             Some((assoc, t)) if t == table => assoc,
             // A subnet has one explicit association: move it to this table.
-            Some((assoc, _)) => {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .replace_route_table_association()
-                    .association_id(&assoc)
-                    .route_table_id(table)
-                    .send()
-                    .await
-                    .op("ec2:ReplaceRouteTableAssociation", &assoc)?
-                    .new_association_id()
-                    .unwrap_or_default()
-                    .to_string()
-            }
-            None => {
-                self.c.pace("EC2").await;
-                self.c
-                    .ec2
-                    .associate_route_table()
-                    .subnet_id(subnet)
-                    .route_table_id(table)
-                    .send()
-                    .await
-                    .op("ec2:AssociateRouteTable", req.logical_id)?
-                    .association_id()
-                    .unwrap_or_default()
-                    .to_string()
-            }
+            Some((assoc, _)) => self
+                .c
+                .ec2
+                .replace_route_table_association()
+                .association_id(&assoc)
+                .route_table_id(table)
+                .send()
+                .call(&self.c, &assoc)
+                .await?
+                .new_association_id()
+                .unwrap_or_default()
+                .to_string(),
+            None => self
+                .c
+                .ec2
+                .associate_route_table()
+                .subnet_id(subnet)
+                .route_table_id(table)
+                .send()
+                .call(&self.c, req.logical_id)
+                .await?
+                .association_id()
+                .unwrap_or_default()
+                .to_string(),
         };
         wait::until(
             "ec2:DescribeRouteTables",
@@ -245,15 +242,14 @@ impl Driver for SubnetRouteTableAssociation {
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {
         let id = h.physical_id.as_str();
-        self.c.pace("EC2").await;
         let r = self
             .c
             .ec2
             .disassociate_route_table()
             .association_id(id)
             .send()
-            .await
-            .op("ec2:DisassociateRouteTable", id);
+            .call(&self.c, id)
+            .await;
         match r {
             Err(e) if crate::error::is_gone(&e) => return Ok(()),
             Err(e) => return Err(e),

@@ -13,6 +13,7 @@ use fastcart_engine::{
 use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
@@ -60,8 +61,7 @@ impl Vpc {
         } else {
             call.enable_dns_hostnames(value)
         };
-        self.c.pace("EC2").await;
-        call.send().await.op("ec2:ModifyVpcAttribute", id)?;
+        call.send().call(&self.c, id).await?;
         Ok(())
     }
 
@@ -79,8 +79,8 @@ impl Vpc {
             .vpc_id(id)
             .attribute(name.clone())
             .send()
-            .await
-            .op("ec2:DescribeVpcAttribute", id)?;
+            .call(&self.c, id)
+            .await?;
         Ok(match name {
             VpcAttributeName::EnableDnsSupport => out.enable_dns_support().and_then(|v| v.value()),
             _ => out.enable_dns_hostnames().and_then(|v| v.value()),
@@ -110,7 +110,7 @@ impl Driver for Vpc {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                for v in page.op("ec2:DescribeVpcs", &chunk.join(","))?.vpcs() {
+                for v in page.op(&chunk.join(","))?.vpcs() {
                     vpcs.insert(v.vpc_id().unwrap_or_default().to_string(), v.clone());
                 }
             }
@@ -169,7 +169,6 @@ impl Driver for Vpc {
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
         let p = req.properties;
         let cidr = need_str(p, "CidrBlock", "ec2:CreateVpc")?;
-        self.c.pace("EC2").await;
         let out = self
             .c
             .ec2
@@ -178,8 +177,8 @@ impl Driver for Vpc {
             .set_instance_tenancy(str_of(p, "InstanceTenancy").map(Tenancy::from))
             .tag_specifications(tag_spec(ResourceType::Vpc, &all_tags(p, req.tags)))
             .send()
-            .await
-            .op("ec2:CreateVpc", req.logical_id)?;
+            .call(&self.c, req.logical_id)
+            .await?;
         let id = out
             .vpc()
             .and_then(|v| v.vpc_id())
@@ -196,8 +195,8 @@ impl Driver for Vpc {
                     .describe_vpcs()
                     .filters(filter("vpc-id", [id.as_str()]))
                     .send()
-                    .await
-                    .op("ec2:DescribeVpcs", &id)?;
+                    .call(&self.c, &id)
+                    .await?;
                 Ok(out
                     .vpcs()
                     .first()
@@ -232,15 +231,14 @@ impl Driver for Vpc {
         }
         if req.changed.iter().any(|c| c == "InstanceTenancy") {
             if let Some(t) = str_of(req.properties, "InstanceTenancy") {
-                self.c.pace("EC2").await;
                 self.c
                     .ec2
                     .modify_vpc_tenancy()
                     .vpc_id(id)
                     .instance_tenancy(aws_sdk_ec2::types::VpcTenancy::from(t))
                     .send()
-                    .await
-                    .op("ec2:ModifyVpcTenancy", id)?;
+                    .call(&self.c, id)
+                    .await?;
             }
         }
         sync_tags(&self.c, &req).await?;
@@ -258,14 +256,13 @@ impl Driver for Vpc {
         wait::deleted_naming(
             self.schema.deadlines.gone,
             || async {
-                self.c.pace("EC2").await;
                 self.c
                     .ec2
                     .delete_vpc()
                     .vpc_id(id)
                     .send()
+                    .call(&self.c, id)
                     .await
-                    .op("ec2:DeleteVpc", id)
             },
             || self.contents(id),
         )
@@ -279,8 +276,8 @@ impl Driver for Vpc {
             .describe_vpcs()
             .set_filters(Some(owner_filters(owner)))
             .send()
-            .await
-            .op("ec2:DescribeVpcs", "vpcs by tag")?;
+            .call(&self.c, "vpcs by tag")
+            .await?;
         Ok(super::found(
             out.vpcs(),
             owner,
@@ -374,8 +371,8 @@ impl Vpc {
             .filters(filter("vpc-id", ids.iter().copied()))
             .filters(filter("group-name", ["default"]))
             .send()
-            .await
-            .op("ec2:DescribeSecurityGroups", "default security groups")?;
+            .call(&self.c, "default security groups")
+            .await?;
         for g in sgs.security_groups() {
             if let (Some(vpc), Some(id)) = (g.vpc_id(), g.group_id()) {
                 out.entry(vpc.to_string())
@@ -390,8 +387,8 @@ impl Vpc {
             .filters(filter("vpc-id", ids.iter().copied()))
             .filters(filter("default", ["true"]))
             .send()
-            .await
-            .op("ec2:DescribeNetworkAcls", "default network ACLs")?;
+            .call(&self.c, "default network ACLs")
+            .await?;
         for a in acls.network_acls() {
             if let (Some(vpc), Some(id)) = (a.vpc_id(), a.network_acl_id()) {
                 out.entry(vpc.to_string())

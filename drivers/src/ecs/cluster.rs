@@ -110,8 +110,8 @@ impl Cluster {
                 .include(ClusterField::Tags)
                 .include(ClusterField::Settings)
                 .send()
-                .await
-                .op("ecs:DescribeClusters", &chunk.join(","))?;
+                .call(&self.c, &chunk.join(","))
+                .await?;
             for cl in out.clusters() {
                 if let Some(name) = cl.cluster_name() {
                     found.insert(name.to_string(), cl.clone());
@@ -139,15 +139,14 @@ impl Cluster {
     /// adopted from an earlier attempt of the same create).
     async fn reconcile(&self, name: &str, p: &Obj, op: &str) -> Result<(), DriverError> {
         if let Some(settings) = cluster_settings_of(p, op)? {
-            self.c.pace("ECS").await;
             self.c
                 .ecs
                 .update_cluster()
                 .cluster(name)
                 .set_settings(Some(settings))
                 .send()
-                .await
-                .op("ecs:UpdateCluster", name)?;
+                .call(&self.c, name)
+                .await?;
         }
         let providers = capacity_providers_of(p);
         let strategy = strategy_of(p, op)?;
@@ -165,7 +164,6 @@ impl Cluster {
         providers: Option<Vec<String>>,
         strategy: Option<Vec<CapacityProviderStrategyItem>>,
     ) -> Result<(), DriverError> {
-        self.c.pace("ECS").await;
         self.c
             .ecs
             .put_cluster_capacity_providers()
@@ -173,8 +171,8 @@ impl Cluster {
             .set_capacity_providers(Some(providers.unwrap_or_default()))
             .set_default_capacity_provider_strategy(Some(strategy.unwrap_or_default()))
             .send()
-            .await
-            .op("ecs:PutClusterCapacityProviders", name)?;
+            .call(&self.c, name)
+            .await?;
         Ok(())
     }
 }
@@ -262,7 +260,6 @@ impl Driver for Cluster {
             // An earlier attempt of this very create made it: adopt it.
             self.reconcile(&name, p, op).await?;
             crate::tags::sync(
-                &self.c,
                 &EcsTags(&self.c),
                 existing.cluster_arn().unwrap_or_default(),
                 &all_tags(p, req.tags),
@@ -274,7 +271,6 @@ impl Driver for Cluster {
                 attributes: Self::attributes(&existing),
             });
         }
-        self.c.pace("ECS").await;
         let out = self
             .c
             .ecs
@@ -285,8 +281,8 @@ impl Driver for Cluster {
             .set_default_capacity_provider_strategy(strategy)
             .set_tags(Some(ecs_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(op, &name)?;
+            .call(&self.c, &name)
+            .await?;
         let mut cluster = out.cluster().cloned();
         // With capacity providers a cluster is PROVISIONING for a while.
         if cluster.as_ref().and_then(|c| c.status()) != Some("ACTIVE") {
@@ -334,15 +330,14 @@ impl Driver for Cluster {
             // UpdateCluster takes the settings as UpdateClusterSettings does;
             // moto implements only the former.
             if let Some(settings) = cluster_settings_of(p, "ecs:UpdateCluster")? {
-                self.c.pace("ECS").await;
                 self.c
                     .ecs
                     .update_cluster()
                     .cluster(name)
                     .set_settings(Some(settings))
                     .send()
-                    .await
-                    .op("ecs:UpdateCluster", name)?;
+                    .call(&self.c, name)
+                    .await?;
             }
         }
         if changed("CapacityProviders") || changed("DefaultCapacityProviderStrategy") {
@@ -358,7 +353,6 @@ impl Driver for Cluster {
             )
         })?;
         crate::tags::sync_update(
-            &self.c,
             &EcsTags(&self.c),
             cl.cluster_arn().unwrap_or_default(),
             &req,
@@ -373,14 +367,13 @@ impl Driver for Cluster {
         // tasks remain in it.
         let deadline = wait::Deadline::after(self.schema.deadlines.gone);
         wait::deleted(deadline.left(), || async {
-            self.c.pace("ECS").await;
             self.c
                 .ecs
                 .delete_cluster()
                 .cluster(name)
                 .send()
+                .call(&self.c, name)
                 .await
-                .op("ecs:DeleteCluster", name)
         })
         .await?;
         wait::until(

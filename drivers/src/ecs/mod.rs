@@ -48,7 +48,8 @@ use fastcart_engine::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::error::{invalid, is_gone, SdkResultExt};
+use crate::call::Call;
+use crate::error::{invalid, is_gone};
 use crate::props::{all_tags, bool_of, i32_of, need_str, str_of, strs_of, tags_value, Obs};
 use crate::sdk::Clients;
 use crate::{tagging, wait};
@@ -104,7 +105,6 @@ pub(super) fn same_owner(tags: &[Tag], want: &BTreeMap<String, String>) -> bool 
 pub(super) struct EcsTags<'a>(pub(super) &'a Clients);
 
 impl crate::tags::TagApi for EcsTags<'_> {
-    const SERVICE: &'static str = "ECS";
     const PER_CALL: usize = 50;
 
     async fn list(&self, arn: &str) -> Result<crate::tags::Tags, DriverError> {
@@ -114,8 +114,8 @@ impl crate::tags::TagApi for EcsTags<'_> {
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
-            .await
-            .op("ecs:ListTagsForResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(out
             .tags()
             .iter()
@@ -131,8 +131,8 @@ impl crate::tags::TagApi for EcsTags<'_> {
             .resource_arn(arn)
             .set_tags(Some(ecs_tags(&tags)))
             .send()
-            .await
-            .op("ecs:TagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 
@@ -143,8 +143,8 @@ impl crate::tags::TagApi for EcsTags<'_> {
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .op("ecs:UntagResource", arn)?;
+            .call(self.0, arn)
+            .await?;
         Ok(())
     }
 }

@@ -242,8 +242,8 @@ impl Service {
                 .set_services(Some(chunk.to_vec()))
                 .include(ServiceField::Tags)
                 .send()
-                .await
-                .op("ecs:DescribeServices", &chunk.join(","));
+                .call(&self.c, &chunk.join(","))
+                .await;
             let out = match r {
                 Ok(out) => out,
                 Err(e) if is_gone(&e) => return Ok(HashMap::new()),
@@ -450,7 +450,6 @@ impl Driver for Service {
                 _ => {}
             }
         }
-        self.c.pace("ECS").await;
         let out = self
             .c
             .ecs
@@ -468,8 +467,8 @@ impl Driver for Service {
             .set_tags(Some(ecs_tags(&all_tags(p, req.tags))))
             .client_token(req.idempotency_token)
             .send()
-            .await
-            .op(op, &name)?;
+            .call(&self.c, &name)
+            .await?;
         let arn = out
             .service()
             .and_then(|s| s.service_arn())
@@ -526,11 +525,10 @@ impl Driver for Service {
             if changed("PropagateTags") {
                 call = call.set_propagate_tags(str_of(p, "PropagateTags").map(PropagateTags::from));
             }
-            self.c.pace("ECS").await;
-            call.send().await.op(op, arn)?;
+            call.send().call(&self.c, arn).await?;
             self.settle(&cluster, arn).await?;
         }
-        crate::tags::sync_update(&self.c, &EcsTags(&self.c), arn, &req).await?;
+        crate::tags::sync_update(&EcsTags(&self.c), arn, &req).await?;
         Ok(Self::attributes(arn))
     }
 
@@ -544,7 +542,6 @@ impl Driver for Service {
         let not_active = |e: &DriverError| is_gone(e) || e.is_code("ServiceNotActiveException");
         if s.status() == Some("ACTIVE") {
             if s.desired_count() > 0 {
-                self.c.pace("ECS").await;
                 let r = self
                     .c
                     .ecs
@@ -553,14 +550,13 @@ impl Driver for Service {
                     .service(arn)
                     .desired_count(0)
                     .send()
-                    .await
-                    .op("ecs:UpdateService", arn);
+                    .call(&self.c, arn)
+                    .await;
                 match r {
                     Err(e) if !not_active(&e) => return Err(e),
                     _ => {}
                 }
             }
-            self.c.pace("ECS").await;
             let r = self
                 .c
                 .ecs
@@ -569,8 +565,8 @@ impl Driver for Service {
                 .service(arn)
                 .force(true)
                 .send()
-                .await
-                .op("ecs:DeleteService", arn);
+                .call(&self.c, arn)
+                .await;
             match r {
                 Err(e) if !not_active(&e) => return Err(e),
                 _ => {}

@@ -104,8 +104,8 @@ impl TaskDefinition {
             .task_definition(arn)
             .include(TaskDefinitionField::Tags)
             .send()
-            .await
-            .op("ecs:DescribeTaskDefinition", arn);
+            .call(&self.c, arn)
+            .await;
         let out = match r {
             Ok(out) => out,
             Err(e) if task_definition_gone(&e) => return Ok(None),
@@ -219,7 +219,6 @@ impl Driver for TaskDefinition {
                     .map(|c| Compatibility::from(c.as_str()))
                     .collect()
             });
-        self.c.pace("ECS").await;
         let out = self
             .c
             .ecs
@@ -236,8 +235,8 @@ impl Driver for TaskDefinition {
             .set_ephemeral_storage(ephemeral_storage_of(p, op)?)
             .set_tags(Some(ecs_tags(&all_tags(p, req.tags))))
             .send()
-            .await
-            .op(op, family)?;
+            .call(&self.c, family)
+            .await?;
         let arn = out
             .task_definition()
             .and_then(|t| t.task_definition_arn())
@@ -261,7 +260,7 @@ impl Driver for TaskDefinition {
     /// revision (a replacement).
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let arn = req.physical_id;
-        crate::tags::sync_update(&self.c, &EcsTags(&self.c), arn, &req).await?;
+        crate::tags::sync_update(&EcsTags(&self.c), arn, &req).await?;
         let mut attributes = Map::new();
         attributes.insert("TaskDefinitionArn".into(), Value::String(arn.to_string()));
         Ok(attributes)
@@ -276,15 +275,14 @@ impl Driver for TaskDefinition {
             Some(TaskDefinitionStatus::DeleteInProgress) => return Ok(()),
             Some(TaskDefinitionStatus::Inactive) => {}
             _ => {
-                self.c.pace("ECS").await;
                 let r = self
                     .c
                     .ecs
                     .deregister_task_definition()
                     .task_definition(arn)
                     .send()
-                    .await
-                    .op("ecs:DeregisterTaskDefinition", arn);
+                    .call(&self.c, arn)
+                    .await;
                 match r {
                     Err(e) if task_definition_gone(&e) => return Ok(()),
                     Err(e) => return Err(e),
@@ -295,13 +293,13 @@ impl Driver for TaskDefinition {
         // Deregistered is where CloudFormation stops, and the revision reads
         // as gone from here on. Deleting it for good is a courtesy: if that
         // fails (say, no permission for it), the delete still succeeded.
-        self.c.pace("ECS").await;
         let _ = self
             .c
             .ecs
             .delete_task_definitions()
             .task_definitions(arn)
             .send()
+            .call(&self.c, arn)
             .await;
         Ok(())
     }

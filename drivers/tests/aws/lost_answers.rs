@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use fastcart_drivers::error::SdkResultExt;
+use fastcart_drivers::call::Call;
 use fastcart_drivers::Clients;
 use fastcart_engine::ErrorKind;
 
@@ -61,8 +61,8 @@ async fn a_create_whose_answer_is_lost_is_sent_once_and_its_outcome_is_unknown()
             .cidr_block("10.77.0.0/16")
             .tag_specifications(marked(&mark))
             .send()
+            .call(&c, "Vpc")
             .await
-            .op("ec2:CreateVpc", "Vpc")
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::OutcomeUnknown, "{err}");
         assert!(err.message.contains("may have taken effect"), "{err}");
@@ -84,8 +84,8 @@ async fn a_read_is_retried_by_the_sdk_and_only_by_it() {
         .ec2
         .describe_vpcs()
         .send()
+        .call(&c, "vpcs")
         .await
-        .op("ec2:DescribeVpcs", "vpcs")
         .unwrap_err();
     assert_eq!(
         c.requests.get("ec2:DescribeVpcs"),
