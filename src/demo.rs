@@ -55,7 +55,11 @@ impl Provider for Demo {
         BTreeMap::from([("Net".to_string(), 4), ("Db".to_string(), 2)])
     }
 
-    async fn context(&self, region: &str) -> miette::Result<CloudContext> {
+    async fn context(
+        &self,
+        region: &str,
+        _zones: Option<&[String]>,
+    ) -> miette::Result<CloudContext> {
         Ok(CloudContext::new(region, "123456789012"))
     }
 

@@ -25,8 +25,10 @@ pub trait Provider: Send + Sync {
     fn registry(&self) -> &Registry;
     /// Per-service caps on concurrent mutations.
     fn service_limits(&self) -> BTreeMap<String, usize>;
-    /// Region, account and availability zones, for pseudo parameters.
-    async fn context(&self, region: &str) -> Result<CloudContext>;
+    /// Region, account and availability zones, for pseudo parameters. When
+    /// the state already holds the zones of `region` (`zones`), those are
+    /// the zones, and they are not looked up again.
+    async fn context(&self, region: &str, zones: Option<&[String]>) -> Result<CloudContext>;
     fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec>;
     fn stack_names(&self) -> Vec<String>;
 }
@@ -67,8 +69,8 @@ impl Provider for Aws {
     fn service_limits(&self) -> BTreeMap<String, usize> {
         fastcart_drivers::service_limits()
     }
-    async fn context(&self, region: &str) -> Result<CloudContext> {
-        self.clients.context().await.map_err(|e| {
+    async fn context(&self, region: &str, zones: Option<&[String]>) -> Result<CloudContext> {
+        self.clients.context(zones).await.map_err(|e| {
             let help = match std::env::var("AWS_ENDPOINT_URL") {
                 Ok(url) => format!(
                     "AWS_ENDPOINT_URL sends every request to {url}: start the emulator there \
@@ -268,8 +270,10 @@ async fn plan(
     detailed_exitcode: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let ctx = provider.context(g.region()).await?;
     let mut session = open_session(g, &stack, "plan", false)?;
+    let ctx = provider
+        .context(g.region(), session.state().zones_in(g.region()))
+        .await?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
@@ -339,8 +343,10 @@ async fn apply(
     force_unlock: bool,
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
-    let ctx = provider.context(g.region()).await?;
     let mut session = open_session(g, stack, "apply", force_unlock)?;
+    let ctx = provider
+        .context(g.region(), session.state().zones_in(g.region()))
+        .await?;
     let plan = match plan_file {
         Some(path) => {
             let plan = Plan::load(path)?;

@@ -250,6 +250,15 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
     w.expect(0, &["plan", "--detailed-exitcode"]);
     w.expect(0, &["drift-check"]);
 
+    // The zones the stack was applied in are kept with it: a plan uses them
+    // and does not look them up again.
+    let zones: Value = serde_json::from_str::<Value>(&state_text).unwrap()["zones"].clone();
+    assert_eq!(zones["region"], REGION, "{zones}");
+    assert_eq!(zones["names"].as_array().map(Vec::len), Some(3), "{zones}");
+    let verbose = w.expect(0, &["plan", "-v"]);
+    assert!(verbose.contains("aws requests:"), "{verbose}");
+    assert!(!verbose.contains("DescribeAvailabilityZones"), "{verbose}");
+
     // Changes behind fastcart's back: drift-check exits 2 and names them.
     let stream = &out["kinesis_stream_name"];
     c.kinesis
@@ -379,7 +388,7 @@ impl Edited {
 
     async fn plan_text(&self, w: &World) -> String {
         let stack = Self::edit(w.stack());
-        let ctx: CloudContext = self.aws.context(REGION).await.unwrap();
+        let ctx: CloudContext = self.aws.context(REGION, None).await.unwrap();
         let mut session =
             fastcart_engine::Session::open(w.path(".fastcart"), "fastcart", &w.env, "test")
                 .unwrap();
@@ -417,8 +426,12 @@ impl Provider for Edited {
     fn service_limits(&self) -> BTreeMap<String, usize> {
         self.aws.service_limits()
     }
-    async fn context(&self, region: &str) -> miette::Result<CloudContext> {
-        self.aws.context(region).await
+    async fn context(
+        &self,
+        region: &str,
+        zones: Option<&[String]>,
+    ) -> miette::Result<CloudContext> {
+        self.aws.context(region, zones).await
     }
     fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec> {
         self.aws.stack(name, options).map(Self::edit)

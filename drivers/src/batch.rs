@@ -5,13 +5,24 @@
 //! for all of them. Nothing is kept after the answer: a read that starts
 //! later (after a mutation, say) gets a call of its own, so a loader never
 //! answers from a stale copy.
+//!
+//! A [`Kept`] answer is the other way to share a call: what one call saw
+//! (the stack-wide tag search, every Elastic IP), kept for later readers
+//! until fastcart sends its next mutation.
 
 use std::collections::{BTreeSet, HashMap};
+use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fastcart_engine::DriverError;
+
+use crate::error::SdkResultExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 /// How long a batch stays open for more ids. The engine starts the reads of
@@ -20,6 +31,68 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 const WINDOW: Duration = Duration::from_millis(15);
 
 type Answer<V> = Result<Arc<HashMap<String, V>>, DriverError>;
+
+/// A paginated describe of `ids`: one call per chunk of `per_call` ids (the
+/// most its filter takes) and page, `send` starting the pages of one chunk,
+/// `items` the objects a page lists and `key` the id each is kept by. Ids
+/// that no longer exist are simply missing from the answer.
+pub async fn describe<I, O, T, E>(
+    ids: &[I],
+    per_call: usize,
+    send: impl Fn(&[I]) -> PaginationStream<Result<O, SdkError<E, HttpResponse>>>,
+    items: impl Fn(&O) -> &[T],
+    key: impl Fn(&T) -> Option<&str>,
+) -> Result<HashMap<String, T>, DriverError>
+where
+    I: AsRef<str>,
+    T: Clone,
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(per_call.max(1)) {
+        let target = chunk
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut pages = send(chunk);
+        while let Some(page) = pages.next().await {
+            for item in items(&page.op(&target)?) {
+                if let Some(id) = key(item) {
+                    found.insert(id.to_string(), item.clone());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What a call sent at some mutation count saw, good until the next
+/// mutation (`Clients::mutations`): a later call would see the same, unless
+/// something outside fastcart changed it in the meantime, which a read
+/// taken a moment earlier would not have seen either.
+pub struct Kept<T>(Mutex<Option<(u64, Arc<T>)>>);
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept(Mutex::new(None))
+    }
+}
+
+impl<T> Kept<T> {
+    /// Keeps what a call sent when the mutation count was `generation` saw.
+    pub fn keep(&self, generation: u64, seen: T) {
+        *self.0.lock().expect("kept lock") = Some((generation, Arc::new(seen)));
+    }
+
+    /// What was kept, if no mutation was sent since (`now` is the count).
+    pub fn get(&self, now: u64) -> Option<Arc<T>> {
+        let kept = self.0.lock().expect("kept lock");
+        kept.as_ref()
+            .filter(|(generation, _)| *generation == now)
+            .map(|(_, seen)| seen.clone())
+    }
+}
 
 struct Batch {
     ids: BTreeSet<String>,

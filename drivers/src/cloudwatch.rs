@@ -23,7 +23,7 @@ use fastcart_engine::{
 use serde_json::{json, Map, Value};
 
 use crate::call::Call;
-use crate::error::{invalid, SdkResultExt};
+use crate::error::invalid;
 use crate::props::{
     all_tags, bool_of, float_of, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
@@ -87,25 +87,21 @@ impl Alarm {
     /// The metric alarms among `names` that exist, by name: one
     /// `DescribeAlarms` per page of up to 100 names.
     async fn describe(&self, names: &[&str]) -> Result<HashMap<String, MetricAlarm>, DriverError> {
-        let mut found = HashMap::new();
-        for chunk in names.chunks(NAMES_PER_CALL) {
-            let target = chunk.join(",");
-            let mut pages = self
-                .c
-                .cloudwatch
-                .describe_alarms()
-                .set_alarm_names(Some(chunk.iter().map(|n| n.to_string()).collect()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for a in page.op(&target)?.metric_alarms() {
-                    if let Some(n) = a.alarm_name() {
-                        found.insert(n.to_string(), a.clone());
-                    }
-                }
-            }
-        }
-        Ok(found)
+        crate::batch::describe(
+            names,
+            NAMES_PER_CALL,
+            |chunk| {
+                self.c
+                    .cloudwatch
+                    .describe_alarms()
+                    .set_alarm_names(Some(chunk.iter().map(|n| n.to_string()).collect()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.metric_alarms(),
+            |a| a.alarm_name(),
+        )
+        .await
     }
 
     async fn read_one(

@@ -4,7 +4,7 @@
 //! the requests sent (per service and operation) that tests and `--verbose`
 //! read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,10 +21,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use fastcart_engine::{CloudContext, DriverError};
 
-use crate::batch::Loader;
+use crate::batch::{Kept, Loader};
 use crate::call::Call;
 use crate::pace::Pacer;
-use crate::tagging::TagSnapshot;
 
 /// Requests sent, by `service:Operation` (each attempt counts).
 #[derive(Default)]
@@ -129,7 +128,10 @@ pub struct Clients {
     /// Mutations sent (each paced call): a tag snapshot older than the last
     /// one is stale.
     mutations: AtomicU64,
-    tag_snapshot: Mutex<Option<TagSnapshot>>,
+    /// Tags by ARN, as the last stack-wide search saw them.
+    tag_snapshot: Kept<HashMap<String, BTreeMap<String, String>>>,
+    /// Every Elastic IP of the region, as the addresses' search saw them.
+    pub(crate) addresses: Kept<Vec<aws_sdk_ec2::types::Address>>,
     /// Describes several types read through (see [`crate::batch`]).
     pub(crate) route_tables: Loader<aws_sdk_ec2::types::RouteTable>,
     pub(crate) internet_gateways: Loader<aws_sdk_ec2::types::InternetGateway>,
@@ -194,7 +196,8 @@ impl Clients {
             requests: requests.clone(),
             pacers: crate::pace::pacers(),
             mutations: AtomicU64::new(0),
-            tag_snapshot: Mutex::new(None),
+            tag_snapshot: Kept::default(),
+            addresses: Kept::default(),
             route_tables: Loader::default(),
             internet_gateways: Loader::default(),
             secret_infos: Loader::default(),
@@ -233,25 +236,21 @@ impl Clients {
             .into_iter()
             .map(|(arn, t)| (crate::tagging::arn_key(&arn).to_string(), t))
             .collect();
-        *self.tag_snapshot.lock().expect("tag snapshot lock") =
-            Some(TagSnapshot { generation, tags });
+        self.tag_snapshot.keep(generation, tags);
     }
 
     /// The tags of `arn` as the last stack-wide search saw them, when no
     /// mutation was sent since and the search listed it (it lists only what
     /// carries this stack's tags). `None`: ask the service.
     pub fn snapshot_tags(&self, arn: &str) -> Option<BTreeMap<String, String>> {
-        let snapshot = self.tag_snapshot.lock().expect("tag snapshot lock");
-        let s = snapshot.as_ref()?;
-        if s.generation != self.mutations() {
-            return None;
-        }
-        s.tags.get(crate::tagging::arn_key(arn)).cloned()
+        let tags = self.tag_snapshot.get(self.mutations())?;
+        tags.get(crate::tagging::arn_key(arn)).cloned()
     }
 
     /// The account, partition and availability zones of the region, for the
-    /// pseudo parameters and `Fn::GetAZs`.
-    pub async fn context(&self) -> Result<CloudContext, DriverError> {
+    /// pseudo parameters and `Fn::GetAZs`. `zones`, when given (the ones the
+    /// state was applied in), are the zones: they are not looked up.
+    pub async fn context(&self, zones: Option<&[String]>) -> Result<CloudContext, DriverError> {
         let who = self
             .sts
             .get_caller_identity()
@@ -264,6 +263,12 @@ impl Clients {
             .and_then(|a| a.split(':').nth(1))
             .unwrap_or("aws")
             .to_string();
+        let mut ctx = CloudContext::new(self.region.clone(), account_id);
+        ctx.partition = partition;
+        if let Some(zones) = zones {
+            ctx.availability_zones = zones.to_vec();
+            return Ok(ctx);
+        }
         let azs = self
             .ec2
             .describe_availability_zones()
@@ -283,8 +288,6 @@ impl Clients {
             .filter_map(|z| z.zone_name().map(String::from))
             .collect();
         zones.sort();
-        let mut ctx = CloudContext::new(self.region.clone(), account_id);
-        ctx.partition = partition;
         ctx.availability_zones = zones;
         Ok(ctx)
     }

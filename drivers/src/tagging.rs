@@ -5,7 +5,7 @@
 //! reads of services whose Describe carries no tags need not ask per
 //! resource ([`Clients::snapshot_tags`], read through `tags::read`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -185,14 +185,6 @@ impl BatchFinder for Inventory {
         self.c.keep_tags(generation, all);
         Ok(found)
     }
-}
-
-/// What the last stack-wide search saw: tags by ARN.
-#[derive(Default)]
-pub(crate) struct TagSnapshot {
-    /// The mutation count when the search was sent.
-    pub(crate) generation: u64,
-    pub(crate) tags: HashMap<String, BTreeMap<String, String>>,
 }
 
 /// The ARN as the tagging API writes it: a log group's without its `:*`.

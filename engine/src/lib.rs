@@ -43,7 +43,7 @@ pub use plan::{Action, After, Change, Plan, ReplaceOrder, Step, Summary};
 pub use render::render_plan;
 pub use schema::{Deadlines, Guard, PropertySchema, TypeSchema, ValueKind};
 pub use session::Session;
-pub use state::State;
+pub use state::{State, Zones};
 pub use store::StateStore;
 pub use validate::{validate, Problem, ValidationErrors};
 pub use walker::Limits;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
 use crate::refresh::{find_owned, may_repair, read_all, recover, still_there};
-use crate::state::State;
+use crate::state::{State, Zones};
 use crate::store::{LockGuard, StateStore};
 use crate::validate::validate;
 
@@ -195,10 +195,15 @@ impl Session {
         self.check_plan(stack, ctx, plan)?;
         let graph = validate(stack, registry)?;
         let journal = self.store.journal(&self.lock)?;
+        let mut start = self.state.clone();
+        start.zones = (!stack.resources.is_empty()).then(|| Zones {
+            region: ctx.region.clone(),
+            names: ctx.availability_zones.clone(),
+        });
         let (state, report) = run_plan(
             &self.store,
             journal,
-            self.state.clone(),
+            start,
             stack,
             &graph,
             registry,

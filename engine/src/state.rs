@@ -37,6 +37,19 @@ pub struct State {
     /// The stack's outputs after the last successful apply.
     #[serde(default)]
     pub outputs: Map<String, Value>,
+    /// The availability zones the stack was applied in (`Fn::GetAZs`), kept
+    /// so that later runs use the same ones: a zone AWS adds, or one it
+    /// briefly reports as impaired, never moves subnets (and everything in
+    /// them) to other zones. Set by an apply; dropped when nothing is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<Zones>,
+}
+
+/// Availability zones of one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Zones {
+    pub region: String,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,7 +107,16 @@ impl State {
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
             outputs: Map::new(),
+            zones: None,
         }
+    }
+
+    /// The zones this state was applied in, when that was in `region`.
+    pub fn zones_in(&self, region: &str) -> Option<&[String]> {
+        self.zones
+            .as_ref()
+            .filter(|z| z.region == region && !z.names.is_empty())
+            .map(|z| z.names.as_slice())
     }
 
     /// What resources in this state publish, for resolving references.
@@ -250,6 +272,25 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn kept_zones_are_those_of_the_region_and_old_states_have_none() {
+        let mut st = State::new("s", "e");
+        assert_eq!(st.zones_in("eu-central-1"), None);
+        st.zones = Some(Zones {
+            region: "eu-central-1".into(),
+            names: vec!["eu-central-1a".into(), "eu-central-1b".into()],
+        });
+        assert_eq!(st.zones_in("eu-central-1").map(<[String]>::len), Some(2));
+        assert_eq!(st.zones_in("eu-west-1"), None, "another region's zones");
+        let text = serde_json::to_string(&st).unwrap();
+        let back: State = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, st);
+        let mut old: Value = serde_json::to_value(State::new("s", "e")).unwrap();
+        old.as_object_mut().unwrap().remove("zones");
+        let old: State = serde_json::from_value(old).unwrap();
+        assert_eq!(old.zones, None, "a state written before zones were kept");
+    }
 
     #[test]
     fn secrets_are_hashed_with_salt_and_still_comparable() {

@@ -17,12 +17,17 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{filter, sync_tags, tag_spec, tags_of};
 use crate::call::Call;
 use crate::error::invalid;
 use crate::props::{all_tags, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
+
+fn by_allocation_id<'a>(all: impl Iterator<Item = &'a Address>) -> HashMap<String, Address> {
+    all.filter_map(|a| Some((a.allocation_id()?.to_string(), a.clone())))
+        .collect()
+}
 
 pub struct Eip {
     c: Arc<Clients>,
@@ -67,11 +72,7 @@ impl Eip {
                 .send()
                 .call(&self.c, &chunk.join(","))
                 .await?;
-            for a in out.addresses() {
-                if let Some(id) = a.allocation_id() {
-                    found.insert(id.to_string(), a.clone());
-                }
-            }
+            found.extend(by_allocation_id(out.addresses().iter()));
         }
         Ok(found)
     }
@@ -87,8 +88,15 @@ impl Driver for Eip {
         if handles.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let addresses = self.describe(&ids).await?;
+        // The twin search of this refresh listed every address: unless
+        // fastcart changed something since, that answers the read too.
+        let addresses = match self.c.addresses.get(self.c.mutations()) {
+            Some(all) => by_allocation_id(all.iter()),
+            None => {
+                let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
+                self.describe(&ids).await?
+            }
+        };
         Ok(handles
             .iter()
             .map(|h| {
@@ -178,22 +186,27 @@ impl Driver for Eip {
         .await
     }
 
-    /// `DescribeAddresses` by tag: the tagging API does not list addresses
-    /// everywhere (moto leaves them out).
+    /// Every address of the region, picked by tag here: the tagging API does
+    /// not list addresses everywhere (moto leaves them out), and an account
+    /// holds few (five by default). The answer is kept for the reads that
+    /// follow ([`Kept`](crate::batch::Kept)), so a refresh costs one call.
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let generation = self.c.mutations();
         let out = self
             .c
             .ec2
             .describe_addresses()
-            .set_filters(Some(owner_filters(owner)))
             .send()
-            .call(&self.c, "addresses by tag")
+            .call(&self.c, "every address")
             .await?;
-        Ok(super::found(
-            out.addresses(),
+        let all = out.addresses().to_vec();
+        let found = super::found(
+            &all,
             owner,
             aws_sdk_ec2::types::Address::tags,
             aws_sdk_ec2::types::Address::allocation_id,
-        ))
+        );
+        self.c.addresses.keep(generation, all);
+        Ok(found)
     }
 }

@@ -75,25 +75,21 @@ impl NatGateway {
     /// The gateways among `ids`, in any state: one `DescribeNatGateways` per
     /// page (and per 200 ids, the most one filter takes).
     async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Nat>, DriverError> {
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(200) {
-            let target = chunk.join(",");
-            let mut pages = self
-                .c
-                .ec2
-                .describe_nat_gateways()
-                .filter(filter("nat-gateway-id", chunk.iter().copied()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for n in page.op(&target)?.nat_gateways() {
-                    if let Some(id) = n.nat_gateway_id() {
-                        found.insert(id.to_string(), n.clone());
-                    }
-                }
-            }
-        }
-        Ok(found)
+        crate::batch::describe(
+            ids,
+            200,
+            |chunk| {
+                self.c
+                    .ec2
+                    .describe_nat_gateways()
+                    .filter(filter("nat-gateway-id", chunk.iter().copied()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.nat_gateways(),
+            |n| n.nat_gateway_id(),
+        )
+        .await
     }
 
     /// Waits until the gateway is available; fails at once when AWS says

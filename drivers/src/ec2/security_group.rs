@@ -717,24 +717,22 @@ impl Driver for SecurityGroup {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        // A filter takes at most 200 values: one call per 200 groups and page.
-        for chunk in ids.chunks(200) {
-            let mut pages = self
-                .c
-                .ec2
-                .describe_security_groups()
-                .filters(filter("group-id", chunk.iter().copied()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for g in page.op(&chunk.join(","))?.security_groups() {
-                    if let Some(id) = g.group_id() {
-                        groups.insert(id.to_string(), g.clone());
-                    }
-                }
-            }
-        }
+        // A filter takes at most 200 values.
+        let groups: HashMap<String, Group> = crate::batch::describe(
+            &ids,
+            200,
+            |chunk| {
+                self.c
+                    .ec2
+                    .describe_security_groups()
+                    .filters(filter("group-id", chunk.iter().copied()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.security_groups(),
+            |g| g.group_id(),
+        )
+        .await?;
         Ok(handles
             .iter()
             .map(|h| {

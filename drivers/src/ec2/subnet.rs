@@ -66,25 +66,21 @@ impl Subnet {
     /// The subnets among `ids` that exist: one `DescribeSubnets` per page
     /// (and per 200 ids, the most one filter takes).
     async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Subnet>, DriverError> {
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(200) {
-            let target = chunk.join(",");
-            let mut pages = self
-                .c
-                .ec2
-                .describe_subnets()
-                .filters(filter("subnet-id", chunk.iter().copied()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for s in page.op(&target)?.subnets() {
-                    if let Some(id) = s.subnet_id() {
-                        found.insert(id.to_string(), s.clone());
-                    }
-                }
-            }
-        }
-        Ok(found)
+        crate::batch::describe(
+            ids,
+            200,
+            |chunk| {
+                self.c
+                    .ec2
+                    .describe_subnets()
+                    .filters(filter("subnet-id", chunk.iter().copied()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.subnets(),
+            |s| s.subnet_id(),
+        )
+        .await
     }
 
     async fn map_public_ip(&self, id: &str, on: bool) -> Result<(), DriverError> {

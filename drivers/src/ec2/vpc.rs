@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 
 use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
 use crate::call::Call;
-use crate::error::SdkResultExt;
 use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
 use crate::sdk::Clients;
 use crate::wait;
@@ -99,22 +98,22 @@ impl Driver for Vpc {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        let mut vpcs = HashMap::new();
-        // A filter takes at most 200 values: one call per 200 VPCs and page.
-        for chunk in ids.chunks(200) {
-            let mut pages = self
-                .c
-                .ec2
-                .describe_vpcs()
-                .filters(filter("vpc-id", chunk.iter().copied()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                for v in page.op(&chunk.join(","))?.vpcs() {
-                    vpcs.insert(v.vpc_id().unwrap_or_default().to_string(), v.clone());
-                }
-            }
-        }
+        // A filter takes at most 200 values.
+        let vpcs = crate::batch::describe(
+            &ids,
+            200,
+            |chunk| {
+                self.c
+                    .ec2
+                    .describe_vpcs()
+                    .filters(filter("vpc-id", chunk.iter().copied()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.vpcs(),
+            |v| v.vpc_id(),
+        )
+        .await?;
         // The default security group and network ACL are made with the VPC
         // and never change: asked for only where the state lacks them.
         let unknown: Vec<&str> = handles

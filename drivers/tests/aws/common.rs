@@ -22,7 +22,7 @@ pub struct Cloud {
 pub async fn cloud(env: &str) -> Cloud {
     let clients = crate::moto::moto().clients().await;
     let ctx = clients
-        .context()
+        .context(None)
         .await
         .expect("account and zones from the emulator");
     Cloud {

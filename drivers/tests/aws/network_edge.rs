@@ -252,3 +252,40 @@ async fn nat_gateway() {
     )
     .await;
 }
+
+/// The twin search lists every address, and a plan's read of its addresses
+/// takes them from that answer: one `DescribeAddresses` per plan. An
+/// address released behind fastcart's back is still seen gone.
+#[tokio::test]
+async fn a_plan_reads_its_addresses_from_the_twin_search() {
+    let c = cloud("eipkept").await;
+    let mut s = c.stack();
+    for i in 0..2 {
+        s.add(ResourceSpec::new(format!("Eip{i}"), "AWS::EC2::EIP").prop("Domain", "vpc"));
+    }
+    c.converge(&s).await;
+    let describe = "ec2:DescribeAddresses";
+    let before = c.clients.requests.get(describe);
+    let plan = c.plan(&s).await;
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(c.clients.requests.get(describe) - before, 1);
+
+    let state = c.session(&s).state().clone();
+    let released = &state.resources["Eip0"].physical_id;
+    c.clients
+        .ec2
+        .release_address()
+        .allocation_id(released)
+        .send()
+        .await
+        .unwrap();
+    let plan = c.plan(&s).await;
+    assert!(
+        plan.step("Eip0")
+            .is_some_and(|st| st.action == fastcart_engine::Action::Create),
+        "{:?}",
+        plan.steps
+    );
+    assert!(plan.step("Eip1").is_none(), "{:?}", plan.steps);
+    c.converge(&StackSpec::new(&s.name, &s.env)).await;
+}
