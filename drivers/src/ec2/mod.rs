@@ -28,6 +28,30 @@ pub mod subnet;
 pub mod subnet_route_table_association;
 pub mod vpc;
 
+/// The EC2 objects among `ids` that exist, by id: `DescribeX` through the
+/// `x-id` filter, which takes 200 values, so one call per 200 ids and page
+/// ([`crate::batch::describe`]). `by_ids!(clients, ids, describe_vpcs,
+/// filters("vpc-id"), vpcs, vpc_id)`: the call, its filter parameter and
+/// name, the list a page carries, and an item's id.
+macro_rules! by_ids {
+    ($c:expr, $ids:expr, $call:ident, $param:ident($name:literal), $items:ident, $id:ident) => {
+        crate::batch::describe(
+            $ids,
+            200,
+            |chunk| {
+                $c.ec2
+                    .$call()
+                    .$param(crate::ec2::filter($name, chunk.iter().copied()))
+                    .into_paginator()
+                    .send()
+            },
+            |page| page.$items(),
+            |item| item.$id(),
+        )
+    };
+}
+pub(crate) use by_ids;
+
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)

@@ -75,19 +75,13 @@ impl NatGateway {
     /// The gateways among `ids`, in any state: one `DescribeNatGateways` per
     /// page (and per 200 ids, the most one filter takes).
     async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Nat>, DriverError> {
-        crate::batch::describe(
+        super::by_ids!(
+            self.c,
             ids,
-            200,
-            |chunk| {
-                self.c
-                    .ec2
-                    .describe_nat_gateways()
-                    .filter(filter("nat-gateway-id", chunk.iter().copied()))
-                    .into_paginator()
-                    .send()
-            },
-            |page| page.nat_gateways(),
-            |n| n.nat_gateway_id(),
+            describe_nat_gateways,
+            filter("nat-gateway-id"),
+            nat_gateways,
+            nat_gateway_id
         )
         .await
     }

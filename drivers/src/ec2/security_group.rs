@@ -717,20 +717,13 @@ impl Driver for SecurityGroup {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        // A filter takes at most 200 values.
-        let groups: HashMap<String, Group> = crate::batch::describe(
+        let groups: HashMap<String, Group> = super::by_ids!(
+            self.c,
             &ids,
-            200,
-            |chunk| {
-                self.c
-                    .ec2
-                    .describe_security_groups()
-                    .filters(filter("group-id", chunk.iter().copied()))
-                    .into_paginator()
-                    .send()
-            },
-            |page| page.security_groups(),
-            |g| g.group_id(),
+            describe_security_groups,
+            filters("group-id"),
+            security_groups,
+            group_id
         )
         .await?;
         Ok(handles

@@ -12,7 +12,7 @@ use fastcart_engine::{
 };
 use serde_json::{Map, Value};
 
-use super::{filter, owner_filters, sync_tags, tag_spec, tags_of};
+use super::{owner_filters, sync_tags, tag_spec, tags_of};
 use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, bool_of, need_str, str_of, Obs};
@@ -66,19 +66,13 @@ impl Subnet {
     /// The subnets among `ids` that exist: one `DescribeSubnets` per page
     /// (and per 200 ids, the most one filter takes).
     async fn describe(&self, ids: &[&str]) -> Result<HashMap<String, Ec2Subnet>, DriverError> {
-        crate::batch::describe(
+        super::by_ids!(
+            self.c,
             ids,
-            200,
-            |chunk| {
-                self.c
-                    .ec2
-                    .describe_subnets()
-                    .filters(filter("subnet-id", chunk.iter().copied()))
-                    .into_paginator()
-                    .send()
-            },
-            |page| page.subnets(),
-            |s| s.subnet_id(),
+            describe_subnets,
+            filters("subnet-id"),
+            subnets,
+            subnet_id
         )
         .await
     }

@@ -98,22 +98,8 @@ impl Driver for Vpc {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
-        // A filter takes at most 200 values.
-        let vpcs = crate::batch::describe(
-            &ids,
-            200,
-            |chunk| {
-                self.c
-                    .ec2
-                    .describe_vpcs()
-                    .filters(filter("vpc-id", chunk.iter().copied()))
-                    .into_paginator()
-                    .send()
-            },
-            |page| page.vpcs(),
-            |v| v.vpc_id(),
-        )
-        .await?;
+        let vpcs =
+            super::by_ids!(self.c, &ids, describe_vpcs, filters("vpc-id"), vpcs, vpc_id).await?;
         // The default security group and network ACL are made with the VPC
         // and never change: asked for only where the state lacks them.
         let unknown: Vec<&str> = handles
