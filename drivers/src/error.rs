@@ -59,6 +59,9 @@ pub fn classify(code: &str) -> ErrorKind {
         || code == "ResourceExistsException"
         || code == "InvalidGroup.Duplicate"
         || code == "RepositoryAlreadyExistsException"
+        // ELBv2: `DuplicateLoadBalancerName`, `DuplicateTargetGroupName`,
+        // `DuplicateListener`.
+        || code.starts_with("Duplicate")
     {
         ErrorKind::AlreadyExists
     } else if code.starts_with("Invalid")

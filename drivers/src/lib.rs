@@ -17,6 +17,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elasticache;
+pub mod elbv2;
 pub mod error;
 pub mod iam;
 pub mod kinesis;
@@ -69,6 +70,9 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
     r.register(Arc::new(logs::LogGroup::new(c.clone())));
     r.register(Arc::new(ecr::Repository::new(c.clone())));
     r.register(Arc::new(cloudwatch::Alarm::new(c.clone())));
+    r.register(Arc::new(elbv2::LoadBalancer::new(c.clone())));
+    r.register(Arc::new(elbv2::TargetGroup::new(c.clone())));
+    r.register(Arc::new(elbv2::Listener::new(c.clone())));
     let mut inventory = tagging::Inventory::new(c.clone());
     inventory
         .cover("AWS::EC2::VPC", &ec2::vpc::TAGGED)
@@ -95,7 +99,15 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
         .cover("AWS::ECS::TaskDefinition", &ecs::TASK_DEFINITION_TAGGED)
         .cover("AWS::ECS::Service", &ecs::SERVICE_TAGGED)
         .cover("AWS::Logs::LogGroup", &logs::LOG_GROUP_TAGGED)
-        .cover("AWS::CloudWatch::Alarm", &cloudwatch::ALARM_TAGGED);
+        .cover("AWS::CloudWatch::Alarm", &cloudwatch::ALARM_TAGGED)
+        .cover(
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            &elbv2::LOAD_BALANCER_TAGGED,
+        )
+        .cover(
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            &elbv2::TARGET_GROUP_TAGGED,
+        );
     r.set_finder(Arc::new(inventory));
     if let Err(unpaced) = pace::check(r.type_names()) {
         // A driver added without its service's pacing: a mistake in this
@@ -129,10 +141,10 @@ mod tests {
     fn every_driver_is_paced_and_every_batch_covered_type_is_registered() {
         // `registry` itself panics on an unpaced service.
         let r = offline_registry();
-        assert_eq!(r.type_names().count(), 26);
+        assert_eq!(r.type_names().count(), 29);
         let finder = r.finder().expect("the tagging API's batch finder");
         let covered: Vec<&str> = r.type_names().filter(|t| finder.covers(t)).collect();
-        assert_eq!(covered.len(), 16, "{covered:?}");
+        assert_eq!(covered.len(), 18, "{covered:?}");
         for t in [
             "AWS::EC2::EIP",
             "AWS::IAM::Role",

@@ -222,20 +222,7 @@ impl Driver for LogGroup {
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
         let names: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
         let groups = self.describe(&names).await?;
-        crate::each::in_order(
-            (handles.iter().map(|h| {
-                let g = groups.get(&h.physical_id);
-                async move {
-                    match g {
-                        Some(g) => self.observe(h, g).await.map(Some),
-                        None => Ok(None),
-                    }
-                }
-            }))
-            .collect::<Vec<_>>(),
-            READS_IN_FLIGHT,
-        )
-        .await
+        crate::each::observed(handles, &groups, READS_IN_FLIGHT, |h, x| self.observe(h, x)).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {

@@ -64,6 +64,8 @@ pub const LIMITS: &[(&str, f64, f64)] = &[
     ("ECR", 5.0, 20.0),
     ("ECS", 5.0, 20.0),
     ("CloudWatch", 3.0, 10.0),
+    // ELBv2 publishes no per-action rates: as gentle as ECS.
+    ("ElasticLoadBalancingV2", 5.0, 20.0),
 ];
 
 /// Every SDK crate fastcart calls: the prefix IAM names its actions by
@@ -85,6 +87,11 @@ pub const SERVICES: &[(&str, &str, Option<&str>)] = &[
     ("aws_sdk_ecr", "ecr", Some("ECR")),
     ("aws_sdk_ecs", "ecs", Some("ECS")),
     ("aws_sdk_cloudwatch", "cloudwatch", Some("CloudWatch")),
+    (
+        "aws_sdk_elasticloadbalancingv2",
+        "elasticloadbalancing",
+        Some("ElasticLoadBalancingV2"),
+    ),
     ("aws_sdk_resourcegroupstagging", "tag", None),
     ("aws_sdk_sts", "sts", None),
 ];
@@ -138,9 +145,13 @@ mod tests {
     #[test]
     fn a_service_without_pacing_is_named() {
         assert!(check(["AWS::EC2::VPC", "AWS::Logs::LogGroup"]).is_ok());
-        let err = check(["AWS::EC2::VPC", "AWS::ElasticLoadBalancingV2::Listener"]).unwrap_err();
+        let err = check([
+            "AWS::EC2::VPC",
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+        ])
+        .unwrap_err();
         assert!(
-            err.contains("AWS::ElasticLoadBalancingV2::Listener"),
+            err.contains("AWS::ApplicationAutoScaling::ScalableTarget"),
             "{err}"
         );
         assert!(!err.contains("AWS::EC2::VPC"), "{err}");

@@ -13,6 +13,7 @@ mod moto;
 
 mod common;
 
+mod balancing;
 mod compute;
 mod conformance;
 mod data;
