@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use fastcart_engine::Registry;
 
+pub mod autoscaling;
 pub mod batch;
 pub mod call;
 pub mod cloudwatch;
@@ -73,6 +74,8 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
     r.register(Arc::new(elbv2::LoadBalancer::new(c.clone())));
     r.register(Arc::new(elbv2::TargetGroup::new(c.clone())));
     r.register(Arc::new(elbv2::Listener::new(c.clone())));
+    r.register(Arc::new(autoscaling::ScalableTarget::new(c.clone())));
+    r.register(Arc::new(autoscaling::ScalingPolicy::new(c.clone())));
     let mut inventory = tagging::Inventory::new(c.clone());
     inventory
         .cover("AWS::EC2::VPC", &ec2::vpc::TAGGED)
@@ -141,7 +144,7 @@ mod tests {
     fn every_driver_is_paced_and_every_batch_covered_type_is_registered() {
         // `registry` itself panics on an unpaced service.
         let r = offline_registry();
-        assert_eq!(r.type_names().count(), 29);
+        assert_eq!(r.type_names().count(), 31);
         let finder = r.finder().expect("the tagging API's batch finder");
         let covered: Vec<&str> = r.type_names().filter(|t| finder.covers(t)).collect();
         assert_eq!(covered.len(), 18, "{covered:?}");

@@ -66,6 +66,8 @@ pub const LIMITS: &[(&str, f64, f64)] = &[
     ("CloudWatch", 3.0, 10.0),
     // ELBv2 publishes no per-action rates: as gentle as ECS.
     ("ElasticLoadBalancingV2", 5.0, 20.0),
+    // Application Auto Scaling publishes no per-action rates either.
+    ("ApplicationAutoScaling", 2.0, 10.0),
 ];
 
 /// Every SDK crate fastcart calls: the prefix IAM names its actions by
@@ -91,6 +93,11 @@ pub const SERVICES: &[(&str, &str, Option<&str>)] = &[
         "aws_sdk_elasticloadbalancingv2",
         "elasticloadbalancing",
         Some("ElasticLoadBalancingV2"),
+    ),
+    (
+        "aws_sdk_applicationautoscaling",
+        "application-autoscaling",
+        Some("ApplicationAutoScaling"),
     ),
     ("aws_sdk_resourcegroupstagging", "tag", None),
     ("aws_sdk_sts", "sts", None),
@@ -145,15 +152,8 @@ mod tests {
     #[test]
     fn a_service_without_pacing_is_named() {
         assert!(check(["AWS::EC2::VPC", "AWS::Logs::LogGroup"]).is_ok());
-        let err = check([
-            "AWS::EC2::VPC",
-            "AWS::ApplicationAutoScaling::ScalableTarget",
-        ])
-        .unwrap_err();
-        assert!(
-            err.contains("AWS::ApplicationAutoScaling::ScalableTarget"),
-            "{err}"
-        );
+        let err = check(["AWS::EC2::VPC", "AWS::Route53::HostedZone"]).unwrap_err();
+        assert!(err.contains("AWS::Route53::HostedZone"), "{err}");
         assert!(!err.contains("AWS::EC2::VPC"), "{err}");
     }
 

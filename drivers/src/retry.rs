@@ -44,7 +44,7 @@ const ONCE_PREFIXES: &[&str] = &[
 ];
 
 /// Calls with a once-prefix that are nevertheless idempotent.
-const REPEATABLE_ANYWAY: &[&str] = &["CreateTags", "ReplaceRoute"];
+const REPEATABLE_ANYWAY: &[&str] = &["CreateTags", "ReplaceRoute", "RegisterScalableTarget"];
 
 /// Whether the SDK may send `operation` (`"ec2:CreateVpc"` or `"CreateVpc"`)
 /// again when an attempt gets no answer.

@@ -3,7 +3,7 @@
 use fastcart_engine::{get_att, r#ref, ResourceSpec, StackSpec};
 use serde_json::{json, Value};
 
-use crate::common::{cloud, lifecycle};
+use crate::common::{cloud, lifecycle, Cloud};
 
 const IMAGE: &str = "public.ecr.aws/docker/library/busybox:latest";
 
@@ -113,68 +113,72 @@ async fn ecs_task_definition() {
     .await;
 }
 
+/// A Fargate service of `count` tasks in two private subnets, with its
+/// cluster, task definition and security group: `name` is the service's.
+pub(crate) fn service_stack(c: &Cloud, name: &str, count: i64) -> StackSpec {
+    let zones = &c.ctx.availability_zones;
+    let zone = |i: usize| zones[i % zones.len()].clone();
+    let mut s = c.stack();
+    s.add(ResourceSpec::new("Vpc", "AWS::EC2::VPC").prop("CidrBlock", "10.60.0.0/16"));
+    for (i, id) in ["PrivateA", "PrivateB"].iter().enumerate() {
+        s.add(
+            ResourceSpec::new(*id, "AWS::EC2::Subnet")
+                .prop("VpcId", r#ref("Vpc"))
+                .prop("CidrBlock", format!("10.60.{}.0/24", i + 1))
+                .prop("AvailabilityZone", zone(i)),
+        );
+    }
+    s.add(
+        ResourceSpec::new("TaskSg", "AWS::EC2::SecurityGroup")
+            .prop("GroupDescription", "order-processor tasks")
+            .prop("VpcId", r#ref("Vpc")),
+    );
+    s.add(ResourceSpec::new("Cluster", "AWS::ECS::Cluster").prop("ClusterName", c.name("svc")));
+    s.add(
+        ResourceSpec::new("TaskDef", "AWS::ECS::TaskDefinition")
+            .prop("Family", c.name("svc-order-processor"))
+            .prop("Cpu", "512")
+            .prop("Memory", "1024")
+            .prop("NetworkMode", "awsvpc")
+            .prop("RequiresCompatibilities", json!(["FARGATE"]))
+            .prop(
+                "ContainerDefinitions",
+                json!([{
+                    "Name": "order-processor",
+                    "Image": IMAGE,
+                    "Essential": true,
+                    "PortMappings": [{"ContainerPort": 8080, "Protocol": "tcp"}]
+                }]),
+            ),
+    );
+    s.add(
+        ResourceSpec::new("Service", "AWS::ECS::Service")
+            .prop("ServiceName", c.name(name))
+            .prop("Cluster", r#ref("Cluster"))
+            .prop("TaskDefinition", r#ref("TaskDef"))
+            .prop("DesiredCount", count)
+            .prop("LaunchType", "FARGATE")
+            .prop("PlatformVersion", "LATEST")
+            .prop("PropagateTags", "SERVICE")
+            .prop(
+                "NetworkConfiguration",
+                json!({
+                    "AwsvpcConfiguration": {
+                        "Subnets": [r#ref("PrivateA"), r#ref("PrivateB")],
+                        "SecurityGroups": [r#ref("TaskSg")],
+                        "AssignPublicIp": "DISABLED"
+                    }
+                }),
+            )
+            .prop("Tags", json!([{"Key": "Team", "Value": "orders"}])),
+    );
+    s
+}
+
 #[tokio::test]
 async fn ecs_service() {
     let c = cloud("ecsservice").await;
-    let zones = &c.ctx.availability_zones;
-    let zone = |i: usize| zones[i % zones.len()].clone();
-    let service = |name: &str, count: i64| {
-        let mut s = c.stack();
-        s.add(ResourceSpec::new("Vpc", "AWS::EC2::VPC").prop("CidrBlock", "10.60.0.0/16"));
-        for (i, id) in ["PrivateA", "PrivateB"].iter().enumerate() {
-            s.add(
-                ResourceSpec::new(*id, "AWS::EC2::Subnet")
-                    .prop("VpcId", r#ref("Vpc"))
-                    .prop("CidrBlock", format!("10.60.{}.0/24", i + 1))
-                    .prop("AvailabilityZone", zone(i)),
-            );
-        }
-        s.add(
-            ResourceSpec::new("TaskSg", "AWS::EC2::SecurityGroup")
-                .prop("GroupDescription", "order-processor tasks")
-                .prop("VpcId", r#ref("Vpc")),
-        );
-        s.add(ResourceSpec::new("Cluster", "AWS::ECS::Cluster").prop("ClusterName", c.name("svc")));
-        s.add(
-            ResourceSpec::new("TaskDef", "AWS::ECS::TaskDefinition")
-                .prop("Family", c.name("svc-order-processor"))
-                .prop("Cpu", "512")
-                .prop("Memory", "1024")
-                .prop("NetworkMode", "awsvpc")
-                .prop("RequiresCompatibilities", json!(["FARGATE"]))
-                .prop(
-                    "ContainerDefinitions",
-                    json!([{
-                        "Name": "order-processor",
-                        "Image": IMAGE,
-                        "Essential": true,
-                        "PortMappings": [{"ContainerPort": 8080, "Protocol": "tcp"}]
-                    }]),
-                ),
-        );
-        s.add(
-            ResourceSpec::new("Service", "AWS::ECS::Service")
-                .prop("ServiceName", c.name(name))
-                .prop("Cluster", r#ref("Cluster"))
-                .prop("TaskDefinition", r#ref("TaskDef"))
-                .prop("DesiredCount", count)
-                .prop("LaunchType", "FARGATE")
-                .prop("PlatformVersion", "LATEST")
-                .prop("PropagateTags", "SERVICE")
-                .prop(
-                    "NetworkConfiguration",
-                    json!({
-                        "AwsvpcConfiguration": {
-                            "Subnets": [r#ref("PrivateA"), r#ref("PrivateB")],
-                            "SecurityGroups": [r#ref("TaskSg")],
-                            "AssignPublicIp": "DISABLED"
-                        }
-                    }),
-                )
-                .prop("Tags", json!([{"Key": "Team", "Value": "orders"}])),
-        );
-        s
-    };
+    let service = |name: &str, count: i64| service_stack(&c, name, count);
     lifecycle(
         &c,
         "AWS::ECS::Service",

@@ -21,5 +21,6 @@ mod lost_answers;
 mod network;
 mod network_edge;
 mod network_routing;
+mod scaling;
 mod security;
 mod streams;
