@@ -35,7 +35,7 @@ use crate::sdk::Clients;
 const IDS_PER_CALL: usize = 50;
 
 /// What a target scales: namespace, resource id, dimension.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Scaled {
     namespace: String,
     resource: String,

@@ -93,7 +93,7 @@ where
             c.pace(&op).await;
         }
         self.await
-            .map_err(|e| crate::error::from_sdk_as(e, &op, target))
+            .map_err(|e| crate::error::from_sdk(e, &op, target))
     }
 }
 

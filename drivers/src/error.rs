@@ -81,15 +81,7 @@ pub fn classify(code: &str) -> ErrorKind {
 /// `ErrorKind::OutcomeUnknown`, which the engine resolves by looking before
 /// it retries. For a call the SDK already retried it is final: the engine
 /// does not retry it a second time.
-pub fn from_sdk<E>(e: SdkError<E, HttpResponse>, target: &str) -> DriverError
-where
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-{
-    from_sdk_as(e, &crate::call::operation_of::<E>(), target)
-}
-
-/// [`from_sdk`] for an operation already named.
-pub(crate) fn from_sdk_as<E>(
+pub(crate) fn from_sdk<E>(
     e: SdkError<E, HttpResponse>,
     operation: &Operation,
     target: &str,
@@ -156,7 +148,7 @@ where
     fn op(self, target: &str) -> Result<T, DriverError> {
         let op = crate::call::operation_of::<E>();
         debug_assert!(!op.mutates(), "{op} is sent unpaced: end it with .call()");
-        self.map_err(|e| from_sdk_as(e, &op, target))
+        self.map_err(|e| from_sdk(e, &op, target))
     }
 }
 

@@ -421,7 +421,9 @@ impl Driver for Secret {
             None => generated_name(req.logical_id, req.tags, req.idempotency_token, 256),
         };
         let value = self.value(p, &name).await?;
-        let r = self
+        // A taken name is the engine's to judge (`AlreadyExists`): it adopts
+        // the secret when it carries this resource's ownership tags.
+        let out = self
             .c
             .secrets
             .create_secret()
@@ -433,10 +435,8 @@ impl Driver for Secret {
             .set_tags(Some(sm_tags(&all_tags(p, req.tags))))
             .send()
             .call(&self.c, &name)
-            .await;
-        // A taken name is the engine's to judge (`AlreadyExists`): it adopts
-        // the secret when it carries this resource's ownership tags.
-        let arn = r?.arn().unwrap_or_default().to_string();
+            .await?;
+        let arn = out.arn().unwrap_or_default().to_string();
         if arn.is_empty() {
             return Err(DriverError::new(
                 ErrorKind::Other,

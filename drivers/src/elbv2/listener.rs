@@ -147,9 +147,6 @@ impl Driver for Listener {
     }
 
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
-        if handles.is_empty() {
-            return Ok(Vec::new());
-        }
         let arns: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
         let found = self.describe(&arns).await?;
         Ok(handles
@@ -172,9 +169,13 @@ impl Driver for Listener {
             .into_iter()
             .find(|l| port.is_some() && l.port() == port)
         {
+            let (have, want) = (
+                actions_value(there.default_actions()),
+                actions_value(&actions),
+            );
             let same = protocol
                 .is_none_or(|want| there.protocol().map(|p| p.as_str()) == Some(want))
-                && actions_value(there.default_actions()) == actions_value(&actions);
+                && have == want;
             if !same {
                 return Err(DriverError::new(
                     ErrorKind::InvalidRequest,
@@ -186,9 +187,9 @@ impl Driver for Listener {
                         port.unwrap_or_default(),
                         there.listener_arn().unwrap_or("?"),
                         there.protocol().map(|p| p.as_str()).unwrap_or("?"),
-                        actions_value(there.default_actions()),
+                        have,
                         protocol.unwrap_or("?"),
-                        actions_value(&actions),
+                        want,
                     ),
                 ));
             }

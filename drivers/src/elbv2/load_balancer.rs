@@ -158,9 +158,6 @@ impl Driver for LoadBalancer {
     }
 
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
-        if handles.is_empty() {
-            return Ok(Vec::new());
-        }
         let arns: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
         let found = self.describe(&arns).await?;
         crate::each::observed(handles, &found, READS_IN_FLIGHT, |h, x| self.observe(h, x)).await

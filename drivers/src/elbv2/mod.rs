@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 use fastcart_engine::DriverError;
@@ -102,7 +101,7 @@ pub(crate) fn elb_tags(tags: &std::collections::BTreeMap<String, String>) -> Vec
 }
 
 /// ELBv2's tag calls, by ARN.
-pub(crate) struct ElbTags<'a>(pub(crate) &'a Arc<Clients>);
+pub(crate) struct ElbTags<'a>(pub(crate) &'a Clients);
 
 impl crate::tags::TagApi for ElbTags<'_> {
     const PER_CALL: usize = 10;

@@ -171,9 +171,6 @@ impl Driver for TargetGroup {
     }
 
     async fn read(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Observed>>, DriverError> {
-        if handles.is_empty() {
-            return Ok(Vec::new());
-        }
         let arns: Vec<&str> = handles.iter().map(|h| h.physical_id.as_str()).collect();
         let groups = self.describe(&arns).await?;
         crate::each::observed(handles, &groups, READS_IN_FLIGHT, |h, x| self.observe(h, x)).await
