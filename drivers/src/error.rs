@@ -35,6 +35,7 @@ pub fn classify(code: &str) -> ErrorKind {
         "InvalidCacheSubnetGroupState",
         "CacheSubnetGroupInUse",
         "InvalidDBInstanceState",
+        "InvalidDBClusterStateFault",
         "InvalidReplicationGroupState",
         "ConcurrentModificationException",
         "ClusterContainsServicesException",

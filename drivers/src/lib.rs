@@ -61,6 +61,7 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
     r.register(Arc::new(secretsmanager::Secret::new(c.clone())));
     r.register(Arc::new(secretsmanager::RotationSchedule::new(c.clone())));
     r.register(Arc::new(rds::DbSubnetGroup::new(c.clone())));
+    r.register(Arc::new(rds::DbCluster::new(c.clone())));
     r.register(Arc::new(rds::DbInstance::new(c.clone())));
     r.register(Arc::new(elasticache::CacheSubnetGroup::new(c.clone())));
     r.register(Arc::new(elasticache::ReplicationGroup::new(c.clone())));
@@ -90,6 +91,7 @@ pub fn registry(c: &Arc<Clients>) -> Registry {
             &secretsmanager::SECRET_TAGGED,
         )
         .cover("AWS::RDS::DBInstance", &rds::DB_INSTANCE_TAGGED)
+        .cover("AWS::RDS::DBCluster", &rds::DB_CLUSTER_TAGGED)
         .cover(
             "AWS::ElastiCache::SubnetGroup",
             &elasticache::SUBNET_GROUP_TAGGED,
@@ -144,10 +146,10 @@ mod tests {
     fn every_driver_is_paced_and_every_batch_covered_type_is_registered() {
         // `registry` itself panics on an unpaced service.
         let r = offline_registry();
-        assert_eq!(r.type_names().count(), 31);
+        assert_eq!(r.type_names().count(), 32);
         let finder = r.finder().expect("the tagging API's batch finder");
         let covered: Vec<&str> = r.type_names().filter(|t| finder.covers(t)).collect();
-        assert_eq!(covered.len(), 18, "{covered:?}");
+        assert_eq!(covered.len(), 19, "{covered:?}");
         for t in [
             "AWS::EC2::EIP",
             "AWS::IAM::Role",

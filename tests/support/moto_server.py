@@ -1,4 +1,4 @@
-"""moto server, as the tests run it: moto 5.2.5 with five gaps filled where
+"""moto server, as the tests run it: moto 5.2.5 with seven gaps filled where
 it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
@@ -13,6 +13,13 @@ it differs from AWS in ways that matter to fastcart.
   runningCount 0, its deployment IN_PROGRESS forever); on AWS, with an image
   to run, it does. Here its tasks are running at once and its deployment is
   COMPLETED, so the driver's real steady-state check passes.
+- CreateDBCluster with the identifier of a cluster that exists replaces
+  that cluster in moto 5.2.5; AWS refuses with DBClusterAlreadyExistsFault
+  (which is how a create whose answer was lost finds its cluster again).
+  Refused here.
+- ModifyDBCluster ignores CloudwatchLogsExportConfiguration in moto 5.2.5
+  (it looks for the log types under another parameter's name); AWS turns the
+  log exports on and off. Honoured here.
 - CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
   atomically with its creation (which is what lets an apply killed right after
   a create find the stream by its ownership tags). Honoured here.
@@ -29,6 +36,8 @@ from moto.elasticache.models import ElastiCacheBackend, ReplicationGroup
 from moto.elasticache.responses import ElastiCacheResponse
 from moto.ecs.models import Service
 from moto.kinesis.responses import KinesisResponse
+from moto.rds.exceptions import RDSClientError
+from moto.rds.models import RDSBackend
 from moto.server import main
 
 
@@ -91,6 +100,27 @@ def _service_init(self, *args, **kwargs):
         d["rolloutStateReason"] = f"ECS deployment {d['id']} completed."
 
 
+_moto_create_db_cluster = RDSBackend.create_db_cluster
+
+
+def _create_db_cluster(self, kwargs):
+    if kwargs["db_cluster_identifier"] in self.clusters:
+        raise RDSClientError("DBClusterAlreadyExistsFault", "DB cluster already exists")
+    return _moto_create_db_cluster(self, kwargs)
+
+
+_moto_modify_db_cluster = RDSBackend.modify_db_cluster
+
+
+def _modify_db_cluster(self, kwargs):
+    exports = kwargs.pop("cloudwatch_logs_export_configuration", None)
+    if exports:
+        kwargs["enable_cloudwatch_logs_exports"] = exports
+    return _moto_modify_db_cluster(self, kwargs)
+
+
+RDSBackend.create_db_cluster = _create_db_cluster
+RDSBackend.modify_db_cluster = _modify_db_cluster
 Service.__init__ = _service_init
 KinesisResponse.create_stream = _create_stream
 ElastiCacheBackend.delete_cache_subnet_group = _backend_delete_cache_subnet_group

@@ -361,3 +361,106 @@ async fn auth_token_never_reaches_state_or_errors() {
     bad.converge(&StackSpec::new(&s2.name, &s2.env)).await;
     c.converge(&StackSpec::new(&s.name, &s.env)).await;
 }
+
+/// An Aurora PostgreSQL cluster with a writer and a reader instance, in its
+/// own subnet group, encrypted with a key of the stack, its master password
+/// managed by RDS in Secrets Manager.
+fn aurora(c: &Cloud, id: &str, backup_days: i64, logs: &[&str]) -> StackSpec {
+    let mut s = c.stack();
+    network(c, &mut s, "10.43");
+    s.add(db_subnets(&c.name("aurora"), "aurora"));
+    s.add(
+        ResourceSpec::new("DbKey", "AWS::KMS::Key")
+            .prop("Description", "fastcart test cluster key"),
+    );
+    s.add(
+        ResourceSpec::new("Cluster", "AWS::RDS::DBCluster")
+            .prop("DBClusterIdentifier", id)
+            .prop("Engine", "aurora-postgresql")
+            .prop("EngineVersion", "15.8")
+            .prop("DatabaseName", "flaskapi")
+            .prop("MasterUsername", "dbadmin")
+            .prop("ManageMasterUserPassword", true)
+            .prop("StorageEncrypted", true)
+            .prop("KmsKeyId", get_att("DbKey", "Arn"))
+            .prop("DBSubnetGroupName", r#ref("DbSubnets"))
+            .prop("BackupRetentionPeriod", backup_days)
+            .prop("PreferredBackupWindow", "03:00-03:30")
+            .prop("EnableCloudwatchLogsExports", json!(logs))
+            .prop("DeletionProtection", false)
+            .prop("DeleteAutomatedBackups", true)
+            .prop("Tags", json!([{"Key": "Purpose", "Value": "api"}])),
+    );
+    for i in 0..2 {
+        s.add(
+            ResourceSpec::new(format!("Member{i}"), "AWS::RDS::DBInstance")
+                .prop("DBInstanceIdentifier", format!("{id}-{i}"))
+                .prop("DBClusterIdentifier", r#ref("Cluster"))
+                .prop("DBInstanceClass", "db.t3.medium")
+                .prop("Engine", "aurora-postgresql")
+                .prop("PubliclyAccessible", false),
+        );
+    }
+    // The reader after the writer: the first instance of a cluster writes.
+    let reader = s.resources.pop().expect("the reader");
+    s.add(reader.depends_on("Member0"));
+    s
+}
+
+#[tokio::test]
+async fn aurora_cluster() {
+    let c = cloud("aurora").await;
+    lifecycle(
+        &c,
+        "AWS::RDS::DBCluster",
+        "Cluster",
+        &aurora(&c, &c.name("db"), 7, &["postgresql"]),
+        Some(&aurora(&c, &c.name("db"), 3, &[])),
+        // A new identifier: the members move to the new cluster with it.
+        Some(&aurora(&c, &c.name("db2"), 3, &[])),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn aurora_members_and_endpoints() {
+    let c = cloud("aurora-members").await;
+    let s = aurora(&c, &c.name("db"), 7, &["postgresql"]);
+    c.converge(&s).await;
+    let id = c.physical_id(&s, "Cluster");
+    let out = c
+        .clients
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&id)
+        .send()
+        .await
+        .expect("the cluster is there");
+    let cluster = &out.db_clusters()[0];
+    let members = cluster.db_cluster_members();
+    assert_eq!(members.len(), 2, "{members:?}");
+    let writers: Vec<_> = members
+        .iter()
+        .filter(|m| m.is_cluster_writer() == Some(true))
+        .filter_map(|m| m.db_instance_identifier())
+        .collect();
+    assert_eq!(writers, [c.physical_id(&s, "Member0")]);
+    assert_eq!(cluster.storage_encrypted(), Some(true));
+    let seen = c
+        .read("AWS::RDS::DBCluster", &id)
+        .await
+        .expect("reads back");
+    for a in [
+        "Endpoint.Address",
+        "ReadEndpoint.Address",
+        "DBClusterArn",
+        "MasterUserSecret.SecretArn",
+    ] {
+        assert!(seen.attributes.contains_key(a), "{a} missing: {seen:?}");
+    }
+    // One read answers for every cluster of a plan.
+    let before = c.clients.requests.get("rds:DescribeDBClusters");
+    c.plan(&s).await;
+    assert_eq!(c.clients.requests.get("rds:DescribeDBClusters") - before, 1);
+    c.converge(&StackSpec::new(&s.name, &s.env)).await;
+}
