@@ -429,7 +429,7 @@ pub fn detect(
         let properties: Vec<PropertyDrift> = r
             .properties
             .iter()
-            .filter(|(k, _)| !schema.is_write_only(k))
+            .filter(|(k, _)| !schema.is_write_only(k) && !r.initial_only.contains(k))
             .filter(|(k, v)| !satisfies(v, seen.properties.get(*k), schema.kind_of(k)))
             .map(|(k, v)| {
                 let actual = seen.properties.get(k).cloned().unwrap_or(Value::Null);

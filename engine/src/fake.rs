@@ -201,6 +201,14 @@ impl FakeCloud {
         });
     }
 
+    /// A property of a resource as the cloud holds it.
+    pub fn property(&self, physical_id: &str, name: &str) -> Option<Value> {
+        self.with(|i| {
+            i.find(physical_id)
+                .and_then(|r| r.properties.get(name).cloned())
+        })
+    }
+
     /// Deletes a resource behind the engine's back.
     pub fn remove(&self, physical_id: &str) {
         self.with(|i| {
@@ -454,7 +462,13 @@ impl Driver for FakeDriver {
         let attrs = self.cloud.with(|i| {
             let key = (self.schema.type_name.clone(), req.physical_id.to_string());
             i.resources.get_mut(&key).map(|r| {
-                r.properties = req.properties.clone();
+                // As AWS's update calls do: what changed, nothing else.
+                for name in req.changed {
+                    match req.properties.get(name) {
+                        Some(v) => r.properties.insert(name.clone(), v.clone()),
+                        None => r.properties.remove(name),
+                    };
+                }
                 r.attributes.clone()
             })
         });
@@ -531,6 +545,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .typical_duration(Duration::from_secs(2)),
         TypeSchema::new("Fake::Queue::Stream")
             .fixed_name("StreamName")
+            .max_length("StreamName", 32)
             .prop("RetentionHours")
             .prop("Shards")
             .prop("KeyId")

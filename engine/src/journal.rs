@@ -40,6 +40,9 @@ pub struct Entry {
     pub attributes: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
+    /// The properties the stack set for creation only (on a `Done`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_only: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -58,6 +61,7 @@ impl Entry {
             properties: None,
             attributes: None,
             dependencies: Vec::new(),
+            initial_only: Vec::new(),
             error: None,
         }
     }

@@ -105,6 +105,12 @@ pub struct ResourceSpec {
     /// Explicit dependencies besides those implied by references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Properties the stack sets only when the resource is created (an ECS
+    /// service's desired count, which a scaler moves afterwards): never
+    /// compared after that, so neither plan nor drift-check reports what
+    /// AWS made of them, and no update sends them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_only: Vec<String>,
 }
 
 impl ResourceSpec {
@@ -114,6 +120,7 @@ impl ResourceSpec {
             type_name: type_name.into(),
             properties: Map::new(),
             depends_on: Vec::new(),
+            initial_only: Vec::new(),
         }
     }
 
@@ -121,6 +128,22 @@ impl ResourceSpec {
     pub fn prop(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.properties.insert(name.into(), value.into());
         self
+    }
+
+    /// Sets a property for the resource's creation only (see
+    /// [`ResourceSpec::initial_only`]).
+    pub fn initial(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        let name = name.into();
+        self.properties.insert(name.clone(), value.into());
+        if !self.initial_only.contains(&name) {
+            self.initial_only.push(name);
+        }
+        self
+    }
+
+    /// Whether the stack sets `name` only at creation.
+    pub fn is_initial_only(&self, name: &str) -> bool {
+        self.initial_only.iter().any(|n| n == name)
     }
 
     /// Adds an explicit dependency.

@@ -242,6 +242,8 @@ pub fn diff(
                 (None, false) => After::KnownAfterApply,
             };
             let (Some(existing), Some(seen)) = (existing, seen) else {
+                // Created now (or again): every property is sent, the
+                // initial-only ones too.
                 changes.push(Change {
                     path: name.clone(),
                     before: None,
@@ -253,6 +255,10 @@ pub fn diff(
                 });
                 continue;
             };
+            // Set at creation, AWS's (or a scaler's) business since.
+            if spec.is_initial_only(name) {
+                continue;
+            }
             // What AWS never returns is compared with what was applied last.
             let before = if prop.write_only {
                 existing.properties.get(name)

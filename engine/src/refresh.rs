@@ -197,6 +197,10 @@ pub async fn recover(
         done.seq = state.journal_seq;
         done.physical_id = Some(first.physical_id.clone());
         done.properties = pending.as_ref().map(|p| p.properties.clone());
+        done.initial_only = stack
+            .resource(&id)
+            .map(|r| r.initial_only.clone())
+            .unwrap_or_default();
         done.dependencies = match pending {
             Some(p) => p.dependencies,
             None => stack

@@ -52,6 +52,10 @@ pub struct PropertySchema {
     /// Tags are named by their key without it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub identity: Option<Vec<String>>,
+    /// The most characters AWS takes in a string value of it; a longer
+    /// value is refused during validation, before any AWS call.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_length: Option<usize>,
 }
 
 /// A property that guards the resource, and so which drift of it is a
@@ -195,6 +199,11 @@ impl TypeSchema {
     pub fn identity(self, name: &str, fields: &[&str]) -> Self {
         let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
         self.with_prop(name, |p| p.identity = Some(fields))
+    }
+
+    /// The most characters AWS accepts in the property's value.
+    pub fn max_length(self, name: &str, max: usize) -> Self {
+        self.with_prop(name, |p| p.max_length = Some(max))
     }
 
     /// Marks what drift of a property means for security.

@@ -68,6 +68,10 @@ pub struct ResourceState {
     /// create-before-destroy replacement, or twins found by ownership tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deposed: Vec<Deposed>,
+    /// Properties the stack set for creation only: drift-check does not
+    /// compare them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_only: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +171,7 @@ impl State {
                             attributes: e.attributes.clone().unwrap_or_default(),
                             dependencies: e.dependencies.clone(),
                             deposed: Vec::new(),
+                            initial_only: e.initial_only.clone(),
                         };
                         match self.resources.get_mut(id) {
                             Some(old) => {

@@ -54,6 +54,31 @@ pub enum Problem {
         attribute: String,
         help: String,
     },
+    #[error(
+        "resource {logical_id} ({type_name}): {property} is {length} characters long, \
+         AWS takes at most {max}: {value}"
+    )]
+    #[diagnostic(
+        code(fastcart::too_long),
+        help("shorten it; a name built from the environment suffix needs a shorter --env")
+    )]
+    TooLong {
+        logical_id: String,
+        type_name: String,
+        property: String,
+        value: String,
+        length: usize,
+        max: usize,
+    },
+    #[error("resource {logical_id} sets {property} for creation only, but does not set it")]
+    #[diagnostic(
+        code(fastcart::initial_only_unset),
+        help("give {property} a value with ResourceSpec::initial, or drop it from initial_only")
+    )]
+    InitialOnlyUnset {
+        logical_id: String,
+        property: String,
+    },
     #[error("{place} holds a malformed intrinsic function: {message}")]
     #[diagnostic(code(fastcart::malformed_intrinsic))]
     Malformed { place: String, message: String },
@@ -213,6 +238,23 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
                         });
                     }
                 }
+                for (name, value) in &r.properties {
+                    let max = schema.property(name).and_then(|p| p.max_length);
+                    // A literal only: a reference is known after apply.
+                    if let (Some(max), Some(text)) = (max, value.as_str()) {
+                        let length = text.chars().count();
+                        if length > max {
+                            problems.push(Problem::TooLong {
+                                logical_id: r.logical_id.clone(),
+                                type_name: r.type_name.clone(),
+                                property: name.clone(),
+                                value: text.to_string(),
+                                length,
+                                max,
+                            });
+                        }
+                    }
+                }
                 for (name, p) in &schema.properties {
                     if p.required && !r.properties.contains_key(name) {
                         problems.push(Problem::MissingRequired {
@@ -230,6 +272,14 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
                 value,
                 &mut problems,
             ));
+        }
+        for name in &r.initial_only {
+            if !r.properties.contains_key(name) {
+                problems.push(Problem::InitialOnlyUnset {
+                    logical_id: r.logical_id.clone(),
+                    property: name.clone(),
+                });
+            }
         }
         for d in &r.depends_on {
             match ids.get(d.as_str()) {

@@ -195,14 +195,17 @@ async fn validation_reports_every_problem_at_once() {
     );
     s.add(
         ResourceSpec::new("Stream", "Fake::Queue::Stream")
+            .prop("StreamName", "orders-of-the-shop-in-the-dev-environment")
             .prop("KeyId", get_att("Subnet", "Arn"))
             .prop("Shards", r#ref("Nowhere")),
     );
     s.add(ResourceSpec::new("A", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("B")])));
     s.add(ResourceSpec::new("B", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("A")])));
-    s.add(ResourceSpec::new("C", "Fake::Generic::Thing").prop("Size", json!({"Fn::Join": 3})));
+    let mut c = ResourceSpec::new("C", "Fake::Generic::Thing").prop("Size", json!({"Fn::Join": 3}));
+    c.initial_only.push("Inputs".into());
+    s.add(c);
     let err = fastcart_engine::validate(&s, &h.registry).unwrap_err();
-    assert_eq!(err.problems.len(), 7, "{err:#?}");
+    assert_eq!(err.problems.len(), 9, "{err:#?}");
     let mut text = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
         .with_width(100)
@@ -905,4 +908,73 @@ async fn a_list_change_is_planned_by_element() {
     // the cloud has are left alone (and not listed).
     assert_eq!((d.removed.len(), d.added.len(), d.changed.len()), (1, 1, 1));
     insta::assert_snapshot!("list_by_element", render_plan(&plan));
+}
+
+/// A property set for creation only (an ECS service's desired count, which
+/// a scaler moves) is sent by the create and then left alone: what the
+/// cloud makes of it is neither a change to plan nor drift, an update of
+/// the resource does not send it back, and the properties around it are
+/// still compared.
+#[tokio::test]
+async fn an_initial_only_property_is_created_and_then_left_to_the_cloud() {
+    let h = Harness::new();
+    let stream = |shards: i64, hours: i64| {
+        let mut s = StackSpec::new("shop", "dev");
+        s.add(
+            ResourceSpec::new("Stream", "Fake::Queue::Stream")
+                .prop("StreamName", "orders")
+                .prop("RetentionHours", hours)
+                .initial("Shards", shards),
+        );
+        s
+    };
+    let s = stream(2, 24);
+    h.apply(&s).await;
+    let id = h.session(&s).state().resources["Stream"]
+        .physical_id
+        .clone();
+    assert_eq!(h.cloud.property(&id, "Shards"), Some(json!(2)));
+
+    // The scaler moves it.
+    h.cloud.set_property(&id, "Shards", json!(5));
+    assert!(!h.plan(&s).await.has_changes());
+    let session = h.session(&s);
+    let report = session.drift(&h.registry).await.unwrap();
+    assert!(!report.has_drift(), "{}", report.render());
+    drop(session);
+
+    // A change beside it is drift, planned back without touching it.
+    h.cloud.set_property(&id, "RetentionHours", json!(168));
+    let session = h.session(&s);
+    let report = session.drift(&h.registry).await.unwrap();
+    assert_eq!(report.drifted.len(), 1, "{}", report.render());
+    let paths: Vec<_> = report.drifted[0]
+        .properties
+        .iter()
+        .map(|p| &p.path)
+        .collect();
+    assert_eq!(paths, ["RetentionHours"]);
+    drop(session);
+    let plan = h.plan(&s).await;
+    let changes: Vec<_> = plan
+        .step("Stream")
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| &c.path)
+        .collect();
+    assert_eq!(changes, ["RetentionHours"]);
+    h.apply(&s).await;
+    assert_eq!(h.cloud.property(&id, "RetentionHours"), Some(json!(24)));
+    assert_eq!(h.cloud.property(&id, "Shards"), Some(json!(5)));
+
+    // A new initial value in the stack changes nothing that exists...
+    assert!(!h.plan(&stream(3, 24)).await.has_changes());
+    // ...and is what a new object starts with.
+    h.cloud.remove(&id);
+    h.apply(&stream(3, 24)).await;
+    let id = h.session(&s).state().resources["Stream"]
+        .physical_id
+        .clone();
+    assert_eq!(h.cloud.property(&id, "Shards"), Some(json!(3)));
 }

@@ -46,6 +46,9 @@ impl LoadBalancer {
             .required("Name")
             .fixed_name("Name")
             .create_only("Name")
+            // ELBv2's API reference: at most 32 characters (the resource
+            // schema does not say so, the API refuses longer).
+            .max_length("Name", super::NAME_MAX)
             .create_only("Scheme")
             .create_only("Type")
             .kind("Subnets", ValueKind::UnorderedList)

@@ -30,6 +30,9 @@ pub use target_group::{TargetGroup, TARGET_GROUP_TAGGED};
 /// The most ARNs one Describe or `DescribeTags` call takes.
 pub const ARNS_PER_CALL: usize = 20;
 
+/// The most characters a load balancer's or target group's name may have.
+pub const NAME_MAX: usize = 32;
+
 /// The objects among `arns` that exist, by ARN: `describe` sends one call
 /// for up to [`ARNS_PER_CALL`] ARNs; a chunk that fails as not found is
 /// asked for again one ARN at a time.

@@ -60,6 +60,9 @@ impl TargetGroup {
             // again and orders a replacement.
             .required("Name")
             .fixed_name("Name")
+            // ELBv2's API reference: at most 32 characters (the resource
+            // schema does not say so, the API refuses longer).
+            .max_length("Name", super::NAME_MAX)
             .create_only("Name")
             .create_only("Protocol")
             .create_only("Port")

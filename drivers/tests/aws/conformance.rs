@@ -65,6 +65,14 @@ fn every_driver_schema_agrees_with_aws() {
             } else if read_only.contains(name) {
                 problems.push(format!("{t}: {name} is read-only in AWS, not an input"));
             }
+            let their_max = properties.get(name).and_then(|d| d["maxLength"].as_u64());
+            if let (Some(ours), Some(theirs)) = (p.max_length, their_max) {
+                if ours as u64 > theirs {
+                    problems.push(format!(
+                        "{t}: {name} takes {ours} characters here, AWS at most {theirs}"
+                    ));
+                }
+            }
             if create_only.contains(name) && !p.create_only {
                 problems.push(format!(
                     "{t}: {name} is create-only in AWS but not in the driver"

@@ -157,8 +157,10 @@ impl Shared {
         }
         let created = &created;
         let schema = driver.schema();
+        let initial_only = self.initial_only(&step.logical_id);
         let changed: Vec<String> = props
             .iter()
+            .filter(|(name, _)| !initial_only.contains(name))
             .filter(|(name, desired)| {
                 let p = schema.property(name).cloned().unwrap_or_default();
                 !p.write_only

@@ -96,14 +96,25 @@ impl Shared {
         result.map(|_| ())
     }
 
+    fn spec(&self, logical_id: &str) -> Option<&crate::ResourceSpec> {
+        self.specs
+            .get(logical_id)
+            .map(|&i| &self.stack.resources[i])
+    }
+
+    /// The properties the stack sets for `logical_id`'s creation only.
+    pub(super) fn initial_only(&self, logical_id: &str) -> Vec<String> {
+        self.spec(logical_id)
+            .map(|r| r.initial_only.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn resolved(
         &self,
         step: &Step,
     ) -> std::result::Result<(Map<String, Value>, Vec<String>), String> {
         let spec = self
-            .specs
-            .get(&step.logical_id)
-            .map(|&i| &self.stack.resources[i])
+            .spec(&step.logical_id)
             .ok_or_else(|| format!("{} is not in the stack", step.logical_id))?;
         let b = self.book.lock().expect("book lock");
         let props = resolve_map(&spec.properties, &self.ctx, &b.state).map_err(|e| match e {
@@ -185,6 +196,7 @@ impl Shared {
         done.properties = Some(protected);
         done.attributes = Some(created.attributes);
         done.dependencies = deps;
+        done.initial_only = self.initial_only(&step.logical_id);
         done.error = adopted.map(|(note, _)| note);
         self.journal(done)?;
         match unfinished {
@@ -247,6 +259,7 @@ impl Shared {
                 done.properties = Some(protected);
                 done.attributes = Some(attributes);
                 done.dependencies = deps;
+                done.initial_only = self.initial_only(&step.logical_id);
                 self.journal(done)?;
                 Ok(Some(physical_id))
             }
