@@ -35,7 +35,8 @@ pub struct Global {
     /// Print more about what is happening (state files, refresh notes)
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Where a successful apply writes flat-outputs.json
+    /// Where a successful apply writes the stack's outputs (flat-outputs.json for the order
+    /// stack, <stack>-flat-outputs.json for the others)
     #[arg(long, global = true, default_value = "cfn-outputs", value_name = "DIR")]
     pub outputs_dir: PathBuf,
     /// Stack to work on [default: fastcart; `apply FILE`: the plan's]
@@ -44,7 +45,8 @@ pub struct Global {
     /// Environment suffix carried by every name and tag [default: dev; `apply FILE`: the plan's]
     #[arg(long, global = true, env = "ENVIRONMENT_SUFFIX")]
     pub env: Option<String>,
-    /// AWS region [default: eu-central-1; `apply FILE`: the plan's]
+    /// AWS region [default: the stack's: eu-central-1, flask-api eu-south-1; `apply FILE`: the
+    /// plan's]
     #[arg(long, global = true, env = "AWS_REGION")]
     pub region: Option<String>,
 }
@@ -59,7 +61,9 @@ impl Global {
     }
 
     pub fn region(&self) -> &str {
-        self.region.as_deref().unwrap_or("eu-central-1")
+        self.region
+            .as_deref()
+            .unwrap_or_else(|| fastcart_stacks::home_region(self.stack()))
     }
 
     /// Takes stack, environment and region from a saved plan, for

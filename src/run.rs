@@ -233,6 +233,28 @@ fn find_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
     })
 }
 
+/// Refuses to work on a state applied in another region: its resources are
+/// there, and a plan here would make a second copy of the stack (a region
+/// picked up from `AWS_REGION` by accident, most often).
+fn same_region(g: &Global, state: &fastcart_engine::State) -> Result<()> {
+    match &state.zones {
+        Some(z) if z.region != g.region() && !state.resources.is_empty() => Err(miette!(
+            help = format!(
+                "pass --region {} (check AWS_REGION too), or use another --env for a copy \
+                 of the stack in {}",
+                z.region,
+                g.region()
+            ),
+            "the state of {}-{} was applied in {}, not {}",
+            state.stack,
+            state.env,
+            z.region,
+            g.region()
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn open_session(
     g: &Global,
     stack: &StackSpec,
@@ -249,6 +271,7 @@ fn open_session(
         }
     }
     let session = Session::open(&g.state_dir, &stack.name, &stack.env, command)?;
+    same_region(g, session.state())?;
     if g.verbose {
         let st = session.state();
         eprintln!(
@@ -415,7 +438,11 @@ async fn apply(
         return Ok(FAILED);
     }
     if !destroying {
-        let path = write_flat_outputs(&g.outputs_dir, &session.state().outputs)?;
+        let path = write_flat_outputs(
+            &g.outputs_dir,
+            &fastcart_stacks::outputs_file(&stack.name),
+            &session.state().outputs,
+        )?;
         println!("Outputs written to {}.", path.display());
     }
     Ok(OK)
@@ -532,16 +559,17 @@ fn print_summary(report: &ApplyReport, elapsed: Duration) {
     }
 }
 
-/// Writes `<dir>/flat-outputs.json` (keys sorted, 2-space indent) atomically.
+/// Writes `<dir>/<file>` (keys sorted, 2-space indent) atomically.
 fn write_flat_outputs(
     dir: &Path,
+    file: &str,
     outputs: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("flat-outputs.json");
-    let tmp = dir.join(format!(".flat-outputs.json.tmp-{}", std::process::id()));
+    let path = dir.join(file);
+    let tmp = dir.join(format!(".{file}.tmp-{}", std::process::id()));
     let text = serde_json::to_string_pretty(outputs).into_diagnostic()? + "\n";
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, &path))
@@ -567,6 +595,7 @@ async fn drift_check(
         ));
     }
     let session = Session::open(&g.state_dir, g.stack(), g.env(), "drift-check")?;
+    same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {
         println!(

@@ -5,6 +5,7 @@
 use fastcart_engine::StackSpec;
 
 pub mod fastcart;
+pub mod flask_api;
 
 /// What a stack may vary on.
 #[derive(Debug, Clone, Default)]
@@ -18,13 +19,33 @@ pub struct StackOptions {
 
 /// The names of the stacks this build knows.
 pub fn names() -> Vec<&'static str> {
-    vec!["fastcart"]
+    vec!["fastcart", flask_api::NAME]
 }
 
 /// The stack called `name`, or `None` when there is no such stack.
 pub fn stack(name: &str, options: &StackOptions) -> Option<StackSpec> {
     match name {
         "fastcart" => Some(fastcart::stack(options)),
+        flask_api::NAME => Some(flask_api::stack(options)),
         _ => None,
+    }
+}
+
+/// The region a stack is deployed to when none is given.
+pub fn home_region(name: &str) -> &'static str {
+    match name {
+        flask_api::NAME => flask_api::HOME_REGION,
+        _ => "eu-central-1",
+    }
+}
+
+/// The file, in the outputs directory, a successful apply of the stack
+/// writes its outputs to: the order stack's automation reads
+/// `flat-outputs.json`; every other stack has its own, so that none
+/// overwrites another's.
+pub fn outputs_file(name: &str) -> String {
+    match name {
+        "fastcart" => "flat-outputs.json".to_string(),
+        other => format!("{other}-flat-outputs.json"),
     }
 }

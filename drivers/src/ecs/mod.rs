@@ -37,10 +37,11 @@ use aws_sdk_ecs::types::{
     Cluster as EcsCluster, ClusterField, ClusterSetting, ClusterSettingName, Compatibility,
     ContainerCondition, ContainerDefinition, ContainerDependency, CpuArchitecture,
     DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, EphemeralStorage,
-    HealthCheck, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
-    NetworkMode, OsFamily, PortMapping, PropagateTags, RuntimePlatform, Secret,
-    Service as EcsService, ServiceField, Tag, TaskDefinition as EcsTaskDefinition,
-    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    HealthCheck, KeyValuePair, LaunchType, LoadBalancer as EcsLoadBalancer, LogConfiguration,
+    LogDriver, NetworkConfiguration, NetworkMode, OsFamily, PortMapping, PropagateTags,
+    RuntimePlatform, Secret, Service as EcsService, ServiceField, Tag,
+    TaskDefinition as EcsTaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
+    TransportProtocol,
 };
 use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,

@@ -99,6 +99,57 @@ pub(super) fn network_json(n: &NetworkConfiguration) -> Value {
     Value::Object(o)
 }
 
+/// `LoadBalancers`: the target groups (or classic load balancers) the
+/// service registers its tasks' container port with.
+pub(super) fn load_balancers_of(
+    p: &Obj,
+    op: &str,
+) -> Result<Option<Vec<EcsLoadBalancer>>, DriverError> {
+    if given(p, "LoadBalancers").is_none() {
+        return Ok(None);
+    }
+    let w = "LoadBalancers[]";
+    let mut out = Vec::new();
+    for lb in list(p, "LoadBalancers", "LoadBalancers", op)? {
+        let lb = obj(lb, w, op)?;
+        only_keys(
+            lb,
+            &[
+                "ContainerName",
+                "ContainerPort",
+                "TargetGroupArn",
+                "LoadBalancerName",
+            ],
+            w,
+            op,
+        )?;
+        out.push(
+            EcsLoadBalancer::builder()
+                .set_container_name(text(lb, "ContainerName", w, op)?.map(String::from))
+                .set_container_port(num(lb, "ContainerPort", w, op)?)
+                .set_target_group_arn(text(lb, "TargetGroupArn", w, op)?.map(String::from))
+                .set_load_balancer_name(text(lb, "LoadBalancerName", w, op)?.map(String::from))
+                .build(),
+        );
+    }
+    Ok(Some(out))
+}
+
+pub(super) fn load_balancers_json(lbs: &[EcsLoadBalancer]) -> Value {
+    Value::Array(
+        lbs.iter()
+            .map(|lb| {
+                let mut o = Map::new();
+                put(&mut o, "ContainerName", lb.container_name());
+                put(&mut o, "ContainerPort", lb.container_port());
+                put(&mut o, "TargetGroupArn", lb.target_group_arn());
+                put(&mut o, "LoadBalancerName", lb.load_balancer_name());
+                Value::Object(o)
+            })
+            .collect(),
+    )
+}
+
 pub(super) fn deployment_of(
     p: &Obj,
     op: &str,
@@ -213,6 +264,10 @@ impl Service {
             // strategy, which fastcart does not offer: create-only here.
             .create_only("LaunchType")
             .prop("NetworkConfiguration")
+            .identity(
+                "LoadBalancers",
+                &["TargetGroupArn", "ContainerName", "ContainerPort"],
+            )
             .prop("PlatformVersion")
             .prop("DeploymentConfiguration")
             .prop("EnableExecuteCommand")
@@ -363,6 +418,10 @@ impl Service {
                 "NetworkConfiguration",
                 s.network_configuration().map(network_json),
             )
+            .prop(
+                "LoadBalancers",
+                Some(load_balancers_json(s.load_balancers())),
+            )
             .prop("PlatformVersion", s.platform_version())
             .prop(
                 "DeploymentConfiguration",
@@ -460,6 +519,7 @@ impl Driver for Service {
             .set_desired_count(i32_of(p, "DesiredCount"))
             .set_launch_type(str_of(p, "LaunchType").map(LaunchType::from))
             .set_network_configuration(network)
+            .set_load_balancers(load_balancers_of(p, op)?)
             .set_platform_version(str_of(p, "PlatformVersion").map(String::from))
             .set_deployment_configuration(deployment)
             .set_enable_execute_command(bool_of(p, "EnableExecuteCommand"))
@@ -497,6 +557,7 @@ impl Driver for Service {
             "TaskDefinition",
             "DesiredCount",
             "NetworkConfiguration",
+            "LoadBalancers",
             "PlatformVersion",
             "DeploymentConfiguration",
             "EnableExecuteCommand",
@@ -512,6 +573,10 @@ impl Driver for Service {
             }
             if changed("NetworkConfiguration") {
                 call = call.set_network_configuration(network_of(p, op)?);
+            }
+            if changed("LoadBalancers") {
+                // An empty list detaches them all, as UpdateService takes it.
+                call = call.set_load_balancers(Some(load_balancers_of(p, op)?.unwrap_or_default()));
             }
             if changed("PlatformVersion") {
                 call = call.set_platform_version(str_of(p, "PlatformVersion").map(String::from));
