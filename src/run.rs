@@ -218,7 +218,16 @@ fn options(g: &Global) -> StackOptions {
     }
 }
 
+/// The stack the flags name, validated: a stack AWS would refuse (a name
+/// too long for its type, an unknown property) fails here, before any AWS
+/// call.
 fn find_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
+    let stack = named_stack(g, provider)?;
+    fastcart_engine::validate(&stack, provider.registry())?;
+    Ok(stack)
+}
+
+fn named_stack(g: &Global, provider: &dyn Provider) -> Result<StackSpec> {
     provider.stack(g.stack(), &options(g)).ok_or_else(|| {
         let names = provider.stack_names();
         miette!(

@@ -123,7 +123,8 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
         OK
     );
     let flat: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("outputs/flat-outputs.json")).unwrap(),
+        // A stack other than the order stack writes a file of its own.
+        &std::fs::read_to_string(d.join("outputs/shop-flat-outputs.json")).unwrap(),
     )
     .unwrap();
     assert!(flat["network_id"].as_str().unwrap().starts_with("network-"));

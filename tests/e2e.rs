@@ -10,144 +10,23 @@
 mod fault_proxy;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/world.rs"]
+mod world;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use fastcart::cli::Cli;
 use fastcart::run::{run, Aws, Provider};
 use fastcart_drivers::Clients;
-use fastcart_engine::{CloudContext, Ownership, Registry, StackSpec};
+use fastcart_engine::{CloudContext, Registry, StackSpec};
 use fastcart_stacks::StackOptions;
 use serde_json::Value;
 
-const REGION: &str = "eu-central-1";
-
-/// A working directory and the emulator's address.
-struct World {
-    dir: tempfile::TempDir,
-    env: String,
-    endpoint: String,
-}
-
-impl World {
-    fn new(env: &str) -> World {
-        World {
-            dir: tempfile::tempdir().expect("temp dir"),
-            env: env.into(),
-            endpoint: moto::moto().endpoint.clone(),
-        }
-    }
-
-    /// A world whose fastcart talks to AWS through `endpoint` (a fault
-    /// proxy in front of the emulator); checks still go straight to it.
-    fn behind(env: &str, endpoint: &str) -> World {
-        World {
-            endpoint: endpoint.into(),
-            ..World::new(env)
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_fastcart"));
-        c.args(args)
-            .args(["--env", &self.env])
-            .current_dir(self.dir.path())
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", REGION)
-            .env_remove("AWS_PROFILE")
-            .env_remove("ENVIRONMENT_SUFFIX")
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Runs the binary; returns its exit code and what it printed.
-    fn fastcart(&self, args: &[&str]) -> (i32, String) {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command(args).output().expect("run fastcart");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        );
-        (status.code().unwrap_or(-1), text)
-    }
-
-    /// Runs the binary and insists on an exit code.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let (got, text) = self.fastcart(args);
-        assert_eq!(
-            got,
-            code,
-            "`fastcart {}` exited {got}:\n{text}",
-            args.join(" ")
-        );
-        text
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    async fn clients(&self) -> Arc<Clients> {
-        moto::moto().clients().await
-    }
-
-    /// The fastcart stack of this world's environment.
-    fn stack(&self) -> StackSpec {
-        fastcart_stacks::stack(
-            "fastcart",
-            &StackOptions {
-                env: self.env.clone(),
-                ..Default::default()
-            },
-        )
-        .expect("the fastcart stack exists")
-    }
-
-    /// Every resource carrying this stack's ownership tags, per type and
-    /// logical id, as the drivers find them through AWS.
-    async fn owned(&self, c: &Arc<Clients>) -> BTreeMap<(String, String), Vec<String>> {
-        let registry: Registry = fastcart_drivers::registry(c);
-        let owner = Ownership {
-            stack: "fastcart".into(),
-            env: self.env.clone(),
-        };
-        // Each driver's own search (not the batch one fastcart uses), then
-        // a read to drop what is being deleted (a KMS key waiting out its
-        // window keeps its tags), as fastcart itself decides.
-        let mut tagged = Vec::new();
-        for t in registry.type_names() {
-            for f in registry.get(t).unwrap().find_by_tags(&owner).await.unwrap() {
-                tagged.push((t.to_string(), f));
-            }
-        }
-        let mut found: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for (t, f) in fastcart_engine::refresh::still_there(&registry, tagged)
-            .await
-            .unwrap()
-        {
-            found
-                .entry((t, f.logical_id))
-                .or_default()
-                .push(f.physical_id);
-        }
-        found
-    }
-
-    fn state(&self) -> Value {
-        let p = self.path(&format!(".fastcart/fastcart-{}/state.json", self.env));
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-    }
-}
+use world::{destroy_leaves_nothing, World, REGION};
 
 fn outputs(w: &World) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(w.path("cfn-outputs/flat-outputs.json")).unwrap();
@@ -1072,23 +951,6 @@ async fn open_ssh(c: &Arc<Clients>, group: &str, cidr: &str) {
         .send()
         .await
         .unwrap();
-}
-
-/// Destroys through the proxy (again after a failure, at most three times)
-/// and insists that nothing carrying the stack's tags is left.
-async fn destroy_leaves_nothing(w: &World) {
-    let c = w.clients().await;
-    let mut last = String::new();
-    for _ in 0..3 {
-        let (code, text) = w.fastcart(&["destroy", "--auto-approve"]);
-        if code == 0 {
-            let left = w.owned(&c).await;
-            assert!(left.is_empty(), "left after destroy: {left:#?}");
-            return;
-        }
-        last = text;
-    }
-    panic!("destroy did not succeed in three tries:\n{last}");
 }
 
 impl LossyRun {

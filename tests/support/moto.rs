@@ -2,7 +2,7 @@
 //! virtualenv by `scripts/moto.sh` and started on 127.0.0.1 on a free port,
 //! once per test binary. It stops by itself when the test process exits.
 //!
-//! `moto_server.py` beside this file fills five gaps where moto 5.2.5
+//! `moto_server.py` beside this file fills seven gaps where moto 5.2.5
 //! differs from AWS (see its docstring); AWS's managed IAM policies are loaded.
 //!
 //! Without python3 and the package registry this fails loudly, saying how to
@@ -22,10 +22,16 @@ pub struct Moto {
 }
 
 impl Moto {
+    #[allow(dead_code)]
     /// fastcart's AWS clients pointed at this emulator (eu-central-1, dummy
     /// credentials), configured as the CLI configures them otherwise.
     pub async fn clients(&self) -> std::sync::Arc<fastcart_drivers::Clients> {
-        let config = fastcart_drivers::Clients::loader("eu-central-1")
+        self.clients_in("eu-central-1").await
+    }
+
+    /// The same, in `region`.
+    pub async fn clients_in(&self, region: &str) -> std::sync::Arc<fastcart_drivers::Clients> {
+        let config = fastcart_drivers::Clients::loader(region)
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_credential_types::Credentials::new(
                 "test", "test", None, None, "tests",
