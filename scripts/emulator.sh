@@ -18,5 +18,5 @@ if [ -z "$up" ]; then
   exit 1
 fi
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION="${AWS_REGION:-eu-central-1}"
+# No AWS_REGION: each stack goes to its own region unless the caller set one.
 unset AWS_PROFILE
