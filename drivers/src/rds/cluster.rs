@@ -19,10 +19,8 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::call::Call;
-use crate::error::is_gone;
 use crate::props::{bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
-use crate::wait;
 
 /// DB clusters in the tagging API.
 pub const DB_CLUSTER_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
@@ -34,15 +32,6 @@ pub const DB_CLUSTER_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
 fn cluster_name(arn: &str) -> Option<String> {
     crate::tagging::after_colon(arn, "cluster")
 }
-
-/// Statuses a cluster does not leave by waiting.
-const FAILED: &[&str] = &[
-    "failed",
-    "inaccessible-encryption-credentials",
-    "incompatible-network",
-    "incompatible-parameters",
-    "incompatible-restore",
-];
 
 pub struct DbCluster {
     c: Arc<Clients>,
@@ -65,16 +54,31 @@ fn cluster_attributes(cl: &Cluster) -> Map<String, Value> {
         .attributes
 }
 
-/// Whether an available cluster has nothing left to apply.
-fn settled(cl: &Cluster) -> bool {
-    cl.status() == Some("available")
-        && cl
-            .pending_modified_values()
-            .is_none_or(|p| *p == ClusterPendingModifiedValues::builder().build())
-        && cl
-            .vpc_security_groups()
-            .iter()
-            .all(|g| g.status().is_none_or(|s| s == "active"))
+impl Watched for Cluster {
+    const KIND: &'static str = "DB cluster";
+    const DESCRIBE: &'static str = "rds:DescribeDBClusters";
+    const FAILED: &'static [&'static str] = &[
+        "failed",
+        "inaccessible-encryption-credentials",
+        "incompatible-network",
+        "incompatible-parameters",
+        "incompatible-restore",
+    ];
+
+    fn status(&self) -> &str {
+        Cluster::status(self).unwrap_or_default()
+    }
+
+    fn settled(&self) -> bool {
+        Cluster::status(self) == Some("available")
+            && self
+                .pending_modified_values()
+                .is_none_or(|p| *p == ClusterPendingModifiedValues::builder().build())
+            && self
+                .vpc_security_groups()
+                .iter()
+                .all(|g| g.status().is_none_or(|s| s == "active"))
+    }
 }
 
 impl DbCluster {
@@ -139,26 +143,7 @@ impl DbCluster {
 
     /// Waits until the cluster is available with nothing pending.
     async fn wait_settled(&self, id: &str, what: &str) -> Result<Cluster, DriverError> {
-        wait::until(
-            "rds:DescribeDBClusters",
-            &format!("DB cluster {id} to {what}"),
-            self.schema.deadlines.ready,
-            || async {
-                let Some(cl) = self.one(id).await? else {
-                    return Ok(None);
-                };
-                let status = cl.status().unwrap_or_default();
-                if FAILED.contains(&status) {
-                    return Err(DriverError::new(
-                        ErrorKind::Other,
-                        "rds:DescribeDBClusters",
-                        format!("{id}: the DB cluster is {status}"),
-                    ));
-                }
-                Ok(settled(&cl).then_some(cl))
-            },
-        )
-        .await
+        wait_settled(self.schema.deadlines.ready, id, what, || self.one(id)).await
     }
 
     /// A cluster in the schema's shape; `given` (the properties last applied)
@@ -244,7 +229,7 @@ impl Driver for DbCluster {
         for (h, id) in handles.iter().zip(&ids) {
             match found.get(id) {
                 // A cluster being deleted is as good as gone.
-                Some(cl) if cl.status() != Some("deleting") => {
+                Some(cl) if Cluster::status(cl) != Some("deleting") => {
                     out.push(Some(self.observe(cl, &h.properties).await));
                 }
                 _ => out.push(None),
@@ -382,29 +367,21 @@ impl Driver for DbCluster {
         // A cluster refuses while its instances are still being deleted
         // (InvalidDBClusterStateFault), and while it is still creating or
         // modifying.
-        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
-        let r = wait::while_in_use(deadline.left(), || async {
-            self.c
-                .rds
-                .delete_db_cluster()
-                .db_cluster_identifier(id)
-                .skip_final_snapshot(true)
-                .delete_automated_backups(!keep_backups)
-                .send()
-                .call(&self.c, id)
-                .await
-        })
-        .await;
-        match r {
-            Err(e) if is_gone(&e) => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        wait::until(
-            "rds:DescribeDBClusters",
-            &format!("DB cluster {id} to be deleted"),
-            deadline.left(),
-            || async { Ok(self.one(id).await?.is_none().then_some(())) },
+        delete_and_wait(
+            self.schema.deadlines.gone,
+            id,
+            || async {
+                self.c
+                    .rds
+                    .delete_db_cluster()
+                    .db_cluster_identifier(id)
+                    .skip_final_snapshot(true)
+                    .delete_automated_backups(!keep_backups)
+                    .send()
+                    .call(&self.c, id)
+                    .await
+            },
+            || self.one(id),
         )
         .await
     }

@@ -16,10 +16,8 @@ use serde_json::{Map, Value};
 use super::*;
 use crate::call::Call;
 use crate::dynamic;
-use crate::error::is_gone;
 use crate::props::{bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
-use crate::wait;
 
 /// DB instances in the tagging API.
 pub const DB_INSTANCE_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
@@ -31,17 +29,6 @@ pub const DB_INSTANCE_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
 fn db_name(arn: &str) -> Option<String> {
     crate::tagging::after_colon(arn, "db")
 }
-
-/// Statuses an instance does not leave by waiting.
-const FAILED: &[&str] = &[
-    "failed",
-    "incompatible-network",
-    "incompatible-option-group",
-    "incompatible-parameters",
-    "incompatible-restore",
-    "inaccessible-encryption-credentials",
-    "storage-full",
-];
 
 pub struct DbInstance {
     c: Arc<Clients>,
@@ -67,19 +54,37 @@ fn instance_attributes(i: &Instance) -> Map<String, Value> {
         .attributes
 }
 
-/// Whether an available instance has nothing left to apply.
-fn settled(i: &Instance) -> bool {
-    // After a storage change RDS spends hours in storage-optimization while
-    // the database serves normally: that counts as done.
-    matches!(
-        i.db_instance_status(),
-        Some("available" | "storage-optimization")
-    ) && i
-        .pending_modified_values()
-        .is_none_or(|p| *p == PendingModifiedValues::builder().build())
-        && i.vpc_security_groups()
-            .iter()
-            .all(|g| g.status().is_none_or(|s| s == "active"))
+impl Watched for Instance {
+    const KIND: &'static str = "DB instance";
+    const DESCRIBE: &'static str = "rds:DescribeDBInstances";
+    const FAILED: &'static [&'static str] = &[
+        "failed",
+        "incompatible-network",
+        "incompatible-option-group",
+        "incompatible-parameters",
+        "incompatible-restore",
+        "inaccessible-encryption-credentials",
+        "storage-full",
+    ];
+
+    fn status(&self) -> &str {
+        self.db_instance_status().unwrap_or_default()
+    }
+
+    fn settled(&self) -> bool {
+        // After a storage change RDS spends hours in storage-optimization
+        // while the database serves normally: that counts as done.
+        matches!(
+            self.db_instance_status(),
+            Some("available" | "storage-optimization")
+        ) && self
+            .pending_modified_values()
+            .is_none_or(|p| *p == PendingModifiedValues::builder().build())
+            && self
+                .vpc_security_groups()
+                .iter()
+                .all(|g| g.status().is_none_or(|s| s == "active"))
+    }
 }
 
 impl DbInstance {
@@ -150,26 +155,7 @@ impl DbInstance {
 
     /// Waits until the instance is available with nothing pending.
     async fn wait_settled(&self, id: &str, what: &str) -> Result<Instance, DriverError> {
-        wait::until(
-            "rds:DescribeDBInstances",
-            &format!("DB instance {id} to {what}"),
-            self.schema.deadlines.ready,
-            || async {
-                let Some(i) = self.one(id).await? else {
-                    return Ok(None);
-                };
-                let status = i.db_instance_status().unwrap_or_default();
-                if FAILED.contains(&status) {
-                    return Err(DriverError::new(
-                        ErrorKind::Other,
-                        "rds:DescribeDBInstances",
-                        format!("{id}: the DB instance is {status}"),
-                    ));
-                }
-                Ok(settled(&i).then_some(i))
-            },
-        )
-        .await
+        wait_settled(self.schema.deadlines.ready, id, what, || self.one(id)).await
     }
 
     /// An instance in the schema's shape; `given` (the properties last
@@ -445,29 +431,21 @@ impl Driver for DbInstance {
         let alone = !h.properties.contains_key("DBClusterIdentifier");
         // An instance still creating, modifying or backing up refuses to be
         // deleted for a while; one already deleting refuses until it is gone.
-        let deadline = wait::Deadline::after(self.schema.deadlines.gone);
-        let r = wait::while_in_use(deadline.left(), || async {
-            self.c
-                .rds
-                .delete_db_instance()
-                .db_instance_identifier(id)
-                .set_skip_final_snapshot(alone.then_some(true))
-                .set_delete_automated_backups(alone.then_some(!keep_backups))
-                .send()
-                .call(&self.c, id)
-                .await
-        })
-        .await;
-        match r {
-            Err(e) if is_gone(&e) => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        wait::until(
-            "rds:DescribeDBInstances",
-            &format!("DB instance {id} to be deleted"),
-            deadline.left(),
-            || async { Ok(self.one(id).await?.is_none().then_some(())) },
+        delete_and_wait(
+            self.schema.deadlines.gone,
+            id,
+            || async {
+                self.c
+                    .rds
+                    .delete_db_instance()
+                    .db_instance_identifier(id)
+                    .set_skip_final_snapshot(alone.then_some(true))
+                    .set_delete_automated_backups(alone.then_some(!keep_backups))
+                    .send()
+                    .call(&self.c, id)
+                    .await
+            },
+            || self.one(id),
         )
         .await
     }

@@ -261,6 +261,88 @@ pub(crate) fn logs_export_change(
 }
 
 // ---------------------------------------------------------------------------
+// Waits shared by instances and clusters.
+
+/// What the waits need to know of an RDS object they watch.
+pub(crate) trait Watched: Sized {
+    /// "DB instance", "DB cluster".
+    const KIND: &'static str;
+    /// The call that reads it, for messages and deadlines.
+    const DESCRIBE: &'static str;
+    /// Statuses it does not leave by waiting.
+    const FAILED: &'static [&'static str];
+    fn status(&self) -> &str;
+    /// Available, with nothing left to apply.
+    fn settled(&self) -> bool;
+}
+
+/// Waits until `one` reports the object settled; a failed status ends the
+/// wait at once, naming it.
+pub(crate) async fn wait_settled<T, F, Fut>(
+    deadline: Duration,
+    id: &str,
+    what: &str,
+    one: F,
+) -> Result<T, DriverError>
+where
+    T: Watched,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, DriverError>>,
+{
+    wait::until(
+        T::DESCRIBE,
+        &format!("{} {id} to {what}", T::KIND),
+        deadline,
+        || async {
+            let Some(o) = one().await? else {
+                return Ok(None);
+            };
+            let status = o.status();
+            if T::FAILED.contains(&status) {
+                return Err(DriverError::new(
+                    fastcart_engine::ErrorKind::Other,
+                    T::DESCRIBE,
+                    format!("{id}: the {} is {status}", T::KIND),
+                ));
+            }
+            Ok(o.settled().then_some(o))
+        },
+    )
+    .await
+}
+
+/// Sends `delete` (again while the object is in use: still creating,
+/// backing up, or a cluster whose members are still going), then waits until
+/// `one` no longer finds it. Already gone is done.
+pub(crate) async fn delete_and_wait<T, O, D, DFut, F, Fut>(
+    deadline: Duration,
+    id: &str,
+    delete: D,
+    one: F,
+) -> Result<(), DriverError>
+where
+    T: Watched,
+    D: Fn() -> DFut,
+    DFut: std::future::Future<Output = Result<O, DriverError>>,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, DriverError>>,
+{
+    let deadline = wait::Deadline::after(deadline);
+    match wait::while_in_use(deadline.left(), delete).await {
+        Err(e) if is_gone(&e) => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    wait::until(
+        T::DESCRIBE,
+        &format!("{} {id} to be deleted", T::KIND),
+        deadline.left(),
+        || async { Ok(one().await?.is_none().then_some(())) },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------
 // RDS tags.
 
 pub(crate) fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
