@@ -5,13 +5,14 @@
 # batched call per resource type where AWS allows it; Terraform reads one
 # call (or more) per resource.
 #
-#   bash scripts/bench-requests.sh
+#   bash scripts/bench-requests.sh              # the order stack
+#   bash scripts/bench-requests.sh flask-api    # another stack
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --quiet --bin fastcart
 bin="${CARGO_TARGET_DIR:-target}/debug/fastcart"
 . scripts/emulator.sh
-state=(--state-dir "$(mktemp -d)" --env bench)
+state=(--state-dir "$(mktemp -d)" --env bench --stack "${1:-fastcart}")
 "$bin" apply --auto-approve "${state[@]}" >/dev/null
 resources=$("$bin" state list "${state[@]}" | grep -c '::')
 "$bin" plan -v "${state[@]}" 2>"$emulator_log.req" >/dev/null
