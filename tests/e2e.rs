@@ -1006,3 +1006,29 @@ async fn lost_answers_at_30_percent_leave_no_twin() {
     proxy.set_loss(0.0);
     destroy_leaves_nothing(&w).await;
 }
+
+/// A suffix AWS would refuse in the names built from it is refused before
+/// any AWS call (there is no AWS to call here), every such name at once,
+/// each with the rule from AWS's own schema that it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suffix_aws_would_refuse_is_refused_before_any_aws_call() {
+    let mut w = World::new("bad env!");
+    w.endpoint = "http://127.0.0.1:1".into();
+    let printed = w.expect(1, &["plan"]);
+    let text = printed
+        .split_whitespace()
+        .filter(|w| *w != "│" && *w != "|")
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.contains("is not valid: 7 problems"), "{printed}");
+    for needle in [
+        "Database (AWS::RDS::DBInstance): DBInstanceIdentifier must match",
+        "OrdersStream (AWS::Kinesis::Stream): Name must match",
+        "ExecutionRole (AWS::IAM::Role): RoleName must match",
+        "Repository (AWS::ECR::Repository): RepositoryName must match",
+        "nothing was read from or sent to the cloud",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{printed}");
+    }
+    assert!(!w.path(".fastcart").exists(), "no state was opened");
+}

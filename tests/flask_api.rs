@@ -220,8 +220,8 @@ async fn a_suffix_too_long_for_the_load_balancer_is_refused_before_any_aws_call(
         .collect::<Vec<_>>()
         .join(" ");
     for needle in [
-        "LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer): Name is 34 characters long, AWS takes at most 32: flask-api-alb-a-very-long-",
-        "TargetGroup (AWS::ElasticLoadBalancingV2::TargetGroup): Name is 33 characters long",
+        "LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer): Name must be at most 32 characters, not 34: flask-api-alb-a-very-long-",
+        "TargetGroup (AWS::ElasticLoadBalancingV2::TargetGroup): Name must be at most 32 characters, not 33",
         "nothing was read from or sent to the cloud",
     ] {
         assert!(text.contains(needle), "{needle}:\n{printed}");

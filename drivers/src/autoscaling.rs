@@ -91,6 +91,60 @@ pub struct ScalableTarget {
 impl ScalableTarget {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ApplicationAutoScaling::ScalableTarget")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("ResourceId", 1, 1600)
+            .length("RoleARN", 1, 1600)
+            .one_of(
+                "ScalableDimension",
+                &[
+                    "appstream:fleet:DesiredCapacity",
+                    "cassandra:table:ReadCapacityUnits",
+                    "cassandra:table:WriteCapacityUnits",
+                    "comprehend:document-classifier-endpoint:DesiredInferenceUnits",
+                    "comprehend:entity-recognizer-endpoint:DesiredInferenceUnits",
+                    "custom-resource:ResourceType:Property",
+                    "dynamodb:index:ReadCapacityUnits",
+                    "dynamodb:index:WriteCapacityUnits",
+                    "dynamodb:table:ReadCapacityUnits",
+                    "dynamodb:table:WriteCapacityUnits",
+                    "ec2:capacity-reservation:AvailableInstances",
+                    "ec2:spot-fleet-request:TargetCapacity",
+                    "ecs:service:DesiredCount",
+                    "elasticache:cache-cluster:Nodes",
+                    "elasticache:replication-group:NodeGroups",
+                    "elasticache:replication-group:Replicas",
+                    "elasticmapreduce:instancegroup:InstanceCount",
+                    "kafka:broker-storage:VolumeSize",
+                    "lambda:function:ProvisionedConcurrency",
+                    "neptune:cluster:ReadReplicaCount",
+                    "rds:cluster:ReadReplicaCount",
+                    "sagemaker:inference-component:DesiredCopyCount",
+                    "sagemaker:variant:DesiredInstanceCount",
+                    "sagemaker:variant:DesiredProvisionedConcurrency",
+                    "workspaces:workspacespool:DesiredUserSessions",
+                ],
+            )
+            .one_of(
+                "ServiceNamespace",
+                &[
+                    "appstream",
+                    "cassandra",
+                    "comprehend",
+                    "custom-resource",
+                    "dynamodb",
+                    "ec2",
+                    "ecs",
+                    "elasticache",
+                    "elasticmapreduce",
+                    "kafka",
+                    "lambda",
+                    "neptune",
+                    "rds",
+                    "sagemaker",
+                    "workspaces",
+                ],
+            )
             .required("ServiceNamespace")
             .create_only("ServiceNamespace")
             .required("ResourceId")
@@ -246,6 +300,64 @@ pub struct ScalingPolicy {
 impl ScalingPolicy {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ApplicationAutoScaling::ScalingPolicy")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("PolicyName", 1, 256)
+            .pattern("PolicyName", r#"^\p{Print}+$"#)
+            .one_of(
+                "PolicyType",
+                &["PredictiveScaling", "StepScaling", "TargetTrackingScaling"],
+            )
+            .length("ResourceId", 1, 1600)
+            .one_of(
+                "ScalableDimension",
+                &[
+                    "appstream:fleet:DesiredCapacity",
+                    "cassandra:table:ReadCapacityUnits",
+                    "cassandra:table:WriteCapacityUnits",
+                    "comprehend:document-classifier-endpoint:DesiredInferenceUnits",
+                    "comprehend:entity-recognizer-endpoint:DesiredInferenceUnits",
+                    "custom-resource:ResourceType:Property",
+                    "dynamodb:index:ReadCapacityUnits",
+                    "dynamodb:index:WriteCapacityUnits",
+                    "dynamodb:table:ReadCapacityUnits",
+                    "dynamodb:table:WriteCapacityUnits",
+                    "ec2:spot-fleet-request:TargetCapacity",
+                    "ecs:service:DesiredCount",
+                    "elasticache:cache-cluster:Nodes",
+                    "elasticache:replication-group:NodeGroups",
+                    "elasticache:replication-group:Replicas",
+                    "elasticmapreduce:instancegroup:InstanceCount",
+                    "kafka:broker-storage:VolumeSize",
+                    "lambda:function:ProvisionedConcurrency",
+                    "neptune:cluster:ReadReplicaCount",
+                    "rds:cluster:ReadReplicaCount",
+                    "sagemaker:inference-component:DesiredCopyCount",
+                    "sagemaker:variant:DesiredInstanceCount",
+                    "sagemaker:variant:DesiredProvisionedConcurrency",
+                    "workspaces:workspacespool:DesiredUserSessions",
+                ],
+            )
+            .one_of(
+                "ServiceNamespace",
+                &[
+                    "appstream",
+                    "cassandra",
+                    "comprehend",
+                    "custom-resource",
+                    "dynamodb",
+                    "ec2",
+                    "ecs",
+                    "elasticache",
+                    "elasticmapreduce",
+                    "kafka",
+                    "lambda",
+                    "neptune",
+                    "rds",
+                    "sagemaker",
+                    "workspaces",
+                ],
+            )
             .required("PolicyName")
             .create_only("PolicyName")
             .required("PolicyType")

@@ -55,6 +55,70 @@ pub struct Alarm {
 impl Alarm {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::CloudWatch::Alarm")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("AlarmDescription", 0, 1024)
+            .length("AlarmName", 0, 255)
+            .one_of(
+                "ComparisonOperator",
+                &[
+                    "GreaterThanOrEqualToThreshold",
+                    "GreaterThanThreshold",
+                    "GreaterThanUpperThreshold",
+                    "LessThanLowerOrGreaterThanUpperThreshold",
+                    "LessThanLowerThreshold",
+                    "LessThanOrEqualToThreshold",
+                    "LessThanThreshold",
+                ],
+            )
+            .range("DatapointsToAlarm", Some(1.0), None)
+            .length("EvaluateLowSampleCountPercentile", 1, 255)
+            .range("EvaluationPeriods", Some(1.0), None)
+            .length("MetricName", 1, 255)
+            .length("Namespace", 1, 255)
+            .pattern("Namespace", "^[^:]")
+            .range("Period", Some(1.0), None)
+            .one_of(
+                "Statistic",
+                &["Average", "Maximum", "Minimum", "SampleCount", "Sum"],
+            )
+            .one_of(
+                "TreatMissingData",
+                &["breaching", "ignore", "missing", "notBreaching"],
+            )
+            .length("TreatMissingData", 1, 255)
+            .one_of(
+                "Unit",
+                &[
+                    "Bits",
+                    "Bits/Second",
+                    "Bytes",
+                    "Bytes/Second",
+                    "Count",
+                    "Count/Second",
+                    "Gigabits",
+                    "Gigabits/Second",
+                    "Gigabytes",
+                    "Gigabytes/Second",
+                    "Kilobits",
+                    "Kilobits/Second",
+                    "Kilobytes",
+                    "Kilobytes/Second",
+                    "Megabits",
+                    "Megabits/Second",
+                    "Megabytes",
+                    "Megabytes/Second",
+                    "Microseconds",
+                    "Milliseconds",
+                    "None",
+                    "Percent",
+                    "Seconds",
+                    "Terabits",
+                    "Terabits/Second",
+                    "Terabytes",
+                    "Terabytes/Second",
+                ],
+            )
             // Required here (AWS would make one up): the fixed name is what
             // finds the alarm again and orders a replacement.
             .required("AlarmName")

@@ -42,6 +42,11 @@ pub struct Repository {
 impl Repository {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECR::Repository")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of("ImageTagMutability", &["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"])
+            .length("RepositoryName", 2, 256)
+            .pattern("RepositoryName", r#"^(?=.{2,256}$)([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*)$"#)
             .guard(
                 "ImageScanningConfiguration",
                 fastcart_engine::Guard::Protection,

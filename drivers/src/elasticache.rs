@@ -344,6 +344,10 @@ fn replicas(g: &Group) -> Option<i32> {
 impl ReplicationGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElastiCache::ReplicationGroup")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .range("NumCacheClusters", Some(1.0), Some(6.0))
+            .range("ReplicasPerNodeGroup", Some(0.0), Some(5.0))
             .guard(
                 "AtRestEncryptionEnabled",
                 fastcart_engine::Guard::Protection,

@@ -182,6 +182,24 @@ pub struct Role {
 impl Role {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::IAM::Role")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("AssumeRolePolicyDocument", 1, 131072)
+            .pattern(
+                "AssumeRolePolicyDocument",
+                r#"^[\u0009\u000A\u000D\u0020-\u00FF]+$"#,
+            )
+            .length("Description", 0, 1000)
+            .pattern(
+                "Description",
+                r#"^[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*$"#,
+            )
+            .range("MaxSessionDuration", Some(3600.0), Some(43200.0))
+            .length("Path", 1, 512)
+            .pattern("Path", r#"^(\u002F)|(\u002F[\u0021-\u007E]+\u002F)$"#)
+            .length("PermissionsBoundary", 20, 2048)
+            .length("RoleName", 1, 64)
+            .pattern("RoleName", r#"^[\w+=,.@-]+$"#)
             .identity("Policies", &["PolicyName"])
             .guard("Policies", fastcart_engine::Guard::Policy)
             .required("AssumeRolePolicyDocument")

@@ -107,6 +107,12 @@ pub struct Stream {
 impl Stream {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("Name", 1, 128)
+            .pattern("Name", "^[a-zA-Z0-9_.-]+$")
+            .range("RetentionPeriodHours", Some(1.0), Some(8760.0))
+            .range("ShardCount", Some(1.0), Some(100000.0))
             .guard("StreamEncryption", fastcart_engine::Guard::Protection)
             // A name is required here (AWS would make one up): a made-up name
             // could not be found again after a crash, and the fixed name

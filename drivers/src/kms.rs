@@ -148,6 +148,41 @@ pub struct Key {
 impl Key {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::KMS::Key")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("Description", 0, 8192)
+            .one_of(
+                "KeySpec",
+                &[
+                    "SYMMETRIC_DEFAULT",
+                    "RSA_2048",
+                    "RSA_3072",
+                    "RSA_4096",
+                    "ECC_NIST_P256",
+                    "ECC_NIST_P384",
+                    "ECC_NIST_P521",
+                    "ECC_SECG_P256K1",
+                    "HMAC_224",
+                    "HMAC_256",
+                    "HMAC_384",
+                    "HMAC_512",
+                    "SM2",
+                    "ML_DSA_44",
+                    "ML_DSA_65",
+                    "ML_DSA_87",
+                    "ECC_NIST_EDWARDS25519",
+                ],
+            )
+            .one_of(
+                "KeyUsage",
+                &[
+                    "ENCRYPT_DECRYPT",
+                    "SIGN_VERIFY",
+                    "GENERATE_VERIFY_MAC",
+                    "KEY_AGREEMENT",
+                ],
+            )
+            .range("PendingWindowInDays", Some(7.0), Some(30.0))
             .guard("EnableKeyRotation", fastcart_engine::Guard::Protection)
             .guard("KeyPolicy", fastcart_engine::Guard::Policy)
             .prop("Description")
@@ -440,6 +475,11 @@ pub struct Alias {
 impl Alias {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::KMS::Alias")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("AliasName", 1, 256)
+            .pattern("AliasName", "^(alias/)[a-zA-Z0-9:/_-]+$")
+            .length("TargetKeyId", 1, 256)
             .required("AliasName")
             .required("TargetKeyId")
             .fixed_name("AliasName")

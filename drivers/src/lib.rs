@@ -143,6 +143,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_declared_pattern_compiles() {
+        for schema in offline_registry().schemas() {
+            for (name, p) in &schema.properties {
+                if let Some(pattern) = &p.constraints.pattern {
+                    if let Err(e) = fastcart_engine::constraint::compile(pattern) {
+                        panic!("{}.{name}: {e}", schema.type_name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_driver_is_paced_and_every_batch_covered_type_is_registered() {
         // `registry` itself panics on an unpaced service.
         let r = offline_registry();

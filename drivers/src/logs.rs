@@ -48,6 +48,26 @@ pub struct LogGroup {
 impl LogGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Logs::LogGroup")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("KmsKeyId", 0, 256)
+            .pattern(
+                "KmsKeyId",
+                r#"^arn:[a-z0-9-]+:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+\Z"#,
+            )
+            .one_of(
+                "LogGroupClass",
+                &["STANDARD", "INFREQUENT_ACCESS", "DELIVERY"],
+            )
+            .length("LogGroupName", 1, 512)
+            .pattern("LogGroupName", r#"^[.\-_/#A-Za-z0-9]{1,512}\Z"#)
+            .one_of(
+                "RetentionInDays",
+                &[
+                    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                    2192, 2557, 2922, 3288, 3653,
+                ],
+            )
             .guard("KmsKeyId", fastcart_engine::Guard::Protection)
             // Required here (AWS would make one up): the fixed name is what
             // finds the group again and orders a replacement.

@@ -277,6 +277,12 @@ pub struct Secret {
 impl Secret {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::SecretsManager::Secret")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("Description", 0, 2048)
+            .length("KmsKeyId", 0, 2048)
+            .length("Name", 0, 512)
+            .length("SecretString", 1, 65536)
             .fixed_name("Name")
             .prop("Description")
             .prop("KmsKeyId")

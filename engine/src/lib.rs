@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cancel;
 pub mod compare;
+pub mod constraint;
 pub mod drift;
 pub mod driver;
 pub mod elements;
@@ -28,6 +29,7 @@ pub mod validate;
 pub mod walker;
 
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskResult};
+pub use constraint::Constraints;
 pub use drift::DriftReport;
 pub use driver::{
     BatchFinder, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed,

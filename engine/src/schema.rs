@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::constraint::Constraints;
+
 /// How values of a property are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +31,7 @@ pub enum ValueKind {
     DocumentSet,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PropertySchema {
     pub required: bool,
     /// Changing it replaces the resource.
@@ -52,10 +54,11 @@ pub struct PropertySchema {
     /// Tags are named by their key without it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub identity: Option<Vec<String>>,
-    /// The most characters AWS takes in a string value of it; a longer
-    /// value is refused during validation, before any AWS call.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub max_length: Option<usize>,
+    /// What AWS accepts in its value (AWS's schema's enum, lengths, range
+    /// and pattern); validation refuses a literal that breaks them, before
+    /// any AWS call.
+    #[serde(skip_serializing_if = "Constraints::is_empty", default)]
+    pub constraints: Constraints,
 }
 
 /// A property that guards the resource, and so which drift of it is a
@@ -203,7 +206,41 @@ impl TypeSchema {
 
     /// The most characters AWS accepts in the property's value.
     pub fn max_length(self, name: &str, max: usize) -> Self {
-        self.with_prop(name, |p| p.max_length = Some(max))
+        self.with_prop(name, |p| p.constraints.max_length = Some(max))
+    }
+
+    /// The fewest characters AWS accepts in the property's value.
+    pub fn min_length(self, name: &str, min: usize) -> Self {
+        self.with_prop(name, |p| p.constraints.min_length = Some(min))
+    }
+
+    /// The lengths AWS accepts (AWS's `minLength` and `maxLength`).
+    pub fn length(self, name: &str, min: usize, max: usize) -> Self {
+        self.with_prop(name, |p| {
+            p.constraints.min_length = Some(min);
+            p.constraints.max_length = Some(max);
+        })
+    }
+
+    /// The only values AWS accepts (AWS's `enum`).
+    pub fn one_of<V: Into<serde_json::Value> + Clone>(self, name: &str, values: &[V]) -> Self {
+        let values = values.iter().cloned().map(Into::into).collect();
+        self.with_prop(name, |p| p.constraints.one_of = Some(values))
+    }
+
+    /// The numbers AWS accepts (AWS's `minimum` and `maximum`; either may
+    /// be open).
+    pub fn range(self, name: &str, min: Option<f64>, max: Option<f64>) -> Self {
+        self.with_prop(name, |p| {
+            p.constraints.minimum = min;
+            p.constraints.maximum = max;
+        })
+    }
+
+    /// The pattern AWS holds its value to, in AWS's own words
+    /// (`constraint::compile` reads it).
+    pub fn pattern(self, name: &str, pattern: &str) -> Self {
+        self.with_prop(name, |p| p.constraints.pattern = Some(pattern.to_string()))
     }
 
     /// Marks what drift of a property means for security.

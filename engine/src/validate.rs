@@ -54,21 +54,19 @@ pub enum Problem {
         attribute: String,
         help: String,
     },
-    #[error(
-        "resource {logical_id} ({type_name}): {property} is {length} characters long, \
-         AWS takes at most {max}: {value}"
-    )]
+    #[error("resource {logical_id} ({type_name}): {property} {rule}: {value}")]
     #[diagnostic(
-        code(fastcart::too_long),
-        help("shorten it; a name built from the environment suffix needs a shorter --env")
+        code(fastcart::not_accepted),
+        help(
+            "AWS refuses this value; a name built from the environment suffix needs another --env"
+        )
     )]
-    TooLong {
+    NotAccepted {
         logical_id: String,
         type_name: String,
         property: String,
         value: String,
-        length: usize,
-        max: usize,
+        rule: String,
     },
     #[error("resource {logical_id} sets {property} for creation only, but does not set it")]
     #[diagnostic(
@@ -239,20 +237,20 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
                     }
                 }
                 for (name, value) in &r.properties {
-                    let max = schema.property(name).and_then(|p| p.max_length);
-                    // A literal only: a reference is known after apply.
-                    if let (Some(max), Some(text)) = (max, value.as_str()) {
-                        let length = text.chars().count();
-                        if length > max {
-                            problems.push(Problem::TooLong {
-                                logical_id: r.logical_id.clone(),
-                                type_name: r.type_name.clone(),
-                                property: name.clone(),
-                                value: text.to_string(),
-                                length,
-                                max,
-                            });
-                        }
+                    let Some(p) = schema.property(name) else {
+                        continue;
+                    };
+                    for rule in p.constraints.broken_by(value) {
+                        problems.push(Problem::NotAccepted {
+                            logical_id: r.logical_id.clone(),
+                            type_name: r.type_name.clone(),
+                            property: name.clone(),
+                            value: value
+                                .as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| value.to_string()),
+                            rule,
+                        });
                     }
                 }
                 for (name, p) in &schema.properties {

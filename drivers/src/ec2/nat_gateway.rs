@@ -61,6 +61,9 @@ fn allocation_of(n: &Ec2Nat) -> Option<&str> {
 impl NatGateway {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::NatGateway")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of("ConnectivityType", &["private", "public"])
             .required("SubnetId")
             .create_only("SubnetId")
             .create_only("AllocationId")

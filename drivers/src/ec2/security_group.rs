@@ -444,6 +444,13 @@ fn generated_name(req: &CreateRequest<'_>) -> String {
 impl SecurityGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::SecurityGroup")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .length("GroupDescription", 0, 255)
+            .pattern(
+                "GroupDescription",
+                r#"^([a-z,A-Z,0-9,. _\-:/()#,@[\]+=&;\{\}!$*])*$"#,
+            )
             .identity("SecurityGroupIngress", RULE_IDENTITY)
             .identity("SecurityGroupEgress", RULE_IDENTITY)
             .guard("SecurityGroupIngress", fastcart_engine::Guard::Ingress)

@@ -37,6 +37,9 @@ pub struct Vpc {
 impl Vpc {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::VPC")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of("InstanceTenancy", &["dedicated", "default", "host"])
             .required("CidrBlock")
             .create_only("CidrBlock")
             .prop("EnableDnsSupport")

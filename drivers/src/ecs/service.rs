@@ -254,6 +254,10 @@ pub(super) fn settled(s: &EcsService, op: &str) -> Result<bool, DriverError> {
 impl Service {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECS::Service")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of("LaunchType", &["EC2", "FARGATE", "EXTERNAL"])
+            .one_of("PropagateTags", &["SERVICE", "TASK_DEFINITION"])
             .guard("NetworkConfiguration", fastcart_engine::Guard::Exposure)
             .required("ServiceName")
             .fixed_name("ServiceName")

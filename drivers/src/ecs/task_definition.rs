@@ -71,6 +71,9 @@ pub(super) fn ephemeral_storage_of(
 impl TaskDefinition {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECS::TaskDefinition")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of("NetworkMode", &["awsvpc", "bridge", "host", "none"])
             .required("Family")
             .create_only("Family")
             .required("ContainerDefinitions")

@@ -36,6 +36,15 @@ pub struct Listener {
 impl Listener {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElasticLoadBalancingV2::Listener")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .range("Port", Some(1.0), Some(65535.0))
+            .one_of(
+                "Protocol",
+                &[
+                    "GENEVE", "HTTP", "HTTPS", "QUIC", "TCP", "TCP_QUIC", "TCP_UDP", "TLS", "UDP",
+                ],
+            )
             .required("LoadBalancerArn")
             .create_only("LoadBalancerArn")
             .required("DefaultActions")

@@ -43,6 +43,14 @@ pub struct LoadBalancer {
 impl LoadBalancer {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElasticLoadBalancingV2::LoadBalancer")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .one_of(
+                "IpAddressType",
+                &["dualstack", "dualstack-without-public-ipv4", "ipv4"],
+            )
+            .one_of("Scheme", &["internal", "internet-facing"])
+            .one_of("Type", &["application", "gateway", "network"])
             .required("Name")
             .fixed_name("Name")
             .create_only("Name")

@@ -56,6 +56,27 @@ pub struct TargetGroup {
 impl TargetGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let mut schema = TypeSchema::new("AWS::ElasticLoadBalancingV2::TargetGroup")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .range("HealthCheckIntervalSeconds", Some(5.0), Some(300.0))
+            .length("HealthCheckPath", 1, 1024)
+            .one_of(
+                "HealthCheckProtocol",
+                &[
+                    "GENEVE", "HTTP", "HTTPS", "QUIC", "TCP", "TCP_QUIC", "TCP_UDP", "TLS", "UDP",
+                ],
+            )
+            .range("HealthCheckTimeoutSeconds", Some(2.0), Some(120.0))
+            .range("HealthyThresholdCount", Some(2.0), Some(10.0))
+            .range("Port", Some(1.0), Some(65535.0))
+            .one_of(
+                "Protocol",
+                &[
+                    "GENEVE", "HTTP", "HTTPS", "QUIC", "TCP", "TCP_QUIC", "TCP_UDP", "TLS", "UDP",
+                ],
+            )
+            .one_of("TargetType", &["alb", "instance", "ip", "lambda"])
+            .range("UnhealthyThresholdCount", Some(2.0), Some(10.0))
             // Required here (AWS's API needs one): the name finds the group
             // again and orders a replacement.
             .required("Name")

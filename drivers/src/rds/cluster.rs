@@ -84,6 +84,16 @@ impl Watched for Cluster {
 impl DbCluster {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::RDS::DBCluster")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .range("BackupRetentionPeriod", Some(1.0), Some(35.0))
+            .length("DBClusterIdentifier", 1, 63)
+            .pattern(
+                "DBClusterIdentifier",
+                "^[a-zA-Z]{1}(?:-?[a-zA-Z0-9]){0,62}$",
+            )
+            .min_length("MasterUsername", 1)
+            .pattern("MasterUsername", "^[a-zA-Z]{1}[a-zA-Z0-9_]*$")
             .guard("StorageEncrypted", fastcart_engine::Guard::Protection)
             .guard("DeletionProtection", fastcart_engine::Guard::Protection)
             .fixed_name("DBClusterIdentifier")

@@ -90,6 +90,18 @@ impl Watched for Instance {
 impl DbInstance {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::RDS::DBInstance")
+            // What AWS accepts, as its resource schema says (the conformance
+            // test holds these against it).
+            .pattern("AllocatedStorage", "^[0-9]*$")
+            .range("BackupRetentionPeriod", Some(0.0), None)
+            .length("DBInstanceIdentifier", 1, 63)
+            .pattern(
+                "DBInstanceIdentifier",
+                "^$|^[a-zA-Z]{1}(?:-?[a-zA-Z0-9]){0,62}$",
+            )
+            .length("MasterUsername", 1, 128)
+            .pattern("MasterUsername", "^[a-zA-Z][a-zA-Z0-9_]{0,127}$")
+            .pattern("Port", r#"^\d*$"#)
             .guard("PubliclyAccessible", fastcart_engine::Guard::Exposure)
             .guard("StorageEncrypted", fastcart_engine::Guard::Protection)
             .guard("DeletionProtection", fastcart_engine::Guard::Protection)

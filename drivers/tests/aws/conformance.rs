@@ -3,7 +3,10 @@
 //! `scripts/moto.sh`): each property a driver accepts exists for that type,
 //! each attribute is one of AWS's read-only properties, each property AWS
 //! calls create-only is create-only in the driver too, and each it calls
-//! write-only (never returned) is write-only in the driver.
+//! write-only (never returned) is write-only in the driver; and each
+//! constraint AWS's schema puts on a property's value (enum, lengths, range,
+//! pattern) is declared the same in the driver, which validation checks
+//! before any AWS call.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,6 +48,64 @@ fn paths(schema: &Value, key: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// AWS's constraints on a property: its own, or those of the scalar
+/// definition it names (`$ref`).
+fn aws_constraints(schema: &Value, d: &Value) -> fastcart_engine::Constraints {
+    let mut d = d.clone();
+    if let Some(r) = d["$ref"].as_str() {
+        let def = &schema["definitions"][r.rsplit('/').next().unwrap_or_default()];
+        if matches!(def["type"].as_str(), Some("string" | "integer" | "number")) {
+            let mut merged = def.clone();
+            for (k, v) in d.as_object().into_iter().flatten() {
+                merged[k] = v.clone();
+            }
+            d = merged;
+        }
+    }
+    let length = |k: &str| d[k].as_u64().map(|n| n as usize);
+    fastcart_engine::Constraints {
+        one_of: d["enum"].as_array().cloned(),
+        min_length: length("minLength"),
+        max_length: length("maxLength"),
+        minimum: d["minimum"].as_f64(),
+        maximum: d["maximum"].as_f64(),
+        pattern: d["pattern"].as_str().map(String::from),
+    }
+}
+
+/// Each kind of constraint, the driver's and AWS's, as JSON for comparing
+/// and printing.
+fn constraint_pairs(
+    ours: &fastcart_engine::Constraints,
+    aws: &fastcart_engine::Constraints,
+) -> Vec<(&'static str, Option<Value>, Option<Value>)> {
+    let j = |c: &fastcart_engine::Constraints| serde_json::to_value(c).unwrap();
+    let (o, a) = (j(ours), j(aws));
+    [
+        "one_of",
+        "min_length",
+        "max_length",
+        "minimum",
+        "maximum",
+        "pattern",
+    ]
+    .into_iter()
+    .map(|k| {
+        let get = |v: &Value| v.get(k).cloned().map(normalize);
+        (k, get(&o), get(&a))
+    })
+    .collect()
+}
+
+/// Numbers as numbers, whether written 1 or 1.0.
+fn normalize(v: Value) -> Value {
+    match v {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::Array(a) => Value::Array(a.into_iter().map(normalize).collect()),
+        other => other,
+    }
+}
+
 #[test]
 fn every_driver_schema_agrees_with_aws() {
     let dir = schemas_dir();
@@ -65,12 +126,19 @@ fn every_driver_schema_agrees_with_aws() {
             } else if read_only.contains(name) {
                 problems.push(format!("{t}: {name} is read-only in AWS, not an input"));
             }
-            let their_max = properties.get(name).and_then(|d| d["maxLength"].as_u64());
-            if let (Some(ours), Some(theirs)) = (p.max_length, their_max) {
-                if ours as u64 > theirs {
-                    problems.push(format!(
-                        "{t}: {name} takes {ours} characters here, AWS at most {theirs}"
-                    ));
+            if let Some(d) = properties.get(name) {
+                let want = aws_constraints(&theirs, d);
+                for (what, ours, aws) in constraint_pairs(&p.constraints, &want) {
+                    // Ours may add a rule AWS's schema leaves out (a load
+                    // balancer's 32 characters, from its API reference);
+                    // where AWS gives one, ours is the same.
+                    if aws.is_some() && ours != aws {
+                        problems.push(format!(
+                            "{t}: {name}'s {what} is {} in the driver, {} in AWS's schema",
+                            ours.map_or("unset".into(), |v| v.to_string()),
+                            aws.map_or("unset".into(), |v| v.to_string()),
+                        ));
+                    }
                 }
             }
             if create_only.contains(name) && !p.create_only {
