@@ -164,6 +164,15 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Write the stack as a template other tools can judge (cfn-lint, cfn-guard, checkov)
+    Export {
+        /// The template language
+        #[arg(long, value_enum, default_value_t = ExportFormat::Cloudformation)]
+        format: ExportFormat,
+        /// Write it to FILE instead of standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print the resource types fastcart supports and their properties
     Schema {
         /// Print them as JSON
@@ -194,4 +203,10 @@ pub enum StateCommand {
         /// The resource's logical id
         logical_id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// An AWS CloudFormation template (JSON)
+    Cloudformation,
 }

@@ -193,6 +193,7 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
         Command::Graph { format } => graph(g, provider, format),
         Command::State { command } => state(g, command),
         Command::Schema { json } => schema(provider, json),
+        Command::Export { format, out } => export(g, provider, format, out.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut text = Vec::new();
@@ -655,6 +656,47 @@ fn outputs(g: &Global, json: bool) -> Result<u8> {
         }
     }
     Ok(OK)
+}
+
+/// The stack as a template; secrets only as dynamic references or NoEcho
+/// parameters (see `fastcart_engine::export`). Written atomically.
+fn export(
+    g: &Global,
+    provider: &dyn Provider,
+    format: crate::cli::ExportFormat,
+    out: Option<&Path>,
+) -> Result<u8> {
+    let stack = find_stack(g, provider)?;
+    let template = match format {
+        crate::cli::ExportFormat::Cloudformation => {
+            fastcart_engine::export::cloudformation(&stack, provider.registry())
+        }
+    };
+    let text = serde_json::to_string_pretty(&template).into_diagnostic()? + "\n";
+    match out {
+        None => print_bytes(text.as_bytes(), "the template"),
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("template");
+            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "Wrote the {} template to {}.",
+                stack.qualified_name(),
+                path.display()
+            );
+            Ok(OK)
+        }
+    }
 }
 
 fn graph(g: &Global, provider: &dyn Provider, format: GraphFormat) -> Result<u8> {

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod driver;
 pub mod elements;
 pub mod error;
+pub mod export;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod graph;
