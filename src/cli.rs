@@ -35,6 +35,11 @@ pub struct Global {
     /// Print more about what is happening (state files, refresh notes)
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Log to standard error at this level (error, warn, info, debug, trace) or with a
+    /// tracing filter (`info,aws_smithy_runtime=debug`): fastcart's AWS calls at debug, the
+    /// SDK's own request logs (operation, attempt, status) at debug; never secrets
+    #[arg(long, global = true, env = "FASTCART_LOG", value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// Where a successful apply writes the stack's outputs (flat-outputs.json for the order
     /// stack, <stack>-flat-outputs.json for the others)
     #[arg(long, global = true, default_value = "cfn-outputs", value_name = "DIR")]

@@ -7,6 +7,12 @@ use fastcart::run::{run, Aws, FAILED};
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
+    if let Some(spec) = &cli.global.log_level {
+        if let Err(e) = fastcart::log::init(spec) {
+            eprintln!("error: {e}");
+            return ExitCode::from(FAILED);
+        }
+    }
     // `apply FILE` works on the plan's stack, environment and region: the
     // clients must be made for that region.
     if let Err(report) = fastcart::run::saved_plan_settings(&mut cli) {

@@ -1032,3 +1032,57 @@ async fn a_suffix_aws_would_refuse_is_refused_before_any_aws_call() {
     }
     assert!(!w.path(".fastcart").exists(), "no state was opened");
 }
+
+/// `FASTCART_LOG=trace` logs fastcart's AWS calls and the SDK's own request
+/// logs for a whole apply and destroy, and no secret: not the Redis auth
+/// token the driver hands to ElastiCache, not the database's managed
+/// password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_at_trace_name_the_aws_calls_and_never_a_secret() {
+    let w = World::new("e2elog");
+    let c = w.clients().await;
+    let run = |args: &[&str]| {
+        let out = w
+            .command(args)
+            .env("FASTCART_LOG", "trace")
+            .output()
+            .expect("run fastcart");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let applied = run(&["apply", "--auto-approve"]);
+    let out = outputs(&w);
+    let token = redis_token(&c, &out["redis_secret_arn"]).await;
+    let db = c
+        .secrets
+        .get_secret_value()
+        .secret_id(&out["db_secret_arn"])
+        .send()
+        .await
+        .unwrap();
+    let db: Value = serde_json::from_str(db.secret_string().unwrap()).unwrap();
+    let password = db["password"].as_str().unwrap().to_string();
+    for needle in [
+        "aws call operation=elasticache:CreateReplicationGroup",
+        "aws call done operation=ec2:CreateVpc",
+        "aws_smithy_runtime",
+    ] {
+        assert!(applied.contains(needle), "the log lacks {needle}");
+    }
+    let destroyed = run(&["destroy", "--auto-approve"]);
+    for (what, log) in [("apply", &applied), ("destroy", &destroyed)] {
+        assert!(
+            !log.contains(&token),
+            "the Redis auth token is in the {what} log"
+        );
+        assert!(
+            !log.contains(&password),
+            "the database password is in the {what} log"
+        );
+    }
+    assert!(w.owned(&c).await.is_empty());
+}

@@ -92,8 +92,18 @@ where
         if op.mutates() {
             c.pace(&op).await;
         }
-        self.await
-            .map_err(|e| crate::error::from_sdk(e, &op, target))
+        // The target is a name, id or ARN, never a value: safe to log.
+        tracing::debug!(operation = %op, target, "aws call");
+        let started = std::time::Instant::now();
+        let result = self
+            .await
+            .map_err(|e| crate::error::from_sdk(e, &op, target));
+        let ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => tracing::debug!(operation = %op, target, ms, "aws call done"),
+            Err(e) => tracing::info!(operation = %op, target, ms, error = %e, "aws call failed"),
+        }
+        result
     }
 }
 
