@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod demo;
 pub mod log;
+pub mod progress;
 pub mod run;

@@ -1,17 +1,17 @@
 //! What each command does. The cloud and the stacks come from a
 //! [`Provider`], so the same code runs against AWS and in tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fastcart_engine::render::human_duration;
 use fastcart_engine::{
-    render_plan, ApplyEvent, ApplyOptions, ApplyReport, CloudContext, Limits, Operation, Plan,
-    Registry, Session, StackSpec, StateStore, Status,
+    render_plan, ApplyOptions, ApplyReport, CloudContext, Limits, Plan, Registry, Session,
+    StackSpec, StateStore, Status,
 };
 use fastcart_stacks::StackOptions;
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
@@ -418,7 +418,7 @@ async fn apply(
             }
         }
     });
-    let progress = Progress::start();
+    let progress = crate::progress::Progress::start(plan.summary.changes());
     let opts = ApplyOptions {
         limits: Limits {
             global: parallelism,
@@ -456,95 +456,6 @@ async fn apply(
         println!("Outputs written to {}.", path.display());
     }
     Ok(OK)
-}
-
-/// Prints a line per operation as it starts and ends, and a periodic
-/// "still creating" line for slow ones.
-struct Progress {
-    running: Arc<Mutex<HashMap<(String, &'static str), Instant>>>,
-    ticker: tokio::task::JoinHandle<()>,
-}
-
-impl Progress {
-    fn start() -> Self {
-        let running: Arc<Mutex<HashMap<(String, &'static str), Instant>>> = Arc::default();
-        let r = running.clone();
-        let ticker = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(10));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let mut slow: Vec<_> = r
-                    .lock()
-                    .expect("progress lock")
-                    .iter()
-                    .map(|((id, verb), t)| (id.clone(), *verb, t.elapsed()))
-                    .collect();
-                slow.sort();
-                for (id, verb, elapsed) in slow {
-                    println!("{id}: still {verb} ({})", human_duration(elapsed.as_secs()));
-                }
-            }
-        });
-        Progress { running, ticker }
-    }
-
-    fn sink(&self) -> fastcart_engine::apply::EventSink {
-        let running = self.running.clone();
-        Arc::new(move |e: &ApplyEvent| match e {
-            ApplyEvent::Started {
-                logical_id,
-                type_name,
-                operation,
-            } => {
-                running
-                    .lock()
-                    .expect("progress lock")
-                    .insert((logical_id.clone(), operation.verb()), Instant::now());
-                println!("{logical_id}: {}... ({type_name})", operation.verb());
-            }
-            ApplyEvent::Finished {
-                logical_id,
-                operation,
-                physical_id,
-                result,
-                elapsed,
-                ..
-            } => {
-                running
-                    .lock()
-                    .expect("progress lock")
-                    .remove(&(logical_id.clone(), operation.verb()));
-                let took = human_duration(elapsed.as_secs());
-                match result {
-                    Ok(()) => println!(
-                        "{logical_id}: {} {}[{took}]",
-                        done_verb(*operation),
-                        physical_id
-                            .as_ref()
-                            .map(|p| format!("({p}) "))
-                            .unwrap_or_default()
-                    ),
-                    Err(e) => println!(
-                        "{logical_id}: FAILED {} after {took}: {e}",
-                        operation.verb()
-                    ),
-                }
-            }
-        })
-    }
-
-    fn stop(self) {
-        self.ticker.abort();
-    }
-}
-
-fn done_verb(op: Operation) -> &'static str {
-    match op {
-        Operation::Create | Operation::CreateReplacement => "created",
-        Operation::Update => "updated",
-        Operation::Delete | Operation::DeleteReplaced => "deleted",
-    }
 }
 
 fn print_summary(report: &ApplyReport, elapsed: Duration) {
