@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::compare::satisfies;
 use crate::driver::{Found, Registry};
-use crate::elements::{elements, short, write_lines, ElementDiff};
+use crate::elements::{counts, elements, short, write_diff, ElementDiff, Terms};
 use crate::plan::Observations;
 use crate::schema::Guard;
 use crate::state::State;
@@ -114,15 +114,8 @@ impl DriftReport {
                 }
                 match &p.elements {
                     Some(d) => {
-                        let _ = writeln!(out, "      {}: {}", p.path, counts(d));
-                        // In the cloud's terms: what appeared, what went,
-                        // what became what.
-                        let changed: Vec<(&str, &Value, &Value)> = d
-                            .changed
-                            .iter()
-                            .map(|c| (c.id.as_str(), &c.expected, &c.actual))
-                            .collect();
-                        write_lines(&mut out, "        ", &d.added, &d.removed, &changed, SHORT);
+                        let _ = writeln!(out, "      {}: {}", p.path, counts(d, Terms::Cloud));
+                        write_diff(&mut out, "        ", d, Terms::Cloud, SHORT);
                     }
                     None => {
                         let _ = writeln!(
@@ -352,15 +345,6 @@ fn switched_on(v: &Value) -> usize {
 
 /// How long a value may be on a line of the text or the report.
 const SHORT: usize = 120;
-
-fn counts(d: &ElementDiff) -> String {
-    format!(
-        "{} added, {} removed, {} changed",
-        d.added.len(),
-        d.removed.len(),
-        d.changed.len()
-    )
-}
 
 /// A list property's drift in the report's Expected and Actual cells: what
 /// was applied and is gone, and what is there and was not applied.

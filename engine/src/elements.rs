@@ -1,7 +1,9 @@
 //! Diffs of list properties by element: which elements were added, removed
 //! or changed, matching elements by the identity the schema gives (a
 //! security-group rule by protocol, ports and source; an inline policy by
-//! its name; a tag by its key), else by value.
+//! its name; a tag by its key), else by value. A policy document (a key
+//! policy, a trust policy, an inline policy's document) is diffed by
+//! statement, a statement named by its `Sid`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,6 +27,9 @@ pub struct ElementChange {
     pub id: String,
     pub expected: Value,
     pub actual: Value,
+    /// For a policy: which of its statements differ.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub statements: Option<Box<ElementDiff>>,
 }
 
 impl ElementDiff {
@@ -64,6 +69,9 @@ fn id(element: &Value, fields: &[String]) -> Option<String> {
 /// The element diff of a list property, when both sides are lists (`None`
 /// otherwise: a scalar or document drift is shown whole).
 pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<ElementDiff> {
+    if p.kind == ValueKind::JsonDocument {
+        return statements(expected, actual);
+    }
     let (Value::Array(want), have) = (expected, actual) else {
         return None;
     };
@@ -96,11 +104,20 @@ pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<Elem
                 .iter()
                 .position(|h| id(h, &fields).as_ref() == Some(wid))
         }) {
-            Some(i) => out.changed.push(ElementChange {
-                id: wid.unwrap_or_default(),
-                expected: w.clone(),
-                actual: unmatched.remove(i).clone(),
-            }),
+            Some(i) => {
+                let h = unmatched.remove(i);
+                let statements = (p.kind == ValueKind::DocumentSet)
+                    .then(|| statements(&w["PolicyDocument"], &h["PolicyDocument"]))
+                    .flatten()
+                    .filter(|d| !d.is_empty())
+                    .map(Box::new);
+                out.changed.push(ElementChange {
+                    id: wid.unwrap_or_default(),
+                    expected: w.clone(),
+                    actual: h.clone(),
+                    statements,
+                })
+            }
             None => out.removed.push(w.clone()),
         }
     }
@@ -111,6 +128,93 @@ pub fn diff(p: &PropertySchema, expected: &Value, actual: &Value) -> Option<Elem
         out.added = unmatched.into_iter().cloned().collect();
     }
     Some(out)
+}
+
+/// The statements of two policy documents compared, a statement named by
+/// its `Sid` (`None` when either is not a policy document).
+pub fn statements(expected: &Value, actual: &Value) -> Option<ElementDiff> {
+    fn of(doc: &Value) -> Option<Value> {
+        let parsed;
+        let doc = match doc {
+            Value::String(text) => {
+                parsed = serde_json::from_str::<Value>(text).ok()?;
+                &parsed
+            }
+            other => other,
+        };
+        match doc.get("Statement")? {
+            Value::Array(list) => Some(Value::Array(list.clone())),
+            one => Some(Value::Array(vec![one.clone()])),
+        }
+    }
+    let by_sid = PropertySchema {
+        kind: ValueKind::DocumentSet,
+        identity: Some(vec!["Sid".into()]),
+        ..Default::default()
+    };
+    diff(&by_sid, &of(expected)?, &of(actual)?)
+}
+
+/// In whose terms a diff is written: the cloud's (drift: what appeared,
+/// what went, what became what) or the apply's (a plan: what it adds, what
+/// it removes, what it changes from the cloud's value to the stack's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terms {
+    Cloud,
+    Apply,
+}
+
+/// An element diff's lines under a property, `indent` deep: `+` and `-`
+/// elements, then each change as `~ id: from -> to`, or, for a policy, its
+/// statements one level deeper; every value cut to `max` characters.
+pub fn write_diff(out: &mut String, indent: &str, d: &ElementDiff, terms: Terms, max: usize) {
+    use std::fmt::Write;
+    let (plus, minus) = match terms {
+        Terms::Cloud => (&d.added, &d.removed),
+        Terms::Apply => (&d.removed, &d.added),
+    };
+    for e in plus {
+        let _ = writeln!(out, "{indent}+ {}", short(e, max));
+    }
+    for e in minus {
+        let _ = writeln!(out, "{indent}- {}", short(e, max));
+    }
+    for c in &d.changed {
+        if let Some(s) = &c.statements {
+            let _ = writeln!(out, "{indent}~ {}: {}", c.id, counts(s, terms));
+            write_diff(out, &format!("{indent}    "), s, terms, max);
+            continue;
+        }
+        let (from, to) = match terms {
+            Terms::Cloud => (&c.expected, &c.actual),
+            Terms::Apply => (&c.actual, &c.expected),
+        };
+        let _ = writeln!(
+            out,
+            "{indent}~ {}: {} -> {}",
+            c.id,
+            short(from, max),
+            short(to, max)
+        );
+    }
+}
+
+/// "1 added, 0 removed, 2 changed" (cloud) or "1 to add, ..." (apply).
+pub fn counts(d: &ElementDiff, terms: Terms) -> String {
+    match terms {
+        Terms::Cloud => format!(
+            "{} added, {} removed, {} changed",
+            d.added.len(),
+            d.removed.len(),
+            d.changed.len()
+        ),
+        Terms::Apply => format!(
+            "{} to add, {} to remove, {} to change",
+            d.removed.len(),
+            d.added.len(),
+            d.changed.len()
+        ),
+    }
 }
 
 /// The cloud's tags that an apply removes: those `previous` (what was
@@ -133,34 +237,6 @@ pub(crate) fn elements(v: &Value) -> Vec<&Value> {
         Value::Array(items) => items.iter().collect(),
         Value::Null => Vec::new(),
         other => vec![other],
-    }
-}
-
-/// An element diff's lines under a property, `indent` deep: `plus` and
-/// `minus` elements, then each change as `~ id: from -> to`, every value cut
-/// to `max` characters.
-pub fn write_lines(
-    out: &mut String,
-    indent: &str,
-    plus: &[Value],
-    minus: &[Value],
-    changed: &[(&str, &Value, &Value)],
-    max: usize,
-) {
-    use std::fmt::Write;
-    for e in plus {
-        let _ = writeln!(out, "{indent}+ {}", short(e, max));
-    }
-    for e in minus {
-        let _ = writeln!(out, "{indent}- {}", short(e, max));
-    }
-    for (id, from, to) in changed {
-        let _ = writeln!(
-            out,
-            "{indent}~ {id}: {} -> {}",
-            short(from, max),
-            short(to, max)
-        );
     }
 }
 
@@ -247,6 +323,57 @@ mod tests {
             d.is_empty(),
             "a tag only the cloud has is not listed: {d:?}"
         );
+    }
+
+    #[test]
+    fn a_policy_is_diffed_by_statement_named_by_its_sid() {
+        let stream = json!({"Sid": "ReadStream", "Effect": "Allow",
+                            "Action": ["kinesis:GetRecords"], "Resource": "arn:stream"});
+        let logs = json!({"Sid": "WriteLogs", "Effect": "Allow",
+                          "Action": "logs:PutLogEvents", "Resource": "arn:logs"});
+        let wide = json!({"Effect": "Allow", "Action": "*", "Resource": "*"});
+        let mut widened_stream = stream.clone();
+        widened_stream["Action"] = json!(["kinesis:*"]);
+        let applied = json!({"Version": "2012-10-17", "Statement": [stream, logs]});
+        // Given as a string, as AWS returns documents.
+        let seen =
+            json!({"Version": "2012-10-17", "Statement": [widened_stream, logs, wide]}).to_string();
+        let d = statements(&applied, &Value::String(seen.clone())).unwrap();
+        assert_eq!(d.added, vec![wide.clone()]);
+        assert_eq!(d.changed.len(), 1);
+        assert_eq!(d.changed[0].id, "Sid=ReadStream");
+        assert!(d.removed.is_empty());
+        // As a key policy (a document property) and inside an inline
+        // policy (a set of documents), the same.
+        let doc = PropertySchema {
+            kind: ValueKind::JsonDocument,
+            ..Default::default()
+        };
+        assert_eq!(
+            diff(&doc, &applied, &Value::String(seen.clone())),
+            Some(d.clone())
+        );
+        let policies = PropertySchema {
+            kind: ValueKind::DocumentSet,
+            identity: Some(vec!["PolicyName".into()]),
+            ..Default::default()
+        };
+        let inline = diff(
+            &policies,
+            &json!([{"PolicyName": "p", "PolicyDocument": applied}]),
+            &json!([{"PolicyName": "p", "PolicyDocument": seen}]),
+        )
+        .unwrap();
+        assert_eq!(inline.changed[0].statements.as_deref(), Some(&d));
+        let mut text = String::new();
+        write_diff(&mut text, "", &inline, Terms::Cloud, 200);
+        assert!(
+            text.starts_with("~ PolicyName=p: 1 added, 0 removed, 1 changed\n"),
+            "{text}"
+        );
+        assert!(text.contains("    + {\"Action\":\"*\""), "{text}");
+        assert!(text.contains("    ~ Sid=ReadStream: "), "{text}");
+        assert!(statements(&json!("not json"), &applied).is_none());
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::fmt::Write;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::elements::write_lines;
+use crate::elements::{counts, write_diff, Terms};
 use crate::plan::{is_document, Action, After, Change, Plan, ReplaceOrder, Step};
+use crate::schema::ValueKind;
 
 /// How long a list element may be on a line of the plan.
 const SHORT: usize = 120;
@@ -92,24 +93,21 @@ fn render_change(out: &mut String, action: Action, c: &Change, width: usize) {
         After::Value(v) => Some(v),
         _ => None,
     };
-    // A list whose elements differ: the elements, not the whole list.
-    if let Some(d) = c.elements.as_ref().filter(|_| !creating) {
+    // A list whose elements differ: the elements, not the whole list. (A
+    // policy document keeps its line diff below, which shows the lines of
+    // each statement that change; its statement diff is in the JSON.)
+    let listed = c
+        .elements
+        .as_ref()
+        .filter(|_| !creating && c.kind != ValueKind::JsonDocument);
+    if let Some(d) = listed {
         let _ = writeln!(
             out,
-            "      ~ {}: {} to add, {} to remove, {} to change{forces}",
+            "      ~ {}: {}{forces}",
             c.path,
-            d.removed.len(),
-            d.added.len(),
-            d.changed.len()
+            counts(d, Terms::Apply)
         );
-        // In the apply's terms: what it adds (missing from the cloud), what
-        // it removes, what it changes from the cloud's value to the stack's.
-        let changed: Vec<(&str, &Value, &Value)> = d
-            .changed
-            .iter()
-            .map(|ch| (ch.id.as_str(), &ch.actual, &ch.expected))
-            .collect();
-        write_lines(out, "          ", &d.removed, &d.added, &changed, SHORT);
+        write_diff(out, "          ", d, Terms::Apply, SHORT);
         return;
     }
     // A document: print it whole on create, as a line diff on change.
