@@ -35,6 +35,9 @@ impl Constraints {
     /// judged: a reference or function is known after apply.
     pub fn broken_by(&self, value: &Value) -> Vec<String> {
         let mut broken = Vec::new();
+        if self.is_empty() {
+            return broken;
+        }
         if let Some(allowed) = &self.one_of {
             let same = |a: &Value| match (a.as_f64(), number(value)) {
                 (Some(x), Some(y)) => x == y,
