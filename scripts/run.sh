@@ -17,8 +17,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --locked --quiet --bin fastcart
-bin="${CARGO_TARGET_DIR:-target}/debug/fastcart"
+# FASTCART_BIN: a fastcart binary already built from this tree (CI passes
+# the one its test build made, which a separate `cargo build` would compile
+# again with other features).
+if [ -n "${FASTCART_BIN:-}" ]; then
+  bin="$FASTCART_BIN"
+else
+  cargo build --locked --quiet --bin fastcart
+  bin="${CARGO_TARGET_DIR:-target}/debug/fastcart"
+fi
 
 has_account() {
   [ -n "${AWS_ACCESS_KEY_ID:-}" ] || [ -n "${AWS_PROFILE:-}" ] || [ -f "$HOME/.aws/credentials" ] || [ -f "$HOME/.aws/config" ]
