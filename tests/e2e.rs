@@ -1015,11 +1015,7 @@ async fn a_suffix_aws_would_refuse_is_refused_before_any_aws_call() {
     let mut w = World::new("bad env!");
     w.endpoint = "http://127.0.0.1:1".into();
     let printed = w.expect(1, &["plan"]);
-    let text = printed
-        .split_whitespace()
-        .filter(|w| *w != "│" && *w != "|")
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = world::flat(&printed);
     assert!(text.contains("is not valid: 7 problems"), "{printed}");
     for needle in [
         "Database (AWS::RDS::DBInstance): DBInstanceIdentifier must match",

@@ -212,13 +212,7 @@ async fn a_suffix_too_long_for_the_load_balancer_is_refused_before_any_aws_call(
     let mut w = World::of("flask-api", "a-very-long-suffix-x");
     w.endpoint = "http://127.0.0.1:1".into();
     let printed = w.expect(1, &["plan"]);
-    // As printed, without the line breaks and gutters of the layout (Unicode
-    // on a terminal, ASCII in CI).
-    let text = printed
-        .split_whitespace()
-        .filter(|w| *w != "│" && *w != "|")
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = world::flat(&printed);
     for needle in [
         "LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer): Name must be at most 32 characters, not 34: flask-api-alb-a-very-long-",
         "TargetGroup (AWS::ElasticLoadBalancingV2::TargetGroup): Name must be at most 32 characters, not 33",

@@ -83,6 +83,64 @@ fn scaled_of_target(t: &AwsTarget) -> Scaled {
     }
 }
 
+/// The namespaces AWS's schemas accept for a scalable target and a scaling
+/// policy alike, and the dimensions of each (a policy's schema lists one
+/// fewer: EC2 capacity reservations; the conformance test tells them apart).
+const SCALABLE_DIMENSIONS: &[&str] = &[
+    "appstream:fleet:DesiredCapacity",
+    "cassandra:table:ReadCapacityUnits",
+    "cassandra:table:WriteCapacityUnits",
+    "comprehend:document-classifier-endpoint:DesiredInferenceUnits",
+    "comprehend:entity-recognizer-endpoint:DesiredInferenceUnits",
+    "custom-resource:ResourceType:Property",
+    "dynamodb:index:ReadCapacityUnits",
+    "dynamodb:index:WriteCapacityUnits",
+    "dynamodb:table:ReadCapacityUnits",
+    "dynamodb:table:WriteCapacityUnits",
+    "ec2:capacity-reservation:AvailableInstances",
+    "ec2:spot-fleet-request:TargetCapacity",
+    "ecs:service:DesiredCount",
+    "elasticache:cache-cluster:Nodes",
+    "elasticache:replication-group:NodeGroups",
+    "elasticache:replication-group:Replicas",
+    "elasticmapreduce:instancegroup:InstanceCount",
+    "kafka:broker-storage:VolumeSize",
+    "lambda:function:ProvisionedConcurrency",
+    "neptune:cluster:ReadReplicaCount",
+    "rds:cluster:ReadReplicaCount",
+    "sagemaker:inference-component:DesiredCopyCount",
+    "sagemaker:variant:DesiredInstanceCount",
+    "sagemaker:variant:DesiredProvisionedConcurrency",
+    "workspaces:workspacespool:DesiredUserSessions",
+];
+/// A scaling policy's dimensions: a scalable target's but EC2 capacity
+/// reservations.
+fn policy_dimensions() -> Vec<&'static str> {
+    SCALABLE_DIMENSIONS
+        .iter()
+        .copied()
+        .filter(|d| *d != "ec2:capacity-reservation:AvailableInstances")
+        .collect()
+}
+
+const SERVICE_NAMESPACES: &[&str] = &[
+    "appstream",
+    "cassandra",
+    "comprehend",
+    "custom-resource",
+    "dynamodb",
+    "ec2",
+    "ecs",
+    "elasticache",
+    "elasticmapreduce",
+    "kafka",
+    "lambda",
+    "neptune",
+    "rds",
+    "sagemaker",
+    "workspaces",
+];
+
 pub struct ScalableTarget {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -95,56 +153,8 @@ impl ScalableTarget {
             // test holds these against it).
             .length("ResourceId", 1, 1600)
             .length("RoleARN", 1, 1600)
-            .one_of(
-                "ScalableDimension",
-                &[
-                    "appstream:fleet:DesiredCapacity",
-                    "cassandra:table:ReadCapacityUnits",
-                    "cassandra:table:WriteCapacityUnits",
-                    "comprehend:document-classifier-endpoint:DesiredInferenceUnits",
-                    "comprehend:entity-recognizer-endpoint:DesiredInferenceUnits",
-                    "custom-resource:ResourceType:Property",
-                    "dynamodb:index:ReadCapacityUnits",
-                    "dynamodb:index:WriteCapacityUnits",
-                    "dynamodb:table:ReadCapacityUnits",
-                    "dynamodb:table:WriteCapacityUnits",
-                    "ec2:capacity-reservation:AvailableInstances",
-                    "ec2:spot-fleet-request:TargetCapacity",
-                    "ecs:service:DesiredCount",
-                    "elasticache:cache-cluster:Nodes",
-                    "elasticache:replication-group:NodeGroups",
-                    "elasticache:replication-group:Replicas",
-                    "elasticmapreduce:instancegroup:InstanceCount",
-                    "kafka:broker-storage:VolumeSize",
-                    "lambda:function:ProvisionedConcurrency",
-                    "neptune:cluster:ReadReplicaCount",
-                    "rds:cluster:ReadReplicaCount",
-                    "sagemaker:inference-component:DesiredCopyCount",
-                    "sagemaker:variant:DesiredInstanceCount",
-                    "sagemaker:variant:DesiredProvisionedConcurrency",
-                    "workspaces:workspacespool:DesiredUserSessions",
-                ],
-            )
-            .one_of(
-                "ServiceNamespace",
-                &[
-                    "appstream",
-                    "cassandra",
-                    "comprehend",
-                    "custom-resource",
-                    "dynamodb",
-                    "ec2",
-                    "ecs",
-                    "elasticache",
-                    "elasticmapreduce",
-                    "kafka",
-                    "lambda",
-                    "neptune",
-                    "rds",
-                    "sagemaker",
-                    "workspaces",
-                ],
-            )
+            .one_of("ScalableDimension", SCALABLE_DIMENSIONS)
+            .one_of("ServiceNamespace", SERVICE_NAMESPACES)
             .required("ServiceNamespace")
             .create_only("ServiceNamespace")
             .required("ResourceId")
@@ -309,55 +319,8 @@ impl ScalingPolicy {
                 &["PredictiveScaling", "StepScaling", "TargetTrackingScaling"],
             )
             .length("ResourceId", 1, 1600)
-            .one_of(
-                "ScalableDimension",
-                &[
-                    "appstream:fleet:DesiredCapacity",
-                    "cassandra:table:ReadCapacityUnits",
-                    "cassandra:table:WriteCapacityUnits",
-                    "comprehend:document-classifier-endpoint:DesiredInferenceUnits",
-                    "comprehend:entity-recognizer-endpoint:DesiredInferenceUnits",
-                    "custom-resource:ResourceType:Property",
-                    "dynamodb:index:ReadCapacityUnits",
-                    "dynamodb:index:WriteCapacityUnits",
-                    "dynamodb:table:ReadCapacityUnits",
-                    "dynamodb:table:WriteCapacityUnits",
-                    "ec2:spot-fleet-request:TargetCapacity",
-                    "ecs:service:DesiredCount",
-                    "elasticache:cache-cluster:Nodes",
-                    "elasticache:replication-group:NodeGroups",
-                    "elasticache:replication-group:Replicas",
-                    "elasticmapreduce:instancegroup:InstanceCount",
-                    "kafka:broker-storage:VolumeSize",
-                    "lambda:function:ProvisionedConcurrency",
-                    "neptune:cluster:ReadReplicaCount",
-                    "rds:cluster:ReadReplicaCount",
-                    "sagemaker:inference-component:DesiredCopyCount",
-                    "sagemaker:variant:DesiredInstanceCount",
-                    "sagemaker:variant:DesiredProvisionedConcurrency",
-                    "workspaces:workspacespool:DesiredUserSessions",
-                ],
-            )
-            .one_of(
-                "ServiceNamespace",
-                &[
-                    "appstream",
-                    "cassandra",
-                    "comprehend",
-                    "custom-resource",
-                    "dynamodb",
-                    "ec2",
-                    "ecs",
-                    "elasticache",
-                    "elasticmapreduce",
-                    "kafka",
-                    "lambda",
-                    "neptune",
-                    "rds",
-                    "sagemaker",
-                    "workspaces",
-                ],
-            )
+            .one_of("ScalableDimension", &policy_dimensions())
+            .one_of("ServiceNamespace", SERVICE_NAMESPACES)
             .required("PolicyName")
             .create_only("PolicyName")
             .required("PolicyType")

@@ -171,6 +171,16 @@ impl World {
     }
 }
 
+/// A diagnostic as one line of words, without the line breaks and gutters
+/// miette lays it out with (Unicode on a terminal, ASCII in CI).
+pub fn flat(printed: &str) -> String {
+    printed
+        .split_whitespace()
+        .filter(|w| *w != "│" && *w != "|")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Destroys the stack (up to three tries, as a person would) and checks
 /// that nothing carrying its ownership tags is left.
 pub async fn destroy_leaves_nothing(w: &World) {
