@@ -32,9 +32,13 @@ const TRANSPORT: &[&str] = &[
 
 /// Starts logging with `spec`, a level or a tracing filter.
 pub fn init(spec: &str) -> Result<(), String> {
-    let filter = EnvFilter::builder()
-        .parse(spec)
-        .map_err(|e| format!("--log-level {spec}: {e}"))?;
+    let filter = EnvFilter::builder().parse(spec).map_err(|e| {
+        format!(
+            "--log-level (or FASTCART_LOG) {spec:?} is not a level or filter: {e}; give \
+                 error, warn, info, debug or trace, or a filter such as \
+                 `warn,fastcart_drivers=debug`"
+        )
+    })?;
     let no_bodies = FilterFn::new(|m| {
         !(m.level() == &Level::TRACE && TRANSPORT.iter().any(|t| m.target().starts_with(t)))
     });

@@ -611,7 +611,8 @@ fn export(
 }
 
 fn graph(g: &Global, provider: &dyn Provider, format: GraphFormat) -> Result<u8> {
-    let stack = find_stack(g, provider)?;
+    // Validated here, once: the graph is what validation returns.
+    let stack = named_stack(g, provider)?;
     let graph = fastcart_engine::validate(&stack, provider.registry())?;
     let types = stack.by_id();
     let label = |id: &str| format!("{id}\\n{}", types[id].type_name);

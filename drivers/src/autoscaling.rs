@@ -21,8 +21,8 @@ use aws_sdk_applicationautoscaling::types::{
     TargetTrackingScalingPolicyConfiguration,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
+    UpdateRequest,
 };
 use serde_json::{json, Map, Value};
 
@@ -295,11 +295,6 @@ impl Driver for ScalableTarget {
             .await;
         crate::error::done_if_gone(r)
     }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Untagged: known by what it scales (see the module's note).
-        Ok(Vec::new())
-    }
 }
 
 pub struct ScalingPolicy {
@@ -539,11 +534,6 @@ impl Driver for ScalingPolicy {
             .call(&self.c, name)
             .await;
         crate::error::done_if_gone(r)
-    }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Untagged: a policy is found again by its name on its target.
-        Ok(Vec::new())
     }
 }
 

@@ -34,7 +34,8 @@ use crate::call::Call;
 use crate::dynamic;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{
-    all_tags, bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
+    all_tags, bool_of, changed, i32_of, if_changed, need_str, str_of, strs_of, tags_value, Obs,
+    Props,
 };
 use crate::rds::{as_given, generated_name, key_as_given, list_if_set, owned_str, string_list};
 use crate::sdk::Clients;
@@ -669,20 +670,8 @@ impl Driver for ReplicationGroup {
             .replication_group_id(id)
             .apply_immediately(true);
         let mut any = false;
-        let text = |name: &str| {
-            if changed(&req, name) {
-                owned_str(p, name)
-            } else {
-                None
-            }
-        };
-        let flag = |name: &str| {
-            if changed(&req, name) {
-                bool_of(p, name)
-            } else {
-                None
-            }
-        };
+        let text = |name: &str| if_changed(&req, name, owned_str);
+        let flag = |name: &str| if_changed(&req, name, bool_of);
         macro_rules! set {
             ($value:expr, $setter:ident) => {
                 if let Some(v) = $value {

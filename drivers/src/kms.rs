@@ -610,11 +610,6 @@ impl Driver for Alias {
             .await;
         crate::error::done_if_gone(r)
     }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Aliases take no tags.
-        Ok(Vec::new())
-    }
 }
 
 #[cfg(test)]

@@ -108,6 +108,19 @@ pub fn changed(req: &UpdateRequest<'_>, name: &str) -> bool {
     req.changed.iter().any(|c| c == name)
 }
 
+/// The new value of `name`, read with `read` (`str_of`, `bool_of`, ...),
+/// when the update changes it; `None` when it does not (a modify call then
+/// leaves it alone).
+pub fn if_changed<T>(
+    req: &UpdateRequest<'_>,
+    name: &str,
+    read: impl Fn(&Props, &str) -> Option<T>,
+) -> Option<T> {
+    changed(req, name)
+        .then(|| read(req.properties, name))
+        .flatten()
+}
+
 /// The `Tags` property as a map.
 pub fn tag_map(p: &Props) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();

@@ -654,11 +654,6 @@ impl Driver for RotationSchedule {
             _ => Ok(()),
         }
     }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Rotation schedules take no tags.
-        Ok(Vec::new())
-    }
 }
 
 #[cfg(test)]

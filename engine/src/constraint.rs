@@ -5,6 +5,9 @@
 //! schemas); validation checks every literal value against them before any
 //! AWS call.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -59,7 +62,7 @@ impl Constraints {
                 });
             }
             if let Some(p) = &self.pattern {
-                if compile(p).is_ok_and(|re| !re.is_match(text)) {
+                if compiled(p).is_some_and(|re| !re.is_match(text)) {
                     broken.push(format!("must match {p}"));
                 }
             }
@@ -97,6 +100,20 @@ fn plain(v: &Value) -> String {
     v.as_str()
         .map(String::from)
         .unwrap_or_else(|| v.to_string())
+}
+
+/// `compile`, once per pattern per process: validation runs on every plan
+/// and apply, over every resource that sets a patterned property.
+fn compiled(pattern: &str) -> Option<regex::Regex> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("pattern cache");
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| compile(pattern).ok())
+        .clone()
 }
 
 /// AWS's pattern as a Rust regex. AWS's schemas write Java-style patterns:

@@ -215,7 +215,18 @@ pub trait Driver: Send + Sync {
 
     /// Every resource of this type carrying the owner's tags. It may list
     /// objects being deleted: the engine reads candidates before acting.
-    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError>;
+    /// A type that takes no tags (`TypeSchema::untaggable`: a route, an
+    /// alias, a listener) has none to find, which is the default; a taggable
+    /// type must say how its tags are searched.
+    async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
+        let _ = owner;
+        debug_assert!(
+            !self.schema().taggable,
+            "{} takes tags but does not say how to find them",
+            self.schema().type_name
+        );
+        Ok(Vec::new())
+    }
 
     /// Waits until an object this driver did not see created (adopted after
     /// a lost answer) is ready, as `create` waits for the objects it makes,

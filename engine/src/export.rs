@@ -72,8 +72,7 @@ pub fn cloudformation(stack: &StackSpec, registry: &Registry) -> Value {
     for (key, value) in &stack.outputs {
         let value = match value {
             Value::Array(items) => json!({"Fn::Join": [",", items]}),
-            Value::String(_) => value.clone(),
-            Value::Object(_) => value.clone(),
+            Value::String(_) | Value::Object(_) => value.clone(),
             other => Value::String(other.to_string()),
         };
         outputs.insert(

@@ -320,11 +320,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     );
 
     // --- IAM, scoped to this stack's own resources.
-    let assume_ecs_tasks = json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}]
-    });
+    let assume_ecs_tasks = crate::ecs_tasks_trust_policy();
     let read_db_secret = json!({"Sid": "ReadDatabaseSecret", "Effect": "Allow",
         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
         "Resource": db_secret.clone()});
@@ -337,7 +333,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             .prop("AssumeRolePolicyDocument", assume_ecs_tasks.clone())
             .prop(
                 "ManagedPolicyArns",
-                json!([sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")]),
+                crate::ecs_task_execution_policy(),
             )
             .prop(
                 "Policies",

@@ -118,11 +118,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     }
 
     // --- IAM, scoped to this stack's own database secret.
-    let assume_ecs_tasks = json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}]
-    });
+    let assume_ecs_tasks = crate::ecs_tasks_trust_policy();
     let secret_policy = |name: &str, actions: &[&str]| {
         json!([{"PolicyName": name, "PolicyDocument": {
             "Version": "2012-10-17",
@@ -137,10 +133,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 format!("flask-api {env}: pulls images, writes logs, injects the database secret"),
             )
             .prop("AssumeRolePolicyDocument", assume_ecs_tasks.clone())
-            .prop(
-                "ManagedPolicyArns",
-                json!([sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")]),
-            )
+            .prop("ManagedPolicyArns", crate::ecs_task_execution_policy())
             .prop(
                 "Policies",
                 secret_policy("database-secret", &["secretsmanager:GetSecretValue"]),

@@ -2,10 +2,28 @@
 //!
 //! A stack is a function from [`StackOptions`] to a `StackSpec`.
 
-use fastcart_engine::StackSpec;
+use fastcart_engine::{sub, StackSpec};
+use serde_json::{json, Value};
 
 pub mod fastcart;
 pub mod flask_api;
+
+/// The trust policy of a role ECS tasks take on (an execution or a task
+/// role), shared by every stack that runs tasks.
+pub(crate) fn ecs_tasks_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]
+    })
+}
+
+/// AWS's managed policy for ECS task execution (pull images, write logs).
+pub(crate) fn ecs_task_execution_policy() -> Value {
+    json!([sub(
+        "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    )])
+}
 
 /// What a stack may vary on.
 #[derive(Debug, Clone, Default)]

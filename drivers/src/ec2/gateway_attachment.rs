@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InternetGateway as Igw;
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
+    UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -176,10 +176,5 @@ impl Driver for GatewayAttachment {
             || async { Ok((self.is_attached(igw, vpc).await? != Some(true)).then_some(())) },
         )
         .await
-    }
-
-    /// Attachments take no tags.
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        Ok(Vec::new())
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Route as AwsRoute;
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
+    UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -287,10 +287,5 @@ impl Driver for Route {
             Err(e) if !crate::error::is_gone(&e) => Err(e),
             _ => Ok(()),
         }
-    }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Routes take no tags.
-        Ok(Vec::new())
     }
 }

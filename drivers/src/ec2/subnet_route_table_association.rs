@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, RouteTableAssociation};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, ResourceHandle, TypeSchema,
+    UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -268,10 +268,5 @@ impl Driver for SubnetRouteTableAssociation {
             },
         )
         .await
-    }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Associations take no tags.
-        Ok(Vec::new())
     }
 }

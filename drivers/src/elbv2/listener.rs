@@ -18,8 +18,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Listener as AwsListener, ProtocolEnum,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest,
+    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, ResourceHandle, TypeSchema,
+    UpdateRequest,
 };
 use serde_json::{json, Map, Value};
 
@@ -264,10 +264,5 @@ impl Driver for Listener {
             .call(&self.c, arn)
             .await;
         crate::error::done_if_gone(r)
-    }
-
-    async fn find_by_tags(&self, _owner: &Ownership) -> Result<Vec<Found>, DriverError> {
-        // Untagged: found again by its port (see the module's note).
-        Ok(Vec::new())
     }
 }

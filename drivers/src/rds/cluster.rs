@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::call::Call;
-use crate::props::{bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props};
+use crate::props::{
+    bool_of, changed, i32_of, if_changed, need_str, str_of, strs_of, tags_value, Obs, Props,
+};
 use crate::sdk::Clients;
 
 /// DB clusters in the tagging API.
@@ -304,9 +306,9 @@ impl Driver for DbCluster {
             ));
         };
         let is = |name: &str| changed(&req, name);
-        let text = |name: &str| if is(name) { owned_str(p, name) } else { None };
-        let flag = |name: &str| if is(name) { bool_of(p, name) } else { None };
-        let number = |name: &str| if is(name) { i32_of(p, name) } else { None };
+        let text = |name: &str| if_changed(&req, name, owned_str);
+        let flag = |name: &str| if_changed(&req, name, bool_of);
+        let number = |name: &str| if_changed(&req, name, i32_of);
         let logs = if is("EnableCloudwatchLogsExports") {
             let want = strs_of(p, "EnableCloudwatchLogsExports");
             logs_export_change(&want, now.enabled_cloudwatch_logs_exports())

@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use super::*;
 use crate::call::Call;
 use crate::dynamic;
-use crate::props::{bool_of, changed, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props};
+use crate::props::{
+    bool_of, changed, i32_of, if_changed, need_str, str_of, strs_of, tags_value, Obs, Props,
+};
 use crate::sdk::Clients;
 
 /// DB instances in the tagging API.
@@ -348,27 +350,9 @@ impl Driver for DbInstance {
             .db_instance_identifier(id)
             .apply_immediately(true);
         let mut any = false;
-        let text = |name: &str| {
-            if changed(&req, name) {
-                owned_str(p, name)
-            } else {
-                None
-            }
-        };
-        let flag = |name: &str| {
-            if changed(&req, name) {
-                bool_of(p, name)
-            } else {
-                None
-            }
-        };
-        let number = |name: &str| {
-            if changed(&req, name) {
-                i32_of(p, name)
-            } else {
-                None
-            }
-        };
+        let text = |name: &str| if_changed(&req, name, owned_str);
+        let flag = |name: &str| if_changed(&req, name, bool_of);
+        let number = |name: &str| if_changed(&req, name, i32_of);
         macro_rules! set {
             ($value:expr, $setter:ident) => {
                 if let Some(v) = $value {
