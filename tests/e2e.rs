@@ -1007,18 +1007,24 @@ async fn lost_answers_at_30_percent_leave_no_twin() {
     destroy_leaves_nothing(&w).await;
 }
 
-/// A suffix AWS would refuse in the names built from it is refused before
-/// any AWS call (there is no AWS to call here), every such name at once,
-/// each with the rule from AWS's own schema that it breaks.
+/// A suffix AWS would refuse in the names and tags built from it is refused
+/// before any AWS call (there is no AWS to call here), every such value at
+/// once, each with the rule from AWS's own schema that it breaks: seven
+/// names, and the tags of the types whose tag values AWS holds to a pattern
+/// (IAM, ECS, ELBv2), in the stack's own Name tags and in the tags every
+/// resource is created with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suffix_aws_would_refuse_is_refused_before_any_aws_call() {
     let mut w = World::new("bad env!");
     w.endpoint = "http://127.0.0.1:1".into();
     let printed = w.expect(1, &["plan"]);
     let text = world::flat(&printed);
-    assert!(text.contains("is not valid: 7 problems"), "{printed}");
+    assert!(text.contains("is not valid: 22 problems"), "{printed}");
     for needle in [
         "Database (AWS::RDS::DBInstance): DBInstanceIdentifier must match",
+        "ExecutionRole (AWS::IAM::Role): Tags[0].Value must match",
+        "ExecutionRole (AWS::IAM::Role): tag Environment must match",
+        "Cluster (AWS::ECS::Cluster): tag fastcart:env must match",
         "OrdersStream (AWS::Kinesis::Stream): Name must match",
         "ExecutionRole (AWS::IAM::Role): RoleName must match",
         "Repository (AWS::ECR::Repository): RepositoryName must match",

@@ -297,6 +297,42 @@ impl Driver for ScalableTarget {
     }
 }
 
+/// The metrics a target-tracking policy may follow without a custom
+/// specification (AWS's schema's `PredefinedMetricType`).
+const PREDEFINED_METRICS: &[&str] = &[
+    "ALBRequestCountPerTarget",
+    "AppStreamAverageCapacityUtilization",
+    "CassandraReadCapacityUtilization",
+    "CassandraWriteCapacityUtilization",
+    "ComprehendInferenceUtilization",
+    "DynamoDBReadCapacityUtilization",
+    "DynamoDBWriteCapacityUtilization",
+    "EC2SpotFleetRequestAverageCPUUtilization",
+    "EC2SpotFleetRequestAverageNetworkIn",
+    "EC2SpotFleetRequestAverageNetworkOut",
+    "ECSServiceAverageCPUUtilization",
+    "ECSServiceAverageCPUUtilizationHighResolution",
+    "ECSServiceAverageMemoryUtilization",
+    "ECSServiceAverageMemoryUtilizationHighResolution",
+    "ElastiCacheDatabaseCapacityUsageCountedForEvictPercentage",
+    "ElastiCacheDatabaseMemoryUsageCountedForEvictPercentage",
+    "ElastiCacheDatabaseMemoryUsagePercentage",
+    "ElastiCacheEngineCPUUtilization",
+    "ElastiCachePrimaryEngineCPUUtilization",
+    "ElastiCacheReplicaEngineCPUUtilization",
+    "KafkaBrokerStorageUtilization",
+    "LambdaProvisionedConcurrencyUtilization",
+    "NeptuneReaderAverageCPUUtilization",
+    "RDSReaderAverageCPUUtilization",
+    "RDSReaderAverageDatabaseConnections",
+    "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+    "SageMakerInferenceComponentInvocationsPerCopy",
+    "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+    "SageMakerVariantInvocationsPerInstance",
+    "SageMakerVariantProvisionedConcurrencyUtilization",
+    "WorkSpacesAverageUserSessionsCapacityUtilization",
+];
+
 pub struct ScalingPolicy {
     c: Arc<Clients>,
     schema: TypeSchema,
@@ -305,6 +341,10 @@ pub struct ScalingPolicy {
 impl ScalingPolicy {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ApplicationAutoScaling::ScalingPolicy")
+            .one_of(
+                "TargetTrackingScalingPolicyConfiguration/PredefinedMetricSpecification/PredefinedMetricType",
+                PREDEFINED_METRICS,
+            )
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("PolicyName", 1, 256)

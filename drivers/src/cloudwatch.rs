@@ -28,7 +28,7 @@ use crate::props::{
     all_tags, bool_of, float_of, i32_of, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
-use crate::tags::TagApi;
+use crate::tags::{self, Limited, TagApi};
 
 /// `DescribeAlarms` takes at most 100 names.
 const NAMES_PER_CALL: usize = 100;
@@ -55,6 +55,7 @@ pub struct Alarm {
 impl Alarm {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::CloudWatch::Alarm")
+            .length("Dimensions/*/Name", 1, 255)
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("AlarmDescription", 0, 1024)
@@ -143,6 +144,10 @@ impl Alarm {
             .kind("InsufficientDataActions", ValueKind::UnorderedList)
             .prop("Unit")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::Limits {
+                value_min: Some(1),
+                ..tags::LIMITS
+            })
             .attribute("Arn")
             .typical_duration(Duration::from_secs(1));
         Alarm { c, schema }

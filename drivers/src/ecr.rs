@@ -27,6 +27,7 @@ use crate::call::Call;
 use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{all_tags, bool_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 
 /// `DescribeRepositories` takes at most 100 names.
 const NAMES_PER_CALL: usize = 100;
@@ -42,6 +43,7 @@ pub struct Repository {
 impl Repository {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECR::Repository")
+            .one_of("EncryptionConfiguration/EncryptionType", &["AES256", "KMS", "KMS_DSSE"])
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .one_of("ImageTagMutability", &["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"])
@@ -66,6 +68,7 @@ impl Repository {
             .write_only("EmptyOnDelete")
             .prop("LifecyclePolicy")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::Limits { key_max: 127, value_min: Some(1), value_max: 255, ..tags::LIMITS })
             .attribute("Arn")
             .attribute("RepositoryUri")
             .typical_duration(Duration::from_secs(1));

@@ -26,7 +26,15 @@ use crate::props::{
     all_tags, document_of, i32_of, parse_document, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 use crate::wait;
+
+/// IAM's tags: a key of at least one of the characters IAM takes.
+const IAM_TAG_LIMITS: tags::Limits = tags::Limits {
+    key_pattern: Some("^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+$"),
+    value_pattern: Some("^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$"),
+    ..tags::LIMITS
+};
 
 /// A physical name for a resource whose stack gives none, as CloudFormation
 /// makes one: stack, environment and logical id, and a suffix from the
@@ -212,6 +220,7 @@ impl Role {
             .kind("Policies", ValueKind::DocumentSet)
             .prop("PermissionsBoundary")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&IAM_TAG_LIMITS)
             .attribute("Arn")
             .attribute("RoleId")
             .typical_duration(Duration::from_secs(3))

@@ -25,7 +25,7 @@ use crate::call::Call;
 use crate::error::{invalid, is_gone};
 use crate::props::{all_tags, i32_of, need_str, tags_value, Obs};
 use crate::sdk::Clients;
-use crate::tags::TagApi;
+use crate::tags::{self, Limited, TagApi};
 use crate::wait;
 
 /// Per-stream reads in flight at once (`DescribeStreamSummary` allows 20
@@ -107,6 +107,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
+            .one_of("StreamEncryption/EncryptionType", &["KMS"])
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("Name", 1, 128)
@@ -124,6 +125,10 @@ impl Stream {
             .prop("StreamEncryption")
             .prop("StreamModeDetails")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::Limits {
+                value_max: 255,
+                ..tags::LIMITS
+            })
             .attribute("Arn")
             .typical_duration(Duration::from_secs(30))
             .deadlines(Duration::from_secs(300), Duration::from_secs(600));

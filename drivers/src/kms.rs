@@ -24,6 +24,7 @@ use crate::props::{
     all_tags, bool_of, document_of, i32_of, need_str, parse_document, str_of, tags_value, Obs,
 };
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 
 /// The key id in a key id or key ARN (`arn:…:key/<id>` → `<id>`).
 pub(crate) fn key_id_of(id_or_arn: &str) -> &str {
@@ -197,6 +198,7 @@ impl Key {
             // Used only when the key is deleted.
             .write_only("PendingWindowInDays")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("Arn")
             .attribute("KeyId")
             .typical_duration(Duration::from_secs(2));

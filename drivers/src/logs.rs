@@ -23,6 +23,7 @@ use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, i32_of, need_str, str_of, tags_value, Obs};
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 
 /// Per-group tag reads in flight at once.
 const READS_IN_FLIGHT: usize = 4;
@@ -77,6 +78,7 @@ impl LogGroup {
             .prop("KmsKeyId")
             .create_only("LogGroupClass")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("Arn")
             .typical_duration(Duration::from_secs(1));
         LogGroup { c, schema }

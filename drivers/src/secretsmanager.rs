@@ -30,6 +30,7 @@ use crate::iam::generated_name;
 use crate::kms::key_id_of;
 use crate::props::{all_tags, bool_of, int_of, need_str, str_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 use crate::wait;
 
 /// The key Secrets Manager encrypts with when the stack names none.
@@ -289,6 +290,7 @@ impl Secret {
             .secret("SecretString")
             .write_only("GenerateSecretString")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("Id")
             .typical_duration(Duration::from_secs(1))
             .deadlines(Duration::ZERO, Duration::from_secs(120));

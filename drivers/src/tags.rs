@@ -152,3 +152,58 @@ mod tests {
         );
     }
 }
+
+/// What AWS accepts in a type's tags, as its resource schema gives them: a
+/// key of 1 to `key_max` characters, a value of `value_min` to `value_max`,
+/// and for some services a pattern for each. Validation holds every tag a
+/// resource is created with to them (the stack's and the ownership tags,
+/// which carry the environment) before any AWS call; the conformance test
+/// holds them against AWS's schemas.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub key_max: usize,
+    pub value_min: Option<usize>,
+    pub value_max: usize,
+    pub key_pattern: Option<&'static str>,
+    pub value_pattern: Option<&'static str>,
+}
+
+/// Keys of 128 characters and values of 256, any characters: most services.
+pub const LIMITS: Limits = Limits {
+    key_max: 128,
+    value_min: Some(0),
+    value_max: 256,
+    key_pattern: None,
+    value_pattern: None,
+};
+
+/// ECS and ELBv2: letters, digits, spaces and `_.:/=+-@` only.
+pub const LIMITS_PATTERNED: Limits = Limits {
+    key_pattern: Some(TAG_CHARACTERS),
+    value_pattern: Some(TAG_CHARACTERS),
+    ..LIMITS
+};
+
+const TAG_CHARACTERS: &str = "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$";
+
+/// [`Limits`] as a schema builder: `.tag_limits(&tags::LIMITS)`.
+pub trait Limited {
+    fn tag_limits(self, limits: &Limits) -> Self;
+}
+
+impl Limited for fastcart_engine::TypeSchema {
+    fn tag_limits(self, l: &Limits) -> Self {
+        let mut s = self.length("Tags/*/Key", 1, l.key_max);
+        s = match l.value_min {
+            Some(min) => s.length("Tags/*/Value", min, l.value_max),
+            None => s.max_length("Tags/*/Value", l.value_max),
+        };
+        if let Some(p) = l.key_pattern {
+            s = s.pattern("Tags/*/Key", p);
+        }
+        if let Some(p) = l.value_pattern {
+            s = s.pattern("Tags/*/Value", p);
+        }
+        s
+    }
+}

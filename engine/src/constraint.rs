@@ -83,6 +83,35 @@ impl Constraints {
     }
 }
 
+/// The values at `path` inside `value` (see
+/// [`crate::PropertySchema::nested`]: `*` is each element of a list, a name
+/// a field of an object), each with where it is (`[2].IpProtocol`). A
+/// reference or function in the way holds nothing to judge yet.
+pub fn values_at<'a>(value: &'a Value, path: &str) -> Vec<(String, &'a Value)> {
+    let mut found = vec![(String::new(), value)];
+    for step in path.split('/') {
+        found = found
+            .into_iter()
+            .flat_map(|(at, v)| -> Vec<(String, &'a Value)> {
+                match (step, v) {
+                    ("*", Value::Array(items)) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| (format!("{at}[{i}]"), item))
+                        .collect(),
+                    (field, Value::Object(o)) => o
+                        .get(field)
+                        .map(|item| (format!("{at}.{field}"), item))
+                        .into_iter()
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+    }
+    found
+}
+
 fn is_literal(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
@@ -239,5 +268,32 @@ mod tests {
         assert_eq!(c.broken_by(&json!(36)), ["must be from 1 to 35"]);
         // A reference is judged once it is known, by AWS.
         assert!(c.broken_by(&json!({"Ref": "X"})).is_empty());
+    }
+
+    #[test]
+    fn values_inside_a_property_are_found_by_path() {
+        let rules = json!([
+            {"IpProtocol": "tcp", "CidrIp": "10.0.0.0/16"},
+            {"IpProtocol": {"Ref": "Protocol"}},
+            {"CidrIp": "0.0.0.0/0"}
+        ]);
+        let found = values_at(&rules, "*/IpProtocol");
+        assert_eq!(
+            found,
+            [
+                ("[0].IpProtocol".to_string(), &json!("tcp")),
+                ("[1].IpProtocol".to_string(), &json!({"Ref": "Protocol"})),
+            ]
+        );
+        let nested = json!({"AwsvpcConfiguration": {"AssignPublicIp": "DISABLED"}});
+        assert_eq!(
+            values_at(&nested, "AwsvpcConfiguration/AssignPublicIp"),
+            [(
+                ".AwsvpcConfiguration.AssignPublicIp".to_string(),
+                &json!("DISABLED")
+            )]
+        );
+        // A list given as a reference has no elements to judge yet.
+        assert!(values_at(&json!({"Fn::GetAZs": ""}), "*/Key").is_empty());
     }
 }

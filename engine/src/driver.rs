@@ -54,6 +54,14 @@ pub struct Ownership {
 }
 
 impl Ownership {
+    /// The owner of the stack's resources.
+    pub fn of(stack: &crate::model::StackSpec) -> Self {
+        Ownership {
+            stack: stack.name.clone(),
+            env: stack.env.clone(),
+        }
+    }
+
     /// The ownership tags for one resource, merged over the stack's own tags.
     pub fn tags_for(
         &self,

@@ -541,6 +541,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .create_only("Zone")
             .prop("Tags")
             .kind("Tags", ValueKind::Tags)
+            .pattern("Tags/*/Value", "^[\\p{L}\\p{N}_.:/=+\\-@]*$")
             .attribute("SubnetId")
             .typical_duration(Duration::from_secs(2)),
         TypeSchema::new("Fake::Queue::Stream")

@@ -146,10 +146,7 @@ pub async fn recover(
         .filter(|t| !lost.contains(*t))
         .cloned()
         .collect();
-    let owner = Ownership {
-        stack: stack.name.clone(),
-        env: stack.env.clone(),
-    };
+    let owner = Ownership::of(stack);
     let (lost, swept) = tokio::join!(
         find_owned(registry, lost, &owner, false),
         find_owned(registry, swept, &owner, true)

@@ -59,6 +59,11 @@ pub struct PropertySchema {
     /// any AWS call.
     #[serde(skip_serializing_if = "Constraints::is_empty", default)]
     pub constraints: Constraints,
+    /// What AWS accepts in values inside the property, by their path below
+    /// it: `*` for each element of a list, a name for a field of an object
+    /// (`*/IpProtocol` of `SecurityGroupIngress`, `*/Key` of `Tags`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub nested: BTreeMap<String, Constraints>,
 }
 
 /// A property that guards the resource, and so which drift of it is a
@@ -204,43 +209,58 @@ impl TypeSchema {
         self.with_prop(name, |p| p.identity = Some(fields))
     }
 
-    /// The most characters AWS accepts in the property's value.
-    pub fn max_length(self, name: &str, max: usize) -> Self {
-        self.with_prop(name, |p| p.constraints.max_length = Some(max))
+    /// The constraints at `path`: a property's name, or a path inside its
+    /// value (`SecurityGroupIngress/*/IpProtocol`, see
+    /// [`PropertySchema::nested`]). Every constraint builder below takes
+    /// either.
+    fn constrain(self, path: &str, f: impl FnOnce(&mut Constraints)) -> Self {
+        let (name, below) = path.split_once('/').unwrap_or((path, ""));
+        self.with_prop(name, |p| {
+            f(if below.is_empty() {
+                &mut p.constraints
+            } else {
+                p.nested.entry(below.to_string()).or_default()
+            })
+        })
     }
 
-    /// The fewest characters AWS accepts in the property's value.
-    pub fn min_length(self, name: &str, min: usize) -> Self {
-        self.with_prop(name, |p| p.constraints.min_length = Some(min))
+    /// The most characters AWS accepts in the value at `path`.
+    pub fn max_length(self, path: &str, max: usize) -> Self {
+        self.constrain(path, |c| c.max_length = Some(max))
+    }
+
+    /// The fewest characters AWS accepts in the value at `path`.
+    pub fn min_length(self, path: &str, min: usize) -> Self {
+        self.constrain(path, |c| c.min_length = Some(min))
     }
 
     /// The lengths AWS accepts (AWS's `minLength` and `maxLength`).
-    pub fn length(self, name: &str, min: usize, max: usize) -> Self {
-        self.with_prop(name, |p| {
-            p.constraints.min_length = Some(min);
-            p.constraints.max_length = Some(max);
+    pub fn length(self, path: &str, min: usize, max: usize) -> Self {
+        self.constrain(path, |c| {
+            c.min_length = Some(min);
+            c.max_length = Some(max);
         })
     }
 
     /// The only values AWS accepts (AWS's `enum`).
-    pub fn one_of<V: Into<serde_json::Value> + Clone>(self, name: &str, values: &[V]) -> Self {
+    pub fn one_of<V: Into<serde_json::Value> + Clone>(self, path: &str, values: &[V]) -> Self {
         let values = values.iter().cloned().map(Into::into).collect();
-        self.with_prop(name, |p| p.constraints.one_of = Some(values))
+        self.constrain(path, |c| c.one_of = Some(values))
     }
 
     /// The numbers AWS accepts (AWS's `minimum` and `maximum`; either may
     /// be open).
-    pub fn range(self, name: &str, min: Option<f64>, max: Option<f64>) -> Self {
-        self.with_prop(name, |p| {
-            p.constraints.minimum = min;
-            p.constraints.maximum = max;
+    pub fn range(self, path: &str, min: Option<f64>, max: Option<f64>) -> Self {
+        self.constrain(path, |c| {
+            c.minimum = min;
+            c.maximum = max;
         })
     }
 
-    /// The pattern AWS holds its value to, in AWS's own words
+    /// The pattern AWS holds the value at `path` to, in AWS's own words
     /// (`constraint::compile` reads it).
-    pub fn pattern(self, name: &str, pattern: &str) -> Self {
-        self.with_prop(name, |p| p.constraints.pattern = Some(pattern.to_string()))
+    pub fn pattern(self, path: &str, pattern: &str) -> Self {
+        self.constrain(path, |c| c.pattern = Some(pattern.to_string()))
     }
 
     /// Marks what drift of a property means for security.

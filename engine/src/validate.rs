@@ -6,10 +6,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use miette::Diagnostic;
 use thiserror::Error;
 
-use crate::driver::Registry;
+use serde_json::Value;
+
+use crate::constraint::{values_at, Constraints};
+use crate::driver::{Ownership, Registry};
 use crate::graph::StackGraph;
-use crate::model::StackSpec;
+use crate::model::{ResourceSpec, StackSpec};
 use crate::resolve::references;
+use crate::schema::PropertySchema;
 
 #[derive(Debug, Clone, PartialEq, Error, Diagnostic)]
 pub enum Problem {
@@ -58,7 +62,7 @@ pub enum Problem {
     #[diagnostic(
         code(fastcart::not_accepted),
         help(
-            "AWS refuses this value; a name built from the environment suffix needs another --env"
+            "AWS refuses this value: change it in the stack, or, where it is built from the environment suffix, choose another --env"
         )
     )]
     NotAccepted {
@@ -152,6 +156,47 @@ fn sorted<'a>(ids: &HashSet<&'a str>) -> Vec<&'a str> {
     v
 }
 
+/// Every rule AWS would break the property `name` of `r` on, in its value
+/// and in the values inside it.
+fn judge(
+    r: &ResourceSpec,
+    name: &str,
+    value: &Value,
+    p: &PropertySchema,
+    problems: &mut Vec<Problem>,
+) {
+    if p.constraints.is_empty() && p.nested.is_empty() {
+        return;
+    }
+    not_accepted(r, name.to_string(), &p.constraints, value, problems);
+    for (path, c) in &p.nested {
+        for (at, v) in values_at(value, path) {
+            not_accepted(r, format!("{name}{at}"), c, v, problems);
+        }
+    }
+}
+
+fn not_accepted(
+    r: &ResourceSpec,
+    place: String,
+    c: &Constraints,
+    value: &Value,
+    problems: &mut Vec<Problem>,
+) {
+    for rule in c.broken_by(value) {
+        problems.push(Problem::NotAccepted {
+            logical_id: r.logical_id.clone(),
+            type_name: r.type_name.clone(),
+            property: place.clone(),
+            value: value
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| value.to_string()),
+            rule,
+        });
+    }
+}
+
 /// Checks the stack against the registry's schemas and builds its graph.
 pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, ValidationErrors> {
     let mut problems = Vec::new();
@@ -212,6 +257,7 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
         deps
     };
 
+    let owner = Ownership::of(stack);
     let mut nodes = Vec::new();
     for r in &stack.resources {
         let mut deps = Vec::new();
@@ -237,20 +283,27 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
                     }
                 }
                 for (name, value) in &r.properties {
-                    let Some(p) = schema.property(name) else {
-                        continue;
-                    };
-                    for rule in p.constraints.broken_by(value) {
-                        problems.push(Problem::NotAccepted {
-                            logical_id: r.logical_id.clone(),
-                            type_name: r.type_name.clone(),
-                            property: name.clone(),
-                            value: value
-                                .as_str()
-                                .map(String::from)
-                                .unwrap_or_else(|| value.to_string()),
-                            rule,
-                        });
+                    if let Some(p) = schema.property(name) {
+                        judge(r, name, value, p, &mut problems);
+                    }
+                }
+                // The tags each resource is created with (the stack's and
+                // the ownership tags, which carry the environment) are
+                // values AWS judges too.
+                if let Some(p) = schema.property("Tags").filter(|_| schema.taggable) {
+                    let (key, value) = (p.nested.get("*/Key"), p.nested.get("*/Value"));
+                    if key.is_some() || value.is_some() {
+                        for (k, v) in owner.tags_for(&r.logical_id, &stack.tags) {
+                            let key_place = format!("tag key {k}");
+                            let tag_place = format!("tag {k}");
+                            let (k, v) = (Value::String(k), Value::String(v));
+                            let pairs = [(key_place, key, &k), (tag_place, value, &v)];
+                            for (place, c, v) in pairs {
+                                if let Some(c) = c {
+                                    not_accepted(r, place, c, v, &mut problems);
+                                }
+                            }
+                        }
                     }
                 }
                 for (name, p) in &schema.properties {

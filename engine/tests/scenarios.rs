@@ -187,11 +187,18 @@ async fn secrets_never_reach_plan_json_state_or_journal() {
 async fn validation_reports_every_problem_at_once() {
     let h = Harness::new();
     let mut s = StackSpec::new("shop", "dev");
+    // A tag value AWS would refuse, set on the subnet and among the
+    // stack's tags every resource is created with.
+    s.tags.insert("Team".into(), "orders & more".into());
     s.add(ResourceSpec::new("Net", "Fake::Net::Netwrok").prop("CidrBlock", "10.0.0.0/16"));
     s.add(
         ResourceSpec::new("Subnet", "Fake::Net::Subnet")
             .prop("NetworkID", r#ref("Net"))
-            .prop("CidrBlock", "10.0.1.0/24"),
+            .prop("CidrBlock", "10.0.1.0/24")
+            .prop(
+                "Tags",
+                tag_list([("Name", "subnet one"), ("Tier", "private")]),
+            ),
     );
     s.add(
         ResourceSpec::new("Stream", "Fake::Queue::Stream")
@@ -205,7 +212,7 @@ async fn validation_reports_every_problem_at_once() {
     c.initial_only.push("Inputs".into());
     s.add(c);
     let err = fastcart_engine::validate(&s, &h.registry).unwrap_err();
-    assert_eq!(err.problems.len(), 9, "{err:#?}");
+    assert_eq!(err.problems.len(), 11, "{err:#?}");
     let mut text = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
         .with_width(100)

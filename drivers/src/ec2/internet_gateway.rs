@@ -20,6 +20,7 @@ use crate::call::Call;
 use crate::error::SdkResultExt;
 use crate::props::{all_tags, Obs};
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 use crate::wait;
 
 /// In the tagging API (for the stack-wide search; this driver's own
@@ -39,6 +40,10 @@ impl InternetGateway {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::InternetGateway")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::Limits {
+                value_min: None,
+                ..tags::LIMITS
+            })
             .attribute("InternetGatewayId")
             .typical_duration(Duration::from_secs(2))
             .deadlines(Duration::from_secs(60), Duration::from_secs(300));

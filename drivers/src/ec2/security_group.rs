@@ -444,6 +444,10 @@ fn generated_name(req: &CreateRequest<'_>) -> String {
 impl SecurityGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::EC2::SecurityGroup")
+            .range("SecurityGroupIngress/*/FromPort", Some(-1.0), None)
+            .range("SecurityGroupIngress/*/ToPort", Some(-1.0), None)
+            .range("SecurityGroupEgress/*/FromPort", Some(-1.0), None)
+            .range("SecurityGroupEgress/*/ToPort", Some(-1.0), None)
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("GroupDescription", 0, 255)

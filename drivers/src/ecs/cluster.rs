@@ -1,6 +1,7 @@
 //! `AWS::ECS::Cluster`.
 
 use super::*;
+use crate::tags::{self, Limited};
 
 /// Clusters in the tagging API.
 pub const CLUSTER_TAGGED: tagging::Tagged = tagging::Tagged {
@@ -92,6 +93,7 @@ impl Cluster {
             .kind("CapacityProviders", ValueKind::UnorderedList)
             .prop("DefaultCapacityProviderStrategy")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS_PATTERNED)
             .attribute("Arn")
             .typical_duration(Duration::from_secs(3))
             .deadlines(Duration::from_secs(300), Duration::from_secs(600));

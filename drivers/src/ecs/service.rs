@@ -1,6 +1,7 @@
 //! `AWS::ECS::Service`.
 
 use super::*;
+use crate::tags::{self, Limited};
 
 /// Services in the tagging API, known by their ARN.
 pub const SERVICE_TAGGED: tagging::Tagged = tagging::Tagged {
@@ -254,6 +255,10 @@ pub(super) fn settled(s: &EcsService, op: &str) -> Result<bool, DriverError> {
 impl Service {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECS::Service")
+            .one_of(
+                "NetworkConfiguration/AwsvpcConfiguration/AssignPublicIp",
+                &["DISABLED", "ENABLED"],
+            )
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .one_of("LaunchType", &["EC2", "FARGATE", "EXTERNAL"])
@@ -277,6 +282,7 @@ impl Service {
             .prop("EnableExecuteCommand")
             .prop("PropagateTags")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS_PATTERNED)
             .attribute("ServiceArn")
             .attribute("Name")
             .typical_duration(Duration::from_secs(120))

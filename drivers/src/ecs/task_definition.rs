@@ -1,6 +1,7 @@
 //! `AWS::ECS::TaskDefinition`: every registration is a new revision.
 
 use super::*;
+use crate::tags::{self, Limited};
 
 /// Revisions in the tagging API, known by their ARN.
 pub const TASK_DEFINITION_TAGGED: tagging::Tagged = tagging::Tagged {
@@ -71,6 +72,14 @@ pub(super) fn ephemeral_storage_of(
 impl TaskDefinition {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ECS::TaskDefinition")
+            .one_of(
+                "ContainerDefinitions/*/PortMappings/*/Protocol",
+                &["tcp", "udp"],
+            )
+            .one_of(
+                "RequiresCompatibilities/*",
+                &["EC2", "EXTERNAL", "FARGATE", "MANAGED_INSTANCES"],
+            )
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .one_of("NetworkMode", &["awsvpc", "bridge", "host", "none"])
@@ -88,6 +97,7 @@ impl TaskDefinition {
             .create_only("RuntimePlatform")
             .create_only("EphemeralStorage")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS_PATTERNED)
             .attribute("TaskDefinitionArn")
             .typical_duration(Duration::from_secs(2))
             // Registering and deregistering a revision take effect at once.

@@ -36,6 +36,17 @@ pub struct Listener {
 impl Listener {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElasticLoadBalancingV2::Listener")
+            .one_of(
+                "DefaultActions/*/Type",
+                &[
+                    "authenticate-cognito",
+                    "authenticate-oidc",
+                    "fixed-response",
+                    "forward",
+                    "jwt-validation",
+                    "redirect",
+                ],
+            )
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .range("Port", Some(1.0), Some(65535.0))

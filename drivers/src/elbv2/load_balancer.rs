@@ -24,6 +24,7 @@ use super::{elb_tags, ElbTags};
 use crate::call::Call;
 use crate::props::{all_tags, need_str, str_of, strs_of, tags_value, Obs};
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 use crate::{tagging, wait};
 
 /// Load balancers in the tagging API, by ARN.
@@ -63,6 +64,7 @@ impl LoadBalancer {
             .kind("SecurityGroups", ValueKind::UnorderedList)
             .prop("IpAddressType")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS_PATTERNED)
             .attribute("LoadBalancerArn")
             .attribute("DNSName")
             .attribute("CanonicalHostedZoneID")

@@ -24,6 +24,7 @@ use crate::call::Call;
 use crate::props::{all_tags, bool_of, i32_of, need_str, str_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
 use crate::tagging;
+use crate::tags::{self, Limited};
 
 /// Target groups in the tagging API, by ARN.
 pub const TARGET_GROUP_TAGGED: tagging::Tagged = tagging::Tagged {
@@ -90,6 +91,7 @@ impl TargetGroup {
             .create_only("VpcId")
             .create_only("TargetType")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS_PATTERNED)
             .attribute("TargetGroupArn")
             .attribute("TargetGroupName")
             .attribute("TargetGroupFullName")

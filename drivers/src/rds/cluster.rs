@@ -23,6 +23,7 @@ use crate::props::{
     bool_of, changed, i32_of, if_changed, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 
 /// DB clusters in the tagging API.
 pub const DB_CLUSTER_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
@@ -122,6 +123,7 @@ impl DbCluster {
             .prop("CopyTagsToSnapshot")
             .write_only("DeleteAutomatedBackups")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("Endpoint.Address")
             .attribute("Endpoint.Port")
             .attribute("ReadEndpoint.Address")

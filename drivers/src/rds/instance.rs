@@ -20,6 +20,7 @@ use crate::props::{
     bool_of, changed, i32_of, if_changed, need_str, str_of, strs_of, tags_value, Obs, Props,
 };
 use crate::sdk::Clients;
+use crate::tags::{self, Limited};
 
 /// DB instances in the tagging API.
 pub const DB_INSTANCE_TAGGED: crate::tagging::Tagged = crate::tagging::Tagged {
@@ -136,6 +137,7 @@ impl DbInstance {
             .prop("AutoMinorVersionUpgrade")
             .write_only("DeleteAutomatedBackups")
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("Endpoint.Address")
             .attribute("Endpoint.Port")
             .attribute("DBInstanceArn")

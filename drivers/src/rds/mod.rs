@@ -28,6 +28,7 @@ use crate::error::{invalid, is_gone, SdkResultExt};
 use crate::props::{all_tags, bool_of, changed, need_str, str_of, strs_of, tags_value, Obs, Props};
 use crate::sdk::Clients;
 use crate::tagging::owned_by;
+use crate::tags::{self, Limited};
 use crate::wait;
 
 /// A describe of RDS objects by identifier, `per_call` at a time through
@@ -434,6 +435,7 @@ impl DbSubnetGroup {
             .required("SubnetIds")
             .kind("SubnetIds", ValueKind::UnorderedList)
             .kind("Tags", ValueKind::Tags)
+            .tag_limits(&tags::LIMITS)
             .attribute("DBSubnetGroupArn")
             .typical_duration(Duration::from_secs(2))
             .deadlines(Duration::ZERO, Duration::from_secs(600));

@@ -278,10 +278,7 @@ pub(crate) async fn run_plan(
         deps_of,
         registry: registry.clone(),
         ctx: ctx.clone(),
-        owner: Ownership {
-            stack: stack.name.clone(),
-            env: stack.env.clone(),
-        },
+        owner: Ownership::of(stack),
         book: book.clone(),
         persister,
         opts: opts.clone(),
