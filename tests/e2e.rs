@@ -43,40 +43,79 @@ fn outputs(w: &World) -> BTreeMap<String, String> {
         .collect()
 }
 
-const OUTPUT_KEYS: &[&str] = &[
-    "environment_suffix",
-    "region",
-    "availability_zones",
-    "vpc_id",
-    "vpc_cidr",
-    "public_subnet_ids",
-    "private_subnet_ids",
-    "internet_gateway_id",
-    "nat_gateway_id",
-    "kms_key_id",
-    "kms_key_arn",
-    "kms_alias_name",
-    "ecs_security_group_id",
-    "rds_security_group_id",
-    "redis_security_group_id",
-    "db_secret_arn",
-    "redis_secret_arn",
-    "rds_instance_id",
-    "rds_endpoint",
-    "redis_replication_group_id",
-    "redis_primary_endpoint",
-    "kinesis_stream_name",
-    "kinesis_stream_arn",
-    "log_group_name",
-    "ecs_execution_role_arn",
-    "ecs_task_role_arn",
-    "ecs_cluster_name",
-    "ecs_cluster_arn",
-    "ecs_service_name",
-    "task_definition_arn",
-    "ecr_repository_url",
-    "kinesis_iterator_age_alarm_name",
-    "rds_cpu_alarm_name",
+/// Every key the Pulumi program writes to flat-outputs.json (but its two
+/// secret version ids), with its JSON type there: `[]` a list of strings,
+/// `0` a number, `true` a boolean, `text` a non-empty string.
+const OUTPUT_KEYS: &[(&str, &str)] = &[
+    ("environment_suffix", "text"),
+    ("region", "text"),
+    ("availability_zones", "[]"),
+    ("kms_key_id", "text"),
+    ("kms_key_arn", "text"),
+    ("kms_alias_name", "text"),
+    ("kms_alias_arn", "text"),
+    ("vpc_id", "text"),
+    ("vpc_arn", "text"),
+    ("vpc_cidr", "text"),
+    ("internet_gateway_id", "text"),
+    ("nat_gateway_id", "text"),
+    ("nat_eip_allocation_id", "text"),
+    ("nat_eip_public_ip", "text"),
+    ("public_subnet_ids", "[]"),
+    ("public_subnet_arns", "[]"),
+    ("private_subnet_ids", "[]"),
+    ("private_subnet_arns", "[]"),
+    ("public_route_table_id", "text"),
+    ("private_route_table_id", "text"),
+    ("public_route_id", "text"),
+    ("private_route_id", "text"),
+    ("ecs_security_group_id", "text"),
+    ("rds_security_group_id", "text"),
+    ("redis_security_group_id", "text"),
+    ("db_secret_id", "text"),
+    ("db_secret_arn", "text"),
+    ("redis_secret_id", "text"),
+    ("redis_secret_arn", "text"),
+    ("db_subnet_group_name", "text"),
+    ("rds_instance_id", "text"),
+    ("rds_instance_arn", "text"),
+    ("rds_endpoint", "text"),
+    ("rds_address", "text"),
+    ("redis_subnet_group_name", "text"),
+    ("redis_replication_group_id", "text"),
+    ("redis_endpoint", "text"),
+    ("redis_configuration_endpoint", "text"),
+    ("redis_primary_endpoint", "text"),
+    ("redis_port", "0"),
+    ("redis_auth_token_enabled", "true"),
+    ("kinesis_stream_name", "text"),
+    ("kinesis_stream_arn", "text"),
+    ("kinesis_stream_shard_count", "0"),
+    ("kinesis_stream_retention_period", "0"),
+    ("log_group_name", "text"),
+    ("log_group_arn", "text"),
+    ("log_group_kms_key", "text"),
+    ("log_group_retention_days", "0"),
+    ("ecs_execution_role_name", "text"),
+    ("ecs_execution_role_arn", "text"),
+    ("ecs_task_role_name", "text"),
+    ("ecs_task_role_arn", "text"),
+    ("ecs_cluster_name", "text"),
+    ("ecs_cluster_arn", "text"),
+    ("ecs_service_name", "text"),
+    ("ecs_service_id", "text"),
+    ("ecs_service_cluster_arn", "text"),
+    ("ecs_service_desired_count", "0"),
+    ("task_definition_arn", "text"),
+    ("task_definition_family", "text"),
+    ("ecr_repository_url", "text"),
+    ("ecr_repository_arn", "text"),
+    ("ecr_repository_name", "text"),
+    ("kinesis_iterator_age_alarm_name", "text"),
+    ("kinesis_iterator_age_alarm_arn", "text"),
+    ("rds_cpu_alarm_name", "text"),
+    ("rds_cpu_alarm_arn", "text"),
+    ("flat_outputs_path", "text"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,14 +136,43 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
     let applied = w.expect(0, &["apply", "--auto-approve"]);
     assert!(applied.contains("Apply finished"), "{applied}");
 
-    // Outputs hold every key, with the real values.
+    // Outputs hold every key, in its JSON type, with the real values.
     let out = outputs(&w);
-    for k in OUTPUT_KEYS {
-        assert!(
-            out.get(*k).is_some_and(|v| !v.is_empty()),
-            "output {k} missing: {out:?}"
-        );
+    let raw: BTreeMap<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(w.path("cfn-outputs/flat-outputs.json")).unwrap(),
+    )
+    .unwrap();
+    for (k, kind) in OUTPUT_KEYS {
+        let v = raw.get(*k);
+        let holds = match *kind {
+            "[]" => v.and_then(Value::as_array).is_some_and(|a| {
+                a.len() == 2 && a.iter().all(|s| s.as_str().is_some_and(|s| !s.is_empty()))
+            }),
+            "0" => v.is_some_and(Value::is_u64),
+            "true" => v == Some(&Value::Bool(true)),
+            _ => v.and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
+        };
+        assert!(holds, "output {k} is not a {kind}: {v:?}");
     }
+    assert_eq!(raw.len(), OUTPUT_KEYS.len(), "{:?}", raw.keys());
+    assert_eq!(raw["redis_port"], 6379);
+    assert_eq!(raw["kinesis_stream_shard_count"], 2);
+    assert_eq!(raw["log_group_retention_days"], 7);
+    assert_eq!(out["flat_outputs_path"], "cfn-outputs/flat-outputs.json");
+    assert_eq!(
+        out["rds_endpoint"],
+        format!("{}:5432", out["rds_address"]),
+        "address:port, as Pulumi's"
+    );
+    assert_eq!(
+        out["redis_configuration_endpoint"],
+        out["redis_primary_endpoint"]
+    );
+    assert!(
+        out["vpc_arn"].ends_with(&format!(":vpc/{}", out["vpc_id"])),
+        "{}",
+        out["vpc_arn"]
+    );
     verify_in_aws(&c, &out, "e2e").await;
     let printed = w.expect(0, &["outputs", "--json"]);
     assert!(printed.contains(&out["vpc_id"]), "{printed}");
@@ -374,6 +442,10 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .tags()
         .iter()
         .any(|t| t.key() == Some("Application") && t.value() == Some("FastCartOrderProcessing")));
+    assert!(vpc
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("Region") && t.value() == Some(REGION)));
     let subnets = c
         .ec2
         .describe_subnets()
@@ -432,7 +504,9 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         "{routes:?}"
     );
 
-    // Security groups: nothing open to the world inbound; RDS and Redis from ECS only.
+    // Security groups: named by AWS, known by their Name tags (as the Pulumi
+    // program's); nothing open to the world inbound; RDS and Redis from ECS
+    // only.
     let groups = c
         .ec2
         .describe_security_groups()
@@ -449,6 +523,25 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
                 "{g:?}"
             );
         }
+    }
+    for (key, tag) in [
+        ("ecs_security_group_id", "ecs-sg"),
+        ("rds_security_group_id", "rds-sg"),
+        ("redis_security_group_id", "redis-sg"),
+    ] {
+        let g = groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(&out[key]))
+            .unwrap();
+        let name_tag = g.tags().iter().find(|t| t.key() == Some("Name"));
+        let want = format!("fastcart-{tag}-{env}");
+        assert_eq!(name_tag.and_then(|t| t.value()), Some(want.as_str()));
+        assert_ne!(
+            g.group_name(),
+            Some(want.as_str()),
+            "the name is AWS's pick"
+        );
     }
     for (key, port) in [
         ("rds_security_group_id", 5432),
@@ -476,7 +569,30 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .await
         .unwrap();
     let db = &dbs.db_instances()[0];
+    assert_eq!(
+        db.db_instance_identifier(),
+        Some(format!("fastcart-rds-{env}").as_str())
+    );
     assert_eq!(db.engine(), Some("postgres"));
+    assert_eq!(db.engine_version(), Some("16.9"));
+    assert_eq!(db.db_name(), Some("ordersdb"));
+    assert_eq!(db.master_username(), Some("fastcart_admin"));
+    assert_eq!(
+        (db.allocated_storage(), db.storage_type()),
+        (Some(20), Some("gp2"))
+    );
+    assert_eq!(db.preferred_backup_window(), Some("03:00-04:00"));
+    assert_eq!(
+        db.preferred_maintenance_window(),
+        Some("mon:04:00-mon:05:00")
+    );
+    assert_eq!(
+        (db.multi_az(), db.deletion_protection()),
+        (Some(false), Some(false))
+    );
+    // The subnet group's name is left to AWS; its Name tag says which it is.
+    let subnet_group = db.db_subnet_group().and_then(|g| g.db_subnet_group_name());
+    assert_eq!(subnet_group, Some(out["db_subnet_group_name"].as_str()));
     assert_eq!(db.db_instance_class(), Some("db.t3.micro"));
     assert_eq!(db.storage_encrypted(), Some(true));
     assert_eq!(db.backup_retention_period(), Some(7));
@@ -511,6 +627,17 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .await
         .unwrap();
     let rg = &rgs.replication_groups()[0];
+    assert_eq!(
+        rg.replication_group_id(),
+        Some(format!("fastcart-redis-{env}").as_str())
+    );
+    assert_eq!(rg.snapshot_retention_limit(), Some(5));
+    assert_eq!(rg.snapshot_window(), Some("02:00-03:00"));
+    assert_eq!(rg.cache_node_type(), Some("cache.t3.micro"));
+    assert_eq!(
+        out["redis_subnet_group_name"],
+        format!("fastcart-redis-subnet-{env}")
+    );
     assert_eq!(rg.at_rest_encryption_enabled(), Some(true));
     assert_eq!(rg.transit_encryption_enabled(), Some(true));
     assert_eq!(rg.auth_token_enabled(), Some(true));
@@ -525,9 +652,32 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .await
         .unwrap();
     let s = s.stream_description_summary().unwrap();
+    assert_eq!(s.stream_name(), format!("fastcart-orders-stream-{env}"));
     assert_eq!(s.retention_period_hours(), 24);
     assert_eq!(s.open_shard_count(), 2);
     assert_eq!(s.encryption_type().map(|e| e.as_str()), Some("KMS"));
+    assert_eq!(
+        s.stream_mode_details().map(|m| m.stream_mode().as_str()),
+        Some("PROVISIONED")
+    );
+    let mut metrics: Vec<&str> = s
+        .enhanced_monitoring()
+        .iter()
+        .flat_map(|e| e.shard_level_metrics())
+        .map(|m| m.as_str())
+        .collect();
+    metrics.sort();
+    assert_eq!(
+        metrics,
+        [
+            "IncomingBytes",
+            "IncomingRecords",
+            "OutgoingBytes",
+            "OutgoingRecords",
+            "ReadProvisionedThroughputExceeded",
+            "WriteProvisionedThroughputExceeded"
+        ]
+    );
     let groups = c
         .logs
         .describe_log_groups()
@@ -553,6 +703,11 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .await
         .unwrap();
     assert!(!inline.policy_names().is_empty());
+    assert_eq!(role, format!("fastcart-ecs-task-role-{env}"));
+    assert_eq!(
+        out["ecs_execution_role_name"],
+        format!("fastcart-ecs-exec-role-{env}")
+    );
     let repos = c
         .ecr
         .describe_repositories()
@@ -561,6 +716,10 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .await
         .unwrap();
     let repo = &repos.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability().map(|m| m.as_str()),
+        Some("MUTABLE")
+    );
     assert_eq!(
         repo.image_scanning_configuration()
             .map(|s| s.scan_on_push()),
@@ -579,6 +738,7 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .send()
         .await
         .unwrap();
+    assert_eq!(out["ecs_cluster_name"], format!("fastcart-cluster-{env}"));
     let settings = clusters.clusters()[0].settings();
     assert!(
         settings.iter().any(|s| s.value() == Some("enabled")),
@@ -595,6 +755,17 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
     assert_eq!((td.cpu(), td.memory()), (Some("512"), Some("1024")));
     let container = &td.container_definitions()[0];
     assert_eq!(container.name(), Some("order-processor"));
+    let db_name = container
+        .environment()
+        .iter()
+        .find(|e| e.name() == Some("DB_NAME"))
+        .and_then(|e| e.value());
+    assert_eq!(db_name, Some("ordersdb"));
+    let prefix = container
+        .log_configuration()
+        .and_then(|l| l.options())
+        .and_then(|o| o.get("awslogs-stream-prefix"));
+    assert_eq!(prefix.map(String::as_str), Some("ecs"));
     let names: Vec<_> = container
         .environment()
         .iter()
@@ -630,6 +801,16 @@ async fn verify_in_aws(c: &Clients, out: &BTreeMap<String, String>, env: &str) {
         .and_then(|n| n.awsvpc_configuration())
         .unwrap();
     assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
+    assert_eq!(
+        (
+            out["kinesis_iterator_age_alarm_name"].as_str(),
+            out["rds_cpu_alarm_name"].as_str()
+        ),
+        (
+            format!("fastcart-kinesis-iterator-age-{env}").as_str(),
+            format!("fastcart-rds-cpu-{env}").as_str()
+        )
+    );
     let alarms = c
         .cloudwatch
         .describe_alarms()

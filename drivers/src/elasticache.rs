@@ -11,8 +11,8 @@
 //! where per-name calls would cost one each (and fail for a missing name).
 //!
 //! A replication group's `SecurityGroupIds`, `CacheSubnetGroupName`,
-//! `EngineVersion` and `PreferredMaintenanceWindow` are write-only, as in
-//! AWS's own schema: `DescribeReplicationGroups` does not return them (AWS
+//! `EngineVersion`, `CacheParameterGroupName` and
+//! `PreferredMaintenanceWindow` are write-only, as in AWS's own schema: `DescribeReplicationGroups` does not return them (AWS
 //! keeps them on the member clusters, which moto does not even create), so
 //! they are compared with what was last applied.
 
@@ -361,6 +361,9 @@ impl ReplicationGroup {
             .required("ReplicationGroupDescription")
             .prop("Engine")
             .write_only("EngineVersion")
+            // Write-only in AWS's schema: the group reports its members'
+            // parameter groups, not the one it was given.
+            .write_only("CacheParameterGroupName")
             .prop("CacheNodeType")
             .prop("NumCacheClusters")
             .prop("ReplicasPerNodeGroup")
@@ -606,6 +609,7 @@ impl Driver for ReplicationGroup {
                 .replication_group_description(description)
                 .set_engine(owned_str(p, "Engine"))
                 .set_engine_version(owned_str(p, "EngineVersion"))
+                .set_cache_parameter_group_name(owned_str(p, "CacheParameterGroupName"))
                 .set_cache_node_type(owned_str(p, "CacheNodeType"))
                 .set_num_cache_clusters(num_cache_clusters)
                 .set_replicas_per_node_group(replicas_per_node_group)
@@ -686,6 +690,7 @@ impl Driver for ReplicationGroup {
         );
         set!(text("Engine"), engine);
         set!(text("EngineVersion"), engine_version);
+        set!(text("CacheParameterGroupName"), cache_parameter_group_name);
         set!(text("CacheNodeType"), cache_node_type);
         set!(text("SnapshotWindow"), snapshot_window);
         set!(

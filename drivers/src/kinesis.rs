@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::types::{
-    EncryptionType, ScalingType, StreamDescriptionSummary, StreamMode, StreamModeDetails,
+    EncryptionType, MetricsName, ScalingType, StreamDescriptionSummary, StreamMode,
+    StreamModeDetails,
 };
 use fastcart_engine::{
     CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
@@ -23,7 +24,7 @@ use serde_json::{json, Map, Value};
 
 use crate::call::Call;
 use crate::error::{invalid, is_gone};
-use crate::props::{all_tags, i32_of, need_str, tags_value, Obs};
+use crate::props::{all_tags, i32_of, need_str, strs_of, tags_value, Obs};
 use crate::sdk::Clients;
 use crate::tags::{self, Limited, TagApi};
 use crate::wait;
@@ -34,6 +35,19 @@ const READS_IN_FLIGHT: usize = 4;
 
 /// `CreateStream` takes at most 50 tags.
 const TAGS_AT_CREATE: usize = 50;
+
+/// The shard-level metrics Kinesis can publish (AWS's schema's
+/// `EnhancedMetric`).
+const SHARD_METRICS: &[&str] = &[
+    "IncomingBytes",
+    "IncomingRecords",
+    "OutgoingBytes",
+    "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded",
+    "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds",
+    "ALL",
+];
 
 /// A retention period Kinesis gives a stream that sets none.
 const DEFAULT_RETENTION_HOURS: i32 = 24;
@@ -108,6 +122,8 @@ impl Stream {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
             .one_of("StreamEncryption/EncryptionType", &["KMS"])
+            .one_of("DesiredShardLevelMetrics/*", SHARD_METRICS)
+            .one_of("StreamModeDetails/StreamMode", &["ON_DEMAND", "PROVISIONED"])
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("Name", 1, 128)
@@ -124,6 +140,8 @@ impl Stream {
             .prop("RetentionPeriodHours")
             .prop("StreamEncryption")
             .prop("StreamModeDetails")
+            .prop("DesiredShardLevelMetrics")
+            .kind("DesiredShardLevelMetrics", ValueKind::UnorderedList)
             .kind("Tags", ValueKind::Tags)
             .tag_limits(&tags::Limits {
                 value_max: 255,
@@ -239,6 +257,48 @@ impl Stream {
         Ok(())
     }
 
+    /// Publishes the shard-level metrics `want` and no others, from the
+    /// `current` ones: one call for those to add and one for those to drop,
+    /// each waited out.
+    async fn set_shard_metrics(
+        &self,
+        name: &str,
+        current: &[String],
+        want: &[String],
+    ) -> Result<(), DriverError> {
+        let metrics = |names: Vec<&String>| {
+            names
+                .into_iter()
+                .map(|m| MetricsName::from(m.as_str()))
+                .collect::<Vec<_>>()
+        };
+        let add = metrics(want.iter().filter(|m| !current.contains(m)).collect());
+        let drop = metrics(current.iter().filter(|m| !want.contains(m)).collect());
+        if !add.is_empty() {
+            self.c
+                .kinesis
+                .enable_enhanced_monitoring()
+                .stream_name(name)
+                .set_shard_level_metrics(Some(add))
+                .send()
+                .call(&self.c, name)
+                .await?;
+            self.until_active(name).await?;
+        }
+        if !drop.is_empty() {
+            self.c
+                .kinesis
+                .disable_enhanced_monitoring()
+                .stream_name(name)
+                .set_shard_level_metrics(Some(drop))
+                .send()
+                .call(&self.c, name)
+                .await?;
+            self.until_active(name).await?;
+        }
+        Ok(())
+    }
+
     async fn read_one(&self, h: &ResourceHandle) -> Result<Option<Observed>, DriverError> {
         let name = h.physical_id.as_str();
         let Some(s) = self.summary(name).await? else {
@@ -256,6 +316,10 @@ impl Stream {
             .attr("Arn", Some(s.stream_arn()));
         if let Some(m) = &mode {
             o = o.prop("StreamModeDetails", Some(json!({ "StreamMode": m })));
+        }
+        let metrics = shard_metrics(&s);
+        if !metrics.is_empty() || h.properties.contains_key("DesiredShardLevelMetrics") {
+            o = o.prop("DesiredShardLevelMetrics", Some(json!(metrics)));
         }
         // An on-demand stream's shard count is AWS's business, not a setting.
         if mode.as_deref() != Some("ON_DEMAND") {
@@ -287,6 +351,15 @@ impl Stream {
         }
         Ok(Some(o.done()))
     }
+}
+
+/// The shard-level metrics the stream publishes.
+fn shard_metrics(s: &StreamDescriptionSummary) -> Vec<String> {
+    s.enhanced_monitoring()
+        .iter()
+        .flat_map(|e| e.shard_level_metrics())
+        .map(|m| m.as_str().to_string())
+        .collect()
 }
 
 /// `StreamEncryption` as (type, key); `None` when absent.
@@ -380,6 +453,9 @@ impl Driver for Stream {
         if let Some((kind, key)) = encryption {
             self.start_encryption(name, &kind, &key).await?;
         }
+        let metrics = strs_of(p, "DesiredShardLevelMetrics");
+        self.set_shard_metrics(name, &shard_metrics(&s), &metrics)
+            .await?;
 
         let mut attributes = Map::new();
         attributes.insert("Arn".into(), Value::String(s.stream_arn().to_string()));
@@ -438,6 +514,12 @@ impl Driver for Stream {
                 }
                 None => {}
             }
+        }
+
+        if changed("DesiredShardLevelMetrics") {
+            let current = shard_metrics(&self.until_active(name).await?);
+            let want = strs_of(p, "DesiredShardLevelMetrics");
+            self.set_shard_metrics(name, &current, &want).await?;
         }
 
         crate::tags::sync_update(&KinesisTags(&self.c), name, &req).await?;

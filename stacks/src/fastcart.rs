@@ -8,7 +8,7 @@
 //! Every name carries the environment suffix; every taggable resource carries
 //! the stack's tags (and the engine adds the ownership tags).
 
-use fastcart_engine::{get_att, get_azs, join, r#ref, select, sub, ResourceSpec, StackSpec};
+use fastcart_engine::{get_att, get_azs, r#ref, select, sub, ResourceSpec, StackSpec};
 use serde_json::{json, Value};
 
 use crate::StackOptions;
@@ -17,7 +17,12 @@ pub const APPLICATION: &str = "FastCartOrderProcessing";
 pub const VPC_CIDR: &str = "10.0.0.0/16";
 pub const CONTAINER_PORT: u16 = 8080;
 pub const CONTAINER_NAME: &str = "order-processor";
-pub const DB_NAME: &str = "orders";
+pub const DB_NAME: &str = "ordersdb";
+pub const REDIS_PORT: u16 = 6379;
+pub const SHARD_COUNT: u32 = 2;
+pub const RETENTION_HOURS: u32 = 24;
+pub const LOG_RETENTION_DAYS: u32 = 7;
+pub const DESIRED_COUNT: u32 = 2;
 
 /// The stack for one environment.
 pub fn stack(o: &StackOptions) -> StackSpec {
@@ -26,7 +31,8 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     let mut s = StackSpec::new("fastcart", env);
     s.tag("Environment", env)
         .tag("Application", APPLICATION)
-        .tag("ManagedBy", "fastcart");
+        .tag("ManagedBy", "fastcart")
+        .tag("Region", &o.region);
     let tags = |base: &str| json!([{"Key": "Name", "Value": name(base)}]);
 
     // --- KMS: one customer-managed key for everything encrypted.
@@ -136,8 +142,9 @@ pub fn stack(o: &StackOptions) -> StackSpec {
 
     // --- Security groups: least privilege, nothing open to the world inbound.
     s.add(
+        // No GroupName: as with the Pulumi program, AWS's name is picked by
+        // the driver, and the Name tag says which group it is.
         ResourceSpec::new("EcsSecurityGroup", "AWS::EC2::SecurityGroup")
-            .prop("GroupName", name("ecs-tasks"))
             .prop("GroupDescription", "fastcart order processor tasks")
             .prop("VpcId", r#ref("Vpc"))
             .prop(
@@ -149,7 +156,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 "SecurityGroupEgress",
                 json!([{"IpProtocol": "-1", "CidrIp": "0.0.0.0/0", "Description": "all outbound"}]),
             )
-            .prop("Tags", tags("ecs-tasks")),
+            .prop("Tags", tags("ecs-sg")),
     );
     for (id, base, port, what) in [
         ("RdsSecurityGroup", "rds", 5432, "PostgreSQL"),
@@ -157,7 +164,6 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     ] {
         s.add(
             ResourceSpec::new(id, "AWS::EC2::SecurityGroup")
-                .prop("GroupName", name(base))
                 .prop(
                     "GroupDescription",
                     format!("fastcart {what}, reachable from the order processor only"),
@@ -169,14 +175,14 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                             "SourceSecurityGroupId": get_att("EcsSecurityGroup", "GroupId"),
                             "Description": format!("{what} from the order processor")}]),
                 )
-                .prop("Tags", tags(base)),
+                .prop("Tags", tags(&format!("{base}-sg"))),
         );
     }
 
     // --- Database: RDS PostgreSQL, credentials in Secrets Manager.
     s.add(
+        // No DBSubnetGroupName either (the Pulumi program lets it be picked).
         ResourceSpec::new("DbSubnetGroup", "AWS::RDS::DBSubnetGroup")
-            .prop("DBSubnetGroupName", name("db"))
             .prop(
                 "DBSubnetGroupDescription",
                 format!("fastcart {env} database, private subnets"),
@@ -185,15 +191,16 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 "SubnetIds",
                 json!([r#ref("PrivateSubnet1"), r#ref("PrivateSubnet2")]),
             )
-            .prop("Tags", tags("db")),
+            .prop("Tags", tags("db-subnet")),
     );
     let mut db = ResourceSpec::new("Database", "AWS::RDS::DBInstance")
-        .prop("DBInstanceIdentifier", name("orders"))
+        .prop("DBInstanceIdentifier", name("rds"))
         .prop("DBName", DB_NAME)
         .prop("Engine", "postgres")
+        .prop("EngineVersion", "16.9")
         .prop("DBInstanceClass", "db.t3.micro")
         .prop("AllocatedStorage", 20)
-        .prop("StorageType", "gp3")
+        .prop("StorageType", "gp2")
         .prop("StorageEncrypted", true)
         .prop("KmsKeyId", get_att("Key", "Arn"))
         .prop("DBSubnetGroupName", r#ref("DbSubnetGroup"))
@@ -204,6 +211,9 @@ pub fn stack(o: &StackOptions) -> StackSpec {
         .prop("PubliclyAccessible", false)
         .prop("MultiAZ", false)
         .prop("BackupRetentionPeriod", 7)
+        // Touching, not overlapping: AWS takes them (see the README).
+        .prop("PreferredBackupWindow", "03:00-04:00")
+        .prop("PreferredMaintenanceWindow", "mon:04:00-mon:05:00")
         .prop(
             "EnableCloudwatchLogsExports",
             json!(["postgresql", "upgrade"]),
@@ -257,7 +267,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     );
     s.add(
         ResourceSpec::new("CacheSubnetGroup", "AWS::ElastiCache::SubnetGroup")
-            .prop("CacheSubnetGroupName", name("cache"))
+            .prop("CacheSubnetGroupName", name("redis-subnet"))
             .prop(
                 "Description",
                 format!("fastcart {env} cache, private subnets"),
@@ -266,7 +276,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 "SubnetIds",
                 json!([r#ref("PrivateSubnet1"), r#ref("PrivateSubnet2")]),
             )
-            .prop("Tags", tags("cache")),
+            .prop("Tags", tags("redis-subnet")),
     );
     s.add(
         ResourceSpec::new("Redis", "AWS::ElastiCache::ReplicationGroup")
@@ -276,6 +286,8 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 format!("fastcart {env} hot order queries"),
             )
             .prop("Engine", "redis")
+            .prop("EngineVersion", "7.0")
+            .prop("CacheParameterGroupName", "default.redis7")
             .prop("CacheNodeType", "cache.t3.micro")
             .prop("NumCacheClusters", 2)
             .prop("AutomaticFailoverEnabled", true)
@@ -292,21 +304,36 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 "AuthToken",
                 sub("{{resolve:secretsmanager:${RedisAuthSecret}:SecretString:token}}"),
             )
-            .prop("Port", 6379)
+            .prop("Port", REDIS_PORT)
+            .prop("SnapshotRetentionLimit", 5)
+            .prop("SnapshotWindow", "02:00-03:00")
+            .prop("PreferredMaintenanceWindow", "sun:05:00-sun:06:00")
             .prop("Tags", tags("redis")),
     );
 
     // --- Orders stream and logs.
     s.add(
         ResourceSpec::new("OrdersStream", "AWS::Kinesis::Stream")
-            .prop("Name", name("orders"))
-            .prop("ShardCount", 2)
-            .prop("RetentionPeriodHours", 24)
+            .prop("Name", name("orders-stream"))
+            .prop("StreamModeDetails", json!({"StreamMode": "PROVISIONED"}))
+            .prop("ShardCount", SHARD_COUNT)
+            .prop("RetentionPeriodHours", RETENTION_HOURS)
             .prop(
                 "StreamEncryption",
                 json!({"EncryptionType": "KMS", "KeyId": get_att("Key", "Arn")}),
             )
-            .prop("Tags", tags("orders")),
+            .prop(
+                "DesiredShardLevelMetrics",
+                json!([
+                    "IncomingBytes",
+                    "IncomingRecords",
+                    "OutgoingBytes",
+                    "OutgoingRecords",
+                    "WriteProvisionedThroughputExceeded",
+                    "ReadProvisionedThroughputExceeded"
+                ]),
+            )
+            .prop("Tags", tags("orders-stream")),
     );
     s.add(
         ResourceSpec::new("LogGroup", "AWS::Logs::LogGroup")
@@ -314,7 +341,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 "LogGroupName",
                 format!("/ecs/fastcart-order-processor-{env}"),
             )
-            .prop("RetentionInDays", 7)
+            .prop("RetentionInDays", LOG_RETENTION_DAYS)
             .prop("KmsKeyId", get_att("Key", "Arn"))
             .prop("Tags", tags("logs")),
     );
@@ -328,7 +355,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
         "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": get_att("Key", "Arn")});
     s.add(
         ResourceSpec::new("ExecutionRole", "AWS::IAM::Role")
-            .prop("RoleName", name("ecs-execution"))
+            .prop("RoleName", name("ecs-exec-role"))
             .prop("Description", format!("fastcart {env}: pulls images, writes logs, injects the database secret"))
             .prop("AssumeRolePolicyDocument", assume_ecs_tasks.clone())
             .prop(
@@ -340,11 +367,11 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                 json!([{"PolicyName": "database-secret", "PolicyDocument": {
                     "Version": "2012-10-17", "Statement": [read_db_secret.clone(), decrypt.clone()]}}]),
             )
-            .prop("Tags", tags("ecs-execution")),
+            .prop("Tags", tags("ecs-exec-role")),
     );
     s.add(
         ResourceSpec::new("TaskRole", "AWS::IAM::Role")
-            .prop("RoleName", name("ecs-task"))
+            .prop("RoleName", name("ecs-task-role"))
             .prop("Description", format!("fastcart {env}: the order processor's own permissions"))
             .prop("AssumeRolePolicyDocument", assume_ecs_tasks)
             .prop(
@@ -363,7 +390,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                          "Resource": get_att("LogGroup", "Arn")}
                     ]}}]),
             )
-            .prop("Tags", tags("ecs-task")),
+            .prop("Tags", tags("ecs-task-role")),
     );
 
     // --- Images and compute.
@@ -371,6 +398,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
         ResourceSpec::new("Repository", "AWS::ECR::Repository")
             .prop("RepositoryName", name("order-processor"))
             .prop("ImageScanningConfiguration", json!({"ScanOnPush": true}))
+            .prop("ImageTagMutability", "MUTABLE")
             .prop(
                 "EncryptionConfiguration",
                 json!({"EncryptionType": "KMS", "KmsKey": get_att("Key", "Arn")}),
@@ -380,7 +408,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     );
     s.add(
         ResourceSpec::new("Cluster", "AWS::ECS::Cluster")
-            .prop("ClusterName", format!("fastcart-{env}"))
+            .prop("ClusterName", name("cluster"))
             .prop(
                 "ClusterSettings",
                 json!([{"Name": "containerInsights", "Value": "enabled"}]),
@@ -409,7 +437,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                         env_var("DB_NAME", json!(DB_NAME)),
                         env_var("DB_PORT", sub("${Database.Endpoint.Port}")),
                         env_var("REDIS_HOST", get_att("Redis", "PrimaryEndPoint.Address")),
-                        env_var("REDIS_PORT", json!("6379")),
+                        env_var("REDIS_PORT", json!(REDIS_PORT.to_string())),
                         env_var("KINESIS_STREAM", r#ref("OrdersStream")),
                         env_var("AWS_REGION", r#ref("AWS::Region")),
                     ],
@@ -417,7 +445,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
                     "LogConfiguration": {"LogDriver": "awslogs", "Options": {
                         "awslogs-group": r#ref("LogGroup"),
                         "awslogs-region": r#ref("AWS::Region"),
-                        "awslogs-stream-prefix": CONTAINER_NAME
+                        "awslogs-stream-prefix": "ecs"
                     }}
                 }]),
             )
@@ -428,7 +456,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             .prop("ServiceName", name("order-processor"))
             .prop("Cluster", r#ref("Cluster"))
             .prop("TaskDefinition", r#ref("TaskDefinition"))
-            .prop("DesiredCount", 2)
+            .prop("DesiredCount", DESIRED_COUNT)
             .prop("LaunchType", "FARGATE")
             .prop(
                 "NetworkConfiguration",
@@ -444,7 +472,7 @@ pub fn stack(o: &StackOptions) -> StackSpec {
     // --- Alarms.
     s.add(
         ResourceSpec::new("IteratorAgeAlarm", "AWS::CloudWatch::Alarm")
-            .prop("AlarmName", name("orders-iterator-age"))
+            .prop("AlarmName", name("kinesis-iterator-age"))
             .prop(
                 "AlarmDescription",
                 "Orders are waiting in the stream: the processor is falling behind",
@@ -461,11 +489,11 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             .prop("Threshold", 60000)
             .prop("ComparisonOperator", "GreaterThanThreshold")
             .prop("TreatMissingData", "notBreaching")
-            .prop("Tags", tags("orders-iterator-age")),
+            .prop("Tags", tags("kinesis-iterator-age")),
     );
     s.add(
         ResourceSpec::new("DatabaseCpuAlarm", "AWS::CloudWatch::Alarm")
-            .prop("AlarmName", name("orders-db-cpu"))
+            .prop("AlarmName", name("rds-cpu"))
             .prop("AlarmDescription", "The orders database is busy")
             .prop("Namespace", "AWS/RDS")
             .prop("MetricName", "CPUUtilization")
@@ -479,33 +507,54 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             .prop("Threshold", 80)
             .prop("ComparisonOperator", "GreaterThanThreshold")
             .prop("TreatMissingData", "notBreaching")
-            .prop("Tags", tags("orders-db-cpu")),
+            .prop("Tags", tags("rds-cpu")),
     );
 
-    // --- Outputs (written to cfn-outputs/flat-outputs.json after every apply).
-    let comma = |ids: &[&str]| join(",", ids.iter().map(|i| r#ref(i)).collect());
+    // --- Outputs (written to cfn-outputs/flat-outputs.json after every
+    // apply), every key the Pulumi program writes, in its JSON types: lists
+    // are lists and counts are numbers because the stack gives them so.
+    let ids = |ids: &[&str]| Value::Array(ids.iter().map(|i| r#ref(i)).collect());
+    let arn = |service: &str, rest: &str| {
+        sub(&format!(
+            "arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"
+        ))
+    };
+    let subnet_arns = |ids: &[&str]| {
+        Value::Array(
+            ids.iter()
+                .map(|i| arn("ec2", &format!("subnet/${{{i}}}")))
+                .collect(),
+        )
+    };
+    let public = ["PublicSubnet1", "PublicSubnet2"];
+    let private = ["PrivateSubnet1", "PrivateSubnet2"];
+    let redis_endpoint = get_att("Redis", "PrimaryEndPoint.Address");
     let outputs: Vec<(&str, Value)> = vec![
         ("environment_suffix", json!(env)),
         ("region", r#ref("AWS::Region")),
         (
             "availability_zones",
-            join(",", vec![select(0, get_azs()), select(1, get_azs())]),
+            json!([select(0, get_azs()), select(1, get_azs())]),
         ),
-        ("vpc_id", r#ref("Vpc")),
-        ("vpc_cidr", json!(VPC_CIDR)),
-        (
-            "public_subnet_ids",
-            comma(&["PublicSubnet1", "PublicSubnet2"]),
-        ),
-        (
-            "private_subnet_ids",
-            comma(&["PrivateSubnet1", "PrivateSubnet2"]),
-        ),
-        ("internet_gateway_id", r#ref("InternetGateway")),
-        ("nat_gateway_id", r#ref("NatGateway")),
         ("kms_key_id", r#ref("Key")),
         ("kms_key_arn", get_att("Key", "Arn")),
         ("kms_alias_name", r#ref("KeyAlias")),
+        ("kms_alias_arn", arn("kms", "${KeyAlias}")),
+        ("vpc_id", r#ref("Vpc")),
+        ("vpc_arn", arn("ec2", "vpc/${Vpc}")),
+        ("vpc_cidr", json!(VPC_CIDR)),
+        ("internet_gateway_id", r#ref("InternetGateway")),
+        ("nat_gateway_id", r#ref("NatGateway")),
+        ("nat_eip_allocation_id", get_att("NatEip", "AllocationId")),
+        ("nat_eip_public_ip", get_att("NatEip", "PublicIp")),
+        ("public_subnet_ids", ids(&public)),
+        ("public_subnet_arns", subnet_arns(&public)),
+        ("private_subnet_ids", ids(&private)),
+        ("private_subnet_arns", subnet_arns(&private)),
+        ("public_route_table_id", r#ref("PublicRouteTable")),
+        ("private_route_table_id", r#ref("PrivateRouteTable")),
+        ("public_route_id", r#ref("PublicDefaultRoute")),
+        ("private_route_id", r#ref("PrivateDefaultRoute")),
         (
             "ecs_security_group_id",
             get_att("EcsSecurityGroup", "GroupId"),
@@ -518,27 +567,61 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             "redis_security_group_id",
             get_att("RedisSecurityGroup", "GroupId"),
         ),
+        // A secret's id is its ARN, as Pulumi's is.
+        ("db_secret_id", db_secret.clone()),
         ("db_secret_arn", db_secret),
+        ("redis_secret_id", r#ref("RedisAuthSecret")),
         ("redis_secret_arn", r#ref("RedisAuthSecret")),
+        ("db_subnet_group_name", r#ref("DbSubnetGroup")),
         ("rds_instance_id", r#ref("Database")),
-        ("rds_endpoint", get_att("Database", "Endpoint.Address")),
-        ("redis_replication_group_id", r#ref("Redis")),
+        ("rds_instance_arn", get_att("Database", "DBInstanceArn")),
+        // address:port, as Pulumi's endpoint is.
         (
-            "redis_primary_endpoint",
-            get_att("Redis", "PrimaryEndPoint.Address"),
+            "rds_endpoint",
+            sub("${Database.Endpoint.Address}:${Database.Endpoint.Port}"),
         ),
+        ("rds_address", get_att("Database", "Endpoint.Address")),
+        ("redis_subnet_group_name", r#ref("CacheSubnetGroup")),
+        ("redis_replication_group_id", r#ref("Redis")),
+        // Cluster mode is off: AWS gives no configuration endpoint, and
+        // both carry the primary endpoint (see the README).
+        ("redis_endpoint", redis_endpoint.clone()),
+        ("redis_configuration_endpoint", redis_endpoint.clone()),
+        ("redis_primary_endpoint", redis_endpoint),
+        ("redis_port", json!(REDIS_PORT)),
+        ("redis_auth_token_enabled", json!(true)),
         ("kinesis_stream_name", r#ref("OrdersStream")),
         ("kinesis_stream_arn", get_att("OrdersStream", "Arn")),
+        ("kinesis_stream_shard_count", json!(SHARD_COUNT)),
+        ("kinesis_stream_retention_period", json!(RETENTION_HOURS)),
         ("log_group_name", r#ref("LogGroup")),
+        // Without the `:*` that CloudWatch Logs' own ARN ends in.
+        ("log_group_arn", arn("logs", "log-group:${LogGroup}")),
+        ("log_group_kms_key", get_att("Key", "Arn")),
+        ("log_group_retention_days", json!(LOG_RETENTION_DAYS)),
+        ("ecs_execution_role_name", r#ref("ExecutionRole")),
         ("ecs_execution_role_arn", get_att("ExecutionRole", "Arn")),
+        ("ecs_task_role_name", r#ref("TaskRole")),
         ("ecs_task_role_arn", get_att("TaskRole", "Arn")),
         ("ecs_cluster_name", r#ref("Cluster")),
         ("ecs_cluster_arn", get_att("Cluster", "Arn")),
         ("ecs_service_name", get_att("Service", "Name")),
+        ("ecs_service_id", r#ref("Service")),
+        ("ecs_service_cluster_arn", get_att("Cluster", "Arn")),
+        ("ecs_service_desired_count", json!(DESIRED_COUNT)),
         ("task_definition_arn", r#ref("TaskDefinition")),
+        ("task_definition_family", json!(name("order-processor"))),
         ("ecr_repository_url", get_att("Repository", "RepositoryUri")),
+        ("ecr_repository_arn", get_att("Repository", "Arn")),
+        ("ecr_repository_name", r#ref("Repository")),
         ("kinesis_iterator_age_alarm_name", r#ref("IteratorAgeAlarm")),
+        (
+            "kinesis_iterator_age_alarm_arn",
+            get_att("IteratorAgeAlarm", "Arn"),
+        ),
         ("rds_cpu_alarm_name", r#ref("DatabaseCpuAlarm")),
+        ("rds_cpu_alarm_arn", get_att("DatabaseCpuAlarm", "Arn")),
+        ("flat_outputs_path", json!("cfn-outputs/flat-outputs.json")),
     ];
     for (k, v) in outputs {
         s.output(k, v);
@@ -629,6 +712,92 @@ mod tests {
             }
         }
         assert_eq!(kebab("PublicSubnet1"), "public-subnet-1");
+    }
+
+    /// The physical names the Pulumi program gives, so that an import
+    /// finds and keeps every resource; and no name where it lets Pulumi
+    /// pick one (the security groups, the database's subnet group).
+    #[test]
+    fn names_are_the_pulumi_programs() {
+        let s = stack(&opts("pr42"));
+        let name = |id: &str, key: &str| s.resource(id).unwrap().properties.get(key).cloned();
+        for (id, key, want) in [
+            ("Database", "DBInstanceIdentifier", "fastcart-rds-pr42"),
+            ("Redis", "ReplicationGroupId", "fastcart-redis-pr42"),
+            (
+                "CacheSubnetGroup",
+                "CacheSubnetGroupName",
+                "fastcart-redis-subnet-pr42",
+            ),
+            ("RedisAuthSecret", "Name", "fastcart-redis-auth-pr42"),
+            ("OrdersStream", "Name", "fastcart-orders-stream-pr42"),
+            ("ExecutionRole", "RoleName", "fastcart-ecs-exec-role-pr42"),
+            ("TaskRole", "RoleName", "fastcart-ecs-task-role-pr42"),
+            (
+                "Repository",
+                "RepositoryName",
+                "fastcart-order-processor-pr42",
+            ),
+            ("Cluster", "ClusterName", "fastcart-cluster-pr42"),
+            ("TaskDefinition", "Family", "fastcart-order-processor-pr42"),
+            ("Service", "ServiceName", "fastcart-order-processor-pr42"),
+            (
+                "IteratorAgeAlarm",
+                "AlarmName",
+                "fastcart-kinesis-iterator-age-pr42",
+            ),
+            ("DatabaseCpuAlarm", "AlarmName", "fastcart-rds-cpu-pr42"),
+            (
+                "LogGroup",
+                "LogGroupName",
+                "/ecs/fastcart-order-processor-pr42",
+            ),
+            ("KeyAlias", "AliasName", "alias/fastcart-pr42"),
+        ] {
+            assert_eq!(name(id, key), Some(json!(want)), "{id}.{key}");
+        }
+        for (id, key, tag) in [
+            ("EcsSecurityGroup", "GroupName", "fastcart-ecs-sg-pr42"),
+            ("RdsSecurityGroup", "GroupName", "fastcart-rds-sg-pr42"),
+            ("RedisSecurityGroup", "GroupName", "fastcart-redis-sg-pr42"),
+            (
+                "DbSubnetGroup",
+                "DBSubnetGroupName",
+                "fastcart-db-subnet-pr42",
+            ),
+        ] {
+            assert_eq!(name(id, key), None, "{id} is named by AWS");
+            assert_eq!(
+                name(id, "Tags"),
+                Some(json!([{"Key": "Name", "Value": tag}]))
+            );
+        }
+        assert_eq!(s.tags["Region"], "eu-central-1");
+    }
+
+    /// Outputs in the Pulumi program's JSON types, from the stack's own
+    /// values (a list stays a list), not from a per-key rule.
+    #[test]
+    fn outputs_are_lists_numbers_and_strings_as_the_pulumi_programs() {
+        let s = stack(&opts("dev"));
+        assert_eq!(s.outputs.len(), 69, "{:?}", s.outputs.keys());
+        for k in [
+            "availability_zones",
+            "public_subnet_ids",
+            "private_subnet_arns",
+        ] {
+            assert_eq!(s.outputs[k].as_array().map(Vec::len), Some(2), "{k}");
+        }
+        for (k, n) in [
+            ("redis_port", 6379),
+            ("kinesis_stream_shard_count", 2),
+            ("kinesis_stream_retention_period", 24),
+            ("log_group_retention_days", 7),
+            ("ecs_service_desired_count", 2),
+        ] {
+            assert_eq!(s.outputs[k], json!(n), "{k}");
+        }
+        assert_eq!(s.outputs["redis_auth_token_enabled"], json!(true));
     }
 
     #[test]

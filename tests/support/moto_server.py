@@ -1,4 +1,4 @@
-"""moto server, as the tests run it: moto 5.2.5 with seven gaps filled where
+"""moto server, as the tests run it: moto 5.2.5 with eight gaps filled where
 it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
@@ -20,6 +20,13 @@ it differs from AWS in ways that matter to fastcart.
 - ModifyDBCluster ignores CloudwatchLogsExportConfiguration in moto 5.2.5
   (it looks for the log types under another parameter's name); AWS turns the
   log exports on and off. Honoured here.
+- A DB instance's maintenance window that starts when its backup window
+  ends (backups 03:00-04:00, maintenance mon:04:00-mon:05:00, as FastCart's
+  Pulumi program has them) is refused as overlapping in moto 5.2.5, which
+  counts touching windows as an overlap of 0 seconds. AWS's API reference
+  asks only that the windows do not conflict, and touching windows are
+  applied on AWS (terraform-aws-modules' RDS examples run exactly such a
+  pair). Here only windows that share time are refused.
 - CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
   atomically with its creation (which is what lets an apply killed right after
   a create find the stream by its ownership tags). Honoured here.
@@ -37,6 +44,7 @@ from moto.elasticache.responses import ElastiCacheResponse
 from moto.ecs.models import Service
 from moto.kinesis.responses import KinesisResponse
 from moto.rds.exceptions import RDSClientError
+from moto.rds import models as rds_models
 from moto.rds.models import RDSBackend
 from moto.server import main
 
@@ -119,6 +127,35 @@ def _modify_db_cluster(self, kwargs):
     return _moto_modify_db_cluster(self, kwargs)
 
 
+_moto_window_check = rds_models.valid_preferred_maintenance_window
+
+
+def _minutes(hhmm):
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _daily_spans(start, end):
+    """A window on a 24-hour clock as spans of minutes that do not wrap."""
+    return [(start, end)] if end > start else [(start, 24 * 60), (0, end)]
+
+
+def _windows_share_time(maintenance, backup):
+    # The backup window recurs daily: compare times of day only.
+    m = _daily_spans(_minutes(maintenance[4:9]), _minutes(maintenance[14:19]))
+    b = _daily_spans(*(_minutes(t) for t in backup.split("-")))
+    return any(min(e1, e2) > max(s1, s2) for s1, e1 in m for s2, e2 in b)
+
+
+def _window_check(maintenance, backup):
+    message = _moto_window_check(maintenance, backup)
+    if message and "must not overlap" in message and not _windows_share_time(maintenance.lower(), backup):
+        # Touching, not overlapping: moto's other checks of the window alone.
+        return _moto_window_check(maintenance, None)
+    return message
+
+
+rds_models.valid_preferred_maintenance_window = _window_check
 RDSBackend.create_db_cluster = _create_db_cluster
 RDSBackend.modify_db_cluster = _modify_db_cluster
 Service.__init__ = _service_init

@@ -129,6 +129,7 @@ impl World {
             self.stack,
             &StackOptions {
                 env: self.env.clone(),
+                region: self.region().to_string(),
                 ..Default::default()
             },
         )

@@ -216,6 +216,8 @@ fn redis(c: &Cloud, id: &str, description: &str, snapshot_days: i64, token_key: 
             .prop("ReplicationGroupId", id)
             .prop("ReplicationGroupDescription", description)
             .prop("Engine", "redis")
+            .prop("EngineVersion", "7.0")
+            .prop("CacheParameterGroupName", "default.redis7")
             .prop("CacheNodeType", "cache.t3.micro")
             // Two nodes, a primary and a replica (sent as
             // ReplicasPerNodeGroup 1, which moto honours).

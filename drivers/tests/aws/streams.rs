@@ -30,6 +30,15 @@ async fn stream() {
                     "StreamEncryption",
                     json!({"EncryptionType": "KMS", "KeyId": get_att("Key", "Arn")}),
                 )
+                // The update drops one metric and adds another; the
+                // lifecycle's clean re-plans read them back.
+                .prop(
+                    "DesiredShardLevelMetrics",
+                    match hours {
+                        24 => json!(["IncomingBytes", "OutgoingBytes"]),
+                        _ => json!(["IteratorAgeMilliseconds", "IncomingBytes"]),
+                    },
+                )
                 .prop("Tags", team()),
         );
         s
