@@ -123,7 +123,10 @@ impl Stream {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
             .one_of("StreamEncryption/EncryptionType", &["KMS"])
             .one_of("DesiredShardLevelMetrics/*", SHARD_METRICS)
-            .one_of("StreamModeDetails/StreamMode", &["ON_DEMAND", "PROVISIONED"])
+            .one_of(
+                "StreamModeDetails/StreamMode",
+                &["ON_DEMAND", "PROVISIONED"],
+            )
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("Name", 1, 128)
