@@ -132,6 +132,10 @@ pub enum Command {
         /// Remove a lock left behind by a run that died, then continue
         #[arg(long)]
         force_unlock: bool,
+        /// Allow the plan to replace this resource although it holds data (a database, cache,
+        /// stream, secret or key), which the replacement loses; repeat for each such resource
+        #[arg(long, value_name = "LOGICAL_ID")]
+        allow_replace: Vec<String>,
     },
     /// Delete every resource of the stack
     Destroy {

@@ -34,7 +34,14 @@ impl Demo {
         cloud.set_latency("Fake::Db::Instance", ms(4000.0));
         cloud.set_latency("Fake::Queue::Stream", ms(1500.0));
         Demo {
-            registry: cloud.registry(demo_schemas()),
+            // The database holds data: apply asks for --allow-replace
+            // before replacing it.
+            registry: cloud.registry(demo_schemas().into_iter().map(
+                |s| match s.type_name.as_str() {
+                    "Fake::Db::Instance" => s.holds_data(),
+                    _ => s,
+                },
+            )),
             cloud,
             edition: AtomicU8::new(0),
         }
@@ -73,7 +80,8 @@ impl Provider for Demo {
 }
 
 /// The demo stack: a network, two subnets, a stream, a database with a
-/// password, a role whose policy names the stream.
+/// password, a role whose policy names the stream. Edition 1 edits it;
+/// edition 2 also changes the database's engine, which replaces it.
 pub fn shop(o: &StackOptions, edition: u8) -> StackSpec {
     let edited = edition > 0;
     let env = &o.env;
@@ -105,7 +113,7 @@ pub fn shop(o: &StackOptions, edition: u8) -> StackSpec {
     s.add(
         ResourceSpec::new("Database", "Fake::Db::Instance")
             .prop("Identifier", format!("orders-db-{env}"))
-            .prop("Engine", "postgres")
+            .prop("Engine", if edition > 1 { "mysql" } else { "postgres" })
             .prop("SubnetIds", json!([r#ref("Subnet0"), r#ref("Subnet1")]))
             .prop("Size", "small")
             .prop("MasterPassword", "demo-only-password"),

@@ -160,19 +160,16 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
             auto_approve,
             parallelism,
             force_unlock,
+            allow_replace,
         } => {
             let stack = find_stack(g, provider)?;
             let approval = Approval::new(auto_approve, interactive);
-            apply(
-                g,
-                provider,
-                &stack,
-                plan_file.as_deref(),
-                approval,
-                parallelism.map(std::num::NonZeroUsize::get),
+            let flags = ApplyFlags {
+                parallelism: parallelism.map(std::num::NonZeroUsize::get),
                 force_unlock,
-            )
-            .await
+                allow_replace,
+            };
+            apply(g, provider, &stack, plan_file.as_deref(), approval, flags).await
         }
         Command::Destroy {
             auto_approve,
@@ -184,7 +181,11 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
                 empty.tags = s.tags;
             }
             let approval = Approval::new(auto_approve, interactive);
-            apply(g, provider, &empty, None, approval, None, force_unlock).await
+            let flags = ApplyFlags {
+                force_unlock,
+                ..ApplyFlags::default()
+            };
+            apply(g, provider, &empty, None, approval, flags).await
         }
         Command::DriftCheck { json, report } => {
             drift_check(g, provider, json, report.as_deref()).await
@@ -366,17 +367,26 @@ fn confirm(approval: Approval, what: &str) -> Result<()> {
     }
 }
 
+/// What `apply` and `destroy` are told besides the plan.
+#[derive(Default)]
+struct ApplyFlags {
+    /// At most this many cloud calls at once.
+    parallelism: Option<usize>,
+    force_unlock: bool,
+    /// Resources holding data that may be replaced.
+    allow_replace: Vec<String>,
+}
+
 async fn apply(
     g: &Global,
     provider: &dyn Provider,
     stack: &StackSpec,
     plan_file: Option<&Path>,
     approval: Approval,
-    parallelism: Option<usize>,
-    force_unlock: bool,
+    flags: ApplyFlags,
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
-    let mut session = open_session(g, stack, "apply", force_unlock)?;
+    let mut session = open_session(g, stack, "apply", flags.force_unlock)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -389,6 +399,8 @@ async fn apply(
         None => session.plan(stack, provider.registry(), &ctx).await?,
     };
     print!("{}", render_plan(&plan));
+    // A replacement that loses data is refused before the question.
+    plan.check_data_loss(provider.registry(), &flags.allow_replace)?;
     if plan.has_changes() {
         confirm(
             approval,
@@ -421,12 +433,13 @@ async fn apply(
     let progress = crate::progress::Progress::start(plan.summary.changes());
     let opts = ApplyOptions {
         limits: Limits {
-            global: parallelism,
+            global: flags.parallelism,
             per_service: provider.service_limits(),
             default_per_service: None,
         },
         cancel: cancel.clone(),
         on_event: Some(progress.sink()),
+        allow_replace: flags.allow_replace,
         ..ApplyOptions::default()
     };
     let started = Instant::now();

@@ -288,6 +288,38 @@ async fn a_saved_plan_applies_where_it_was_made() {
     assert!(dir.path().join("shop-ux1/state.json").exists());
 }
 
+/// A plan that replaces a resource holding data is refused before the
+/// question and before anything is sent, naming what to pass; with
+/// `--allow-replace` it applies.
+#[tokio::test]
+async fn replacing_a_database_needs_allow_replace() {
+    let p = Demo::new(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        fastcart(&p, d, &["apply", "--auto-approve"]).await.unwrap(),
+        OK
+    );
+    p.set_edition(2);
+    p.cloud.clear_events();
+    let err = fastcart(&p, d, &["apply", "--auto-approve"])
+        .await
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(text.contains("the plan replaces Database"), "{text}");
+    assert!(text.contains("--allow-replace Database"), "{text}");
+    assert!(p.cloud.events().is_empty(), "nothing was sent");
+    let args = ["apply", "--auto-approve", "--allow-replace", "Database"];
+    assert_eq!(fastcart(&p, d, &args).await.unwrap(), OK);
+    let db = p
+        .cloud
+        .resources()
+        .into_iter()
+        .find(|r| r.logical_id() == Some("Database"))
+        .unwrap();
+    assert_eq!(db.properties["Engine"], "mysql");
+}
+
 /// Drift that weakens security is marked in every rendering and makes
 /// drift-check exit 3; other drift stays 2.
 #[tokio::test]

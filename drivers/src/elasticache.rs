@@ -345,6 +345,8 @@ fn replicas(g: &Group) -> Option<i32> {
 impl ReplicationGroup {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::ElastiCache::ReplicationGroup")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .range("NumCacheClusters", Some(1.0), Some(6.0))

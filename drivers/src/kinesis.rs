@@ -121,6 +121,8 @@ pub struct Stream {
 impl Stream {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::Kinesis::Stream")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             .one_of("StreamEncryption/EncryptionType", &["KMS"])
             .one_of("DesiredShardLevelMetrics/*", SHARD_METRICS)
             .one_of(

@@ -149,6 +149,8 @@ pub struct Key {
 impl Key {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::KMS::Key")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("Description", 0, 8192)

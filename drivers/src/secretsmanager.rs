@@ -278,6 +278,8 @@ pub struct Secret {
 impl Secret {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::SecretsManager::Secret")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .length("Description", 0, 2048)

@@ -50,6 +50,22 @@ pub enum Error {
     )]
     StalePlan { reason: String },
 
+    #[error(
+        "the plan replaces {}, which hold{} data a replacement loses",
+        ids.join(", "),
+        if ids.len() == 1 { "s" } else { "" }
+    )]
+    #[diagnostic(
+        code(fastcart::replaces_data),
+        help(
+            "nothing was changed. The plan says which property forces each replacement: \
+             change the stack so it does not, or, if losing the data is intended, apply \
+             again with --allow-replace {}",
+            ids.join(" --allow-replace ")
+        )
+    )]
+    ReplacesData { ids: Vec<String> },
+
     #[error("plan file {} is unreadable: {message}", path.display())]
     #[diagnostic(
         code(fastcart::bad_plan),

@@ -308,6 +308,21 @@ pub fn diff(
                 .dependencies(id)
                 .iter()
                 .any(|d| deletes_first.contains(*d));
+        // A replacement that would lose data says so; apply refuses it
+        // unless the operator names it.
+        let loses_data = schema.holds_data
+            || old_type
+                .as_deref()
+                .and_then(|t| registry.schema(t))
+                .is_some_and(|t| t.holds_data);
+        let data_note = |reason: String| {
+            match loses_data {
+            true => format!(
+                "{reason}; it holds data, so apply refuses to replace it unless --allow-replace {id}"
+            ),
+            false => reason,
+        }
+        };
         let step = match (existing, seen) {
             (None, _) if old_type.is_some() => {
                 deletes_first.insert(id.to_string());
@@ -316,10 +331,10 @@ pub fn diff(
                     type_name: spec.type_name.clone(),
                     action: Action::Replace,
                     physical_id: in_state.map(|r| r.physical_id.clone()),
-                    reason: format!(
+                    reason: data_note(format!(
                         "the type changes from {}; the old object is deleted first",
                         old_type.as_deref().unwrap_or_default()
-                    ),
+                    )),
                     changes,
                     replace_order: Some(ReplaceOrder::DeleteBeforeCreate),
                     deposed: false,
@@ -376,7 +391,7 @@ pub fn diff(
                     type_name: spec.type_name.clone(),
                     action: Action::Replace,
                     physical_id: Some(existing.physical_id.clone()),
-                    reason,
+                    reason: data_note(reason),
                     changes,
                     replace_order: Some(order),
                     deposed: false,

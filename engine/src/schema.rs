@@ -102,6 +102,11 @@ pub struct TypeSchema {
     /// Whether the type takes tags (and so carries ownership tags).
     #[serde(default)]
     pub taggable: bool,
+    /// The type holds data a replacement would lose (a database, a cache,
+    /// a stream, a secret, a key): apply refuses to replace one unless the
+    /// operator names it (`ApplyOptions::allow_replace`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_data: bool,
     /// How long a create typically takes; weights the critical path in plans.
     #[serde(skip)]
     pub typical_duration: Duration,
@@ -161,6 +166,7 @@ impl TypeSchema {
             attributes: Vec::new(),
             fixed_name_property: None,
             taggable: true,
+            holds_data: false,
             typical_duration: Duration::from_secs(2),
             deadlines: Deadlines::default(),
         }
@@ -277,6 +283,12 @@ impl TypeSchema {
     pub fn fixed_name(mut self, name: &str) -> Self {
         self.fixed_name_property = Some(name.to_string());
         self.create_only(name)
+    }
+
+    /// Marks the type as holding data a replacement would lose.
+    pub fn holds_data(mut self) -> Self {
+        self.holds_data = true;
+        self
     }
 
     pub fn untaggable(mut self) -> Self {

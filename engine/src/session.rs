@@ -194,6 +194,7 @@ impl Session {
     ) -> Result<ApplyReport> {
         self.check_plan(stack, ctx, plan)?;
         let graph = validate(stack, registry)?;
+        plan.check_data_loss(registry, &opts.allow_replace)?;
         let journal = self.store.journal(&self.lock)?;
         let mut start = self.state.clone();
         start.zones = (!stack.resources.is_empty()).then(|| Zones {
@@ -219,6 +220,26 @@ impl Session {
 }
 
 impl Plan {
+    /// Refuses a plan that replaces a resource holding data (its type's
+    /// schema says `holds_data`, or the old type's on a type change) unless
+    /// `allowed` names it. `Session::apply` checks it before anything is
+    /// journaled or sent; the CLI also before it asks for confirmation.
+    pub fn check_data_loss(&self, registry: &Registry, allowed: &[String]) -> Result<()> {
+        let holds = |t: &str| registry.schema(t).is_some_and(|s| s.holds_data);
+        let ids: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.action == crate::Action::Replace && !s.deposed)
+            .filter(|s| holds(&s.type_name) || s.old_type.as_deref().is_some_and(holds))
+            .filter(|s| !allowed.contains(&s.logical_id))
+            .map(|s| s.logical_id.clone())
+            .collect();
+        match ids.is_empty() {
+            true => Ok(()),
+            false => Err(Error::ReplacesData { ids }),
+        }
+    }
+
     /// Writes the plan to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_vec_pretty(self).expect("plans serialize");

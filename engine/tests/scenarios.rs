@@ -985,3 +985,60 @@ async fn an_initial_only_property_is_created_and_then_left_to_the_cloud() {
         .clone();
     assert_eq!(h.cloud.property(&id, "Shards"), Some(json!(3)));
 }
+
+/// A replacement of a resource that holds data (its type's schema says so)
+/// is refused before anything is journaled or sent, naming it, unless the
+/// operator names it too; the plan says so beforehand.
+#[tokio::test]
+async fn a_replacement_that_loses_data_is_refused_unless_named() {
+    let schemas = fastcart_engine::fake::demo_schemas()
+        .into_iter()
+        .map(|s| match s.type_name.as_str() {
+            "Fake::Db::Instance" => s.holds_data(),
+            _ => s,
+        })
+        .collect();
+    let h = Harness::with_schemas(schemas);
+    let db = |engine: &str| {
+        let mut s = StackSpec::new("shop", "dev");
+        s.add(
+            ResourceSpec::new("Db", "Fake::Db::Instance")
+                .prop("Identifier", "orders")
+                .prop("Engine", engine),
+        );
+        s
+    };
+    h.apply(&db("postgres")).await;
+    let edited = db("mysql");
+    let plan = h.plan(&edited).await;
+    let text = render_plan(&plan);
+    assert!(text.contains("Engine forces replacement"), "{text}");
+    assert!(text.contains("unless --allow-replace Db"), "{text}");
+
+    h.cloud.clear_events();
+    let err = h
+        .session(&edited)
+        .apply(&edited, &h.registry, &h.ctx, &plan, fast_retries())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplacesData { ids } if ids == &["Db"]),
+        "{err}"
+    );
+    assert!(h.cloud.events().is_empty(), "{:?}", h.cloud.events());
+    assert_eq!(h.cloud.resources()[0].properties["Engine"], "postgres");
+
+    let allowed = ApplyOptions {
+        allow_replace: vec!["Db".into()],
+        ..fast_retries()
+    };
+    let (_, report) = h.apply_with(&edited, allowed).await;
+    assert!(report.succeeded(), "{report:#?}");
+    let engines: Vec<_> = h
+        .cloud
+        .resources()
+        .iter()
+        .map(|r| r.properties["Engine"].clone())
+        .collect();
+    assert_eq!(engines, ["mysql"]);
+}

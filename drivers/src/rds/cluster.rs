@@ -87,6 +87,8 @@ impl Watched for Cluster {
 impl DbCluster {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::RDS::DBCluster")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .range("BackupRetentionPeriod", Some(1.0), Some(35.0))

@@ -93,6 +93,8 @@ impl Watched for Instance {
 impl DbInstance {
     pub fn new(c: Arc<Clients>) -> Self {
         let schema = TypeSchema::new("AWS::RDS::DBInstance")
+            // A replacement loses what it holds: apply asks for --allow-replace.
+            .holds_data()
             // What AWS accepts, as its resource schema says (the conformance
             // test holds these against it).
             .pattern("AllocatedStorage", "^[0-9]*$")

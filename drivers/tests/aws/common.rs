@@ -58,7 +58,9 @@ impl Cloud {
     }
 
     /// Plans and applies; panics unless every step succeeded. Then plans
-    /// again: what was read back must equal what was asked for.
+    /// again: what was read back must equal what was asked for. The tests
+    /// mean every replacement they plan, of data stores too
+    /// (`--allow-replace` for each).
     pub async fn converge(&self, s: &StackSpec) -> Plan {
         let mut session = self.session(s);
         let plan = session
@@ -67,6 +69,12 @@ impl Cloud {
             .unwrap_or_else(|e| panic!("plan: {e:?}"));
         let opts = ApplyOptions {
             retry_base: std::time::Duration::from_millis(50),
+            allow_replace: plan
+                .steps
+                .iter()
+                .filter(|step| step.action == Action::Replace)
+                .map(|step| step.logical_id.clone())
+                .collect(),
             ..ApplyOptions::default()
         };
         let report = session

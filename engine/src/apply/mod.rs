@@ -150,6 +150,10 @@ pub struct ApplyOptions {
     pub max_attempts: u32,
     /// First pause between attempts; doubles up to ten seconds.
     pub retry_base: Duration,
+    /// Logical ids of resources holding data that the operator allows to be
+    /// replaced (`--allow-replace`); any other such replacement is refused
+    /// before anything is sent.
+    pub allow_replace: Vec<String>,
 }
 
 impl Default for ApplyOptions {
@@ -160,6 +164,7 @@ impl Default for ApplyOptions {
             on_event: None,
             max_attempts: 6,
             retry_base: Duration::from_millis(200),
+            allow_replace: Vec::new(),
         }
     }
 }
