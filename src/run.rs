@@ -467,6 +467,18 @@ async fn apply(
             &session.state().outputs,
         )?;
         println!("Outputs written to {}.", path.display());
+        // Automation reads every key: one left out is an error to see.
+        if !report.unresolved_outputs.is_empty() {
+            for (name, why) in &report.unresolved_outputs {
+                eprintln!("error: output {name} was not written: {why}");
+            }
+            eprintln!(
+                "help: the changes were applied and the state is saved; fix these outputs in the \
+                 stack (an attribute its resource does not have here, or a resource that is \
+                 missing) and run `fastcart apply` again"
+            );
+            return Ok(FAILED);
+        }
     }
     Ok(OK)
 }

@@ -497,8 +497,21 @@ async fn a_second_session_on_the_same_state_is_refused() {
 #[tokio::test]
 async fn outputs_are_resolved_after_apply() {
     let h = Harness::new();
-    h.apply(&stack(false)).await;
+    // An output that cannot be resolved is reported, never dropped without
+    // a word; the others are written.
+    let mut s = stack(false);
+    s.output("fourth_zone", select(3, get_azs()));
+    let (_, report) = h.apply(&s).await;
+    assert_eq!(
+        report.unresolved_outputs.keys().collect::<Vec<_>>(),
+        ["fourth_zone"]
+    );
+    assert!(
+        report.unresolved_outputs["fourth_zone"].contains("out of range"),
+        "{report:?}"
+    );
     let state = h.session(&stack(false)).state().clone();
+    assert!(!state.outputs.contains_key("fourth_zone"));
     assert_eq!(
         state.outputs["network_id"],
         json!(state.resources["Network"].physical_id)

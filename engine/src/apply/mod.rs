@@ -105,6 +105,10 @@ pub struct TaskResult {
 pub struct ApplyReport {
     pub results: Vec<TaskResult>,
     pub cancelled: bool,
+    /// Outputs that could not be resolved from what exists after the apply,
+    /// each with why (nothing is left out of the outputs without a word).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unresolved_outputs: BTreeMap<String, String>,
 }
 
 impl ApplyReport {
@@ -292,15 +296,28 @@ pub(crate) async fn run_plan(
     let s = shared.clone();
     let outcomes = walk(&dag, &opts.limits, &opts.cancel, move |t| s.clone().run(t)).await;
 
-    // Outputs, from whatever now exists.
-    let outputs = {
+    // Outputs, from whatever now exists; those that cannot be resolved are
+    // reported.
+    let mut outputs = Map::new();
+    let mut unresolved_outputs = BTreeMap::new();
+    {
         let b = book.lock().expect("book lock");
-        stack
-            .outputs
-            .iter()
-            .filter_map(|(name, value)| Some((name.clone(), resolve(value, ctx, &b.state).ok()?)))
-            .collect()
-    };
+        for (name, value) in &stack.outputs {
+            match resolve(value, ctx, &b.state) {
+                Ok(v) => {
+                    outputs.insert(name.clone(), v);
+                }
+                Err(Unresolved::KnownAfterApply(missing)) => {
+                    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+                    let why = format!("it needs {}, which do not exist", missing.join(", "));
+                    unresolved_outputs.insert(name.clone(), why);
+                }
+                Err(Unresolved::Invalid(why)) => {
+                    unresolved_outputs.insert(name.clone(), why);
+                }
+            }
+        }
+    }
     shared.persister.send(Persist::Outputs(outputs));
     let Shared { persister, .. } = Arc::into_inner(shared).expect("all tasks finished");
     let state = persister.finish()?;
@@ -345,6 +362,7 @@ pub(crate) async fn run_plan(
         ApplyReport {
             results,
             cancelled: opts.cancel.is_cancelled(),
+            unresolved_outputs,
         },
     ))
 }
