@@ -521,10 +521,12 @@ impl Driver for Stream {
             }
         }
 
+        // The summary read first still holds the metrics: nothing above
+        // changes them.
         if changed("DesiredShardLevelMetrics") {
-            let current = shard_metrics(&self.until_active(name).await?);
             let want = strs_of(p, "DesiredShardLevelMetrics");
-            self.set_shard_metrics(name, &current, &want).await?;
+            self.set_shard_metrics(name, &shard_metrics(&s), &want)
+                .await?;
         }
 
         crate::tags::sync_update(&KinesisTags(&self.c), name, &req).await?;

@@ -51,17 +51,12 @@ fn paths(schema: &Value, key: &str) -> BTreeSet<String> {
 /// AWS's constraints on a property: its own, or those of the scalar
 /// definition it names (`$ref`).
 fn aws_constraints(schema: &Value, d: &Value) -> fastcart_engine::Constraints {
-    let mut d = d.clone();
-    if let Some(r) = d["$ref"].as_str() {
-        let def = &schema["definitions"][r.rsplit('/').next().unwrap_or_default()];
-        if matches!(def["type"].as_str(), Some("string" | "integer" | "number")) {
-            let mut merged = def.clone();
-            for (k, v) in d.as_object().into_iter().flatten() {
-                merged[k] = v.clone();
-            }
-            d = merged;
-        }
-    }
+    let merged = resolved(schema, d);
+    let scalar = matches!(
+        merged["type"].as_str(),
+        Some("string" | "integer" | "number")
+    );
+    let d = if scalar { merged } else { d.clone() };
     let length = |k: &str| d[k].as_u64().map(|n| n as usize);
     fastcart_engine::Constraints {
         one_of: d["enum"].as_array().cloned(),
