@@ -146,6 +146,27 @@ pub enum Command {
         #[arg(long)]
         force_unlock: bool,
     },
+    /// Take over objects that exist but that no state holds (made by Pulumi, say), found by
+    /// their natural keys; exit 1 when a resource has two candidates
+    ///
+    /// Without --apply it changes nothing and prints, per resource, what it would adopt and
+    /// what it found no match for. With --apply it records the matches in state and adds the
+    /// ownership tags (removing none); it never creates, replaces or deletes anything. Run
+    /// `fastcart plan` afterwards to see how the running objects differ from the stack.
+    Import {
+        /// Take over PHYSICAL_ID as LOGICAL_ID instead of searching for it; repeatable
+        #[arg(long = "id", value_name = "LOGICAL_ID=PHYSICAL_ID", value_parser = parse_given_id)]
+        ids: Vec<(String, String)>,
+        /// Record the matches in state and tag them (otherwise nothing changes)
+        #[arg(long)]
+        apply: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Remove a lock left behind by a run that died, then continue
+        #[arg(long)]
+        force_unlock: bool,
+    },
     /// Compare what was applied with what exists; exit 0 in sync, 2 drift, 3 drift that weakens
     /// security (ingress opened to the world, a policy widened to *, protection off, public
     /// access on), 1 error
@@ -195,6 +216,16 @@ pub enum Command {
     },
     /// Print the manual page (roff): `fastcart man | man -l -`
     Man,
+}
+
+/// `LOGICAL_ID=PHYSICAL_ID`, split on the first `=`.
+fn parse_given_id(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((l, p)) if !l.is_empty() && !p.is_empty() => Ok((l.to_string(), p.to_string())),
+        _ => Err(format!(
+            "{s:?} is not LOGICAL_ID=PHYSICAL_ID (for example --id Vpc=vpc-0abc)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -187,6 +187,22 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
             };
             apply(g, provider, &empty, None, approval, flags).await
         }
+        Command::Import {
+            ids,
+            apply,
+            json,
+            force_unlock,
+        } => {
+            import(
+                g,
+                provider,
+                ids.into_iter().collect(),
+                apply,
+                json,
+                force_unlock,
+            )
+            .await
+        }
         Command::DriftCheck { json, report } => {
             drift_check(g, provider, json, report.as_deref()).await
         }
@@ -522,6 +538,109 @@ fn write_flat_outputs(
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+async fn import(
+    g: &Global,
+    provider: &dyn Provider,
+    given: BTreeMap<String, String>,
+    apply: bool,
+    json: bool,
+    force_unlock: bool,
+) -> Result<u8> {
+    let stack = find_stack(g, provider)?;
+    let mut session = open_session(g, &stack, "import", force_unlock)?;
+    let ctx = provider
+        .context(g.region(), session.state().zones_in(g.region()))
+        .await?;
+    let report = session
+        .import(&stack, provider.registry(), &ctx, &given, apply)
+        .await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).into_diagnostic()?
+        );
+    } else {
+        print!("{}", render_import(&report));
+    }
+    for a in &report.ambiguous {
+        let list: Vec<String> = a
+            .candidates
+            .iter()
+            .map(|(id, how)| format!("{id} ({how})"))
+            .collect();
+        eprintln!(
+            "{:?}",
+            miette!(
+                help = format!(
+                    "name the one to take over with --id {}=<physical id>; nothing of {} was \
+                     adopted",
+                    a.logical_id, a.logical_id
+                ),
+                "{} ({}) matches more than one object: {}",
+                a.logical_id,
+                a.type_name,
+                list.join(", ")
+            )
+        );
+    }
+    Ok(if report.has_ambiguity() { FAILED } else { OK })
+}
+
+/// An import report for people: one line per resource.
+fn render_import(r: &fastcart_engine::import::ImportReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let verb = if r.applied { "adopted" } else { "would adopt" };
+    for a in &r.adopted {
+        let _ = writeln!(
+            out,
+            "  {verb:<12} {} ({}) {} {}",
+            a.logical_id, a.type_name, a.physical_id, a.how
+        );
+    }
+    for a in &r.ambiguous {
+        let ids: Vec<&str> = a.candidates.iter().map(|(id, _)| id.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  {:<12} {} ({}): {}",
+            "ambiguous",
+            a.logical_id,
+            a.type_name,
+            ids.join(", ")
+        );
+    }
+    for n in &r.unmatched {
+        let _ = writeln!(
+            out,
+            "  {:<12} {} ({}): {}",
+            "no match", n.logical_id, n.type_name, n.why
+        );
+    }
+    let held = r.in_state.len();
+    let _ = write!(
+        out,
+        "\n{} {verb}, {} ambiguous, {} without a match, {held} already in state.",
+        r.adopted.len(),
+        r.ambiguous.len(),
+        r.unmatched.len()
+    );
+    if r.adopted.is_empty() && r.ambiguous.is_empty() {
+        let _ = write!(out, " Nothing to import.");
+    } else if !r.applied && !r.adopted.is_empty() {
+        let _ = write!(
+            out,
+            " Nothing was changed: run again with --apply to take them over."
+        );
+    } else if r.applied {
+        let _ = write!(
+            out,
+            " Run `fastcart plan` to see how they differ from the stack."
+        );
+    }
+    out.push('\n');
+    out
 }
 
 async fn drift_check(

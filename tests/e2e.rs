@@ -74,8 +74,10 @@ const OUTPUT_KEYS: &[(&str, &str)] = &[
     ("redis_security_group_id", "text"),
     ("db_secret_id", "text"),
     ("db_secret_arn", "text"),
+    ("db_secret_version_id", "text"),
     ("redis_secret_id", "text"),
     ("redis_secret_arn", "text"),
+    ("redis_secret_version_id", "text"),
     ("db_subnet_group_name", "text"),
     ("rds_instance_id", "text"),
     ("rds_instance_arn", "text"),
@@ -174,6 +176,25 @@ async fn plan_apply_drift_repair_replace_and_destroy() {
         out["vpc_arn"]
     );
     verify_in_aws(&c, &out, "e2e").await;
+    for (version, secret) in [
+        ("db_secret_version_id", "db_secret_arn"),
+        ("redis_secret_version_id", "redis_secret_arn"),
+    ] {
+        let d = c
+            .secrets
+            .describe_secret()
+            .secret_id(&out[secret])
+            .send()
+            .await
+            .unwrap();
+        let current = d
+            .version_ids_to_stages()
+            .into_iter()
+            .flatten()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(v, _)| v.as_str());
+        assert_eq!(Some(out[version].as_str()), current, "{version}");
+    }
     let printed = w.expect(0, &["outputs", "--json"]);
     assert!(printed.contains(&out["vpc_id"]), "{printed}");
 

@@ -21,6 +21,7 @@ pub mod elasticache;
 pub mod elbv2;
 pub mod error;
 pub mod iam;
+pub mod key;
 pub mod kinesis;
 pub mod kms;
 pub mod logs;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use futures::future::try_join_all;
 use serde_json::{Map, Value};
@@ -294,6 +294,8 @@ impl Secret {
             .kind("Tags", ValueKind::Tags)
             .tag_limits(&tags::LIMITS)
             .attribute("Id")
+            // No attribute publishes it, in AWS's schema or in fastcart's.
+            .lookup(CURRENT_VERSION)
             .typical_duration(Duration::from_secs(1))
             .deadlines(Duration::ZERO, Duration::from_secs(120));
         Secret { c, schema }
@@ -519,10 +521,59 @@ impl Driver for Secret {
         .await
     }
 
+    /// By its name; the physical id is the ARN `DescribeSecret` gives. A
+    /// secret scheduled for deletion is no candidate.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(name) = crate::key::given(q, "Name") else {
+            return Ok(None);
+        };
+        let arns = describe(&self.c, name)
+            .await?
+            .filter(|s| !s.deleted)
+            .map(|s| s.arn);
+        crate::key::candidates(self, q, arns, &format!("Name={name}"))
+            .await
+            .map(Some)
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         crate::tagging::find(&self.c, owner, &SECRET_TAGGED).await
     }
+
+    /// `CurrentVersionId`: the version staged `AWSCURRENT`, from
+    /// `DescribeSecret` (never the value). It works for any secret the
+    /// caller may describe, an RDS-managed one included.
+    async fn lookup(&self, id: &str, name: &str) -> Result<Option<Value>, DriverError> {
+        if name != CURRENT_VERSION {
+            return Err(invalid(
+                "fastcart:Lookup",
+                format!("AWS::SecretsManager::Secret has no lookup {name}"),
+            ));
+        }
+        let out = match self
+            .c
+            .secrets
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .call(&self.c, id)
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(out
+            .version_ids_to_stages()
+            .into_iter()
+            .flatten()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(version, _)| Value::String(version.clone())))
+    }
 }
+
+/// The lookup that gives a secret's current version id.
+pub const CURRENT_VERSION: &str = "CurrentVersionId";
 
 /// `AWS::SecretsManager::RotationSchedule`: a secret's rotation settings.
 /// Its physical id is the secret's ARN, as CloudFormation's `Ref` gives.
@@ -638,6 +689,16 @@ impl Driver for RotationSchedule {
             self.rotate(req.physical_id, p, now).await?;
         }
         Ok(id_attribute(req.physical_id))
+    }
+
+    /// By the secret it rotates: its physical id is the secret's ARN.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(secret) = crate::key::given(q, "SecretId") else {
+            return Ok(None);
+        };
+        crate::key::candidates(self, q, [secret.to_string()], &format!("SecretId={secret}"))
+            .await
+            .map(Some)
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {

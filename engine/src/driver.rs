@@ -105,6 +105,25 @@ pub struct UpdateRequest<'a> {
     pub context: &'a CloudContext,
 }
 
+/// What a search by natural key is given: the resource's properties that
+/// resolve now. A property whose references do not resolve yet (a resource
+/// not found so far) is absent.
+pub struct KeyQuery<'a> {
+    pub logical_id: &'a str,
+    pub properties: &'a Map<String, Value>,
+    pub context: &'a CloudContext,
+}
+
+/// An object found by its natural key, whoever made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub physical_id: String,
+    /// What `read` reports of it.
+    pub observed: Observed,
+    /// The key it was found by, for people: `Name=fastcart-vpc-dev`.
+    pub key: String,
+}
+
 /// A resource found by its ownership tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -247,6 +266,80 @@ pub trait Driver: Send + Sync {
     ) -> Result<Option<Map<String, Value>>, DriverError> {
         let _ = resource;
         Ok(None)
+    }
+
+    /// What exists that the stack's resource describes, found by the type's
+    /// natural key (its name; for an unnamed type what identifies it in its
+    /// network, such as a VPC and a CIDR block), whoever made it and
+    /// whatever tags it carries. `None`: the type has no key of its own (it
+    /// is found through what refers to it), or the key's properties are not
+    /// in `query` yet. The default looks under the name the stack fixes.
+    async fn find_by_key(
+        &self,
+        query: &KeyQuery<'_>,
+    ) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(prop) = self.schema().fixed_name_property.as_deref() else {
+            return Ok(None);
+        };
+        let Some(name) = query.properties.get(prop).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let handle = ResourceHandle {
+            logical_id: query.logical_id.to_string(),
+            physical_id: name.to_string(),
+            properties: query.properties.clone(),
+            attributes: Map::new(),
+        };
+        let seen = self.read(std::slice::from_ref(&handle)).await?;
+        Ok(Some(
+            seen.into_iter()
+                .flatten()
+                .map(|observed| Candidate {
+                    physical_id: name.to_string(),
+                    observed,
+                    key: format!("{prop}={name}"),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Adds `tags` to an object taken over by `fastcart import`, removing
+    /// none. The default is an update of `Tags` alone, with the properties
+    /// recorded for it as both the previous and the desired ones; types
+    /// without tags have nothing to add.
+    async fn tag_adopted(
+        &self,
+        resource: &ResourceHandle,
+        tags: &BTreeMap<String, String>,
+        context: &CloudContext,
+    ) -> Result<(), DriverError> {
+        if !self.schema().taggable {
+            return Ok(());
+        }
+        self.update(UpdateRequest {
+            logical_id: &resource.logical_id,
+            physical_id: &resource.physical_id,
+            properties: &resource.properties,
+            previous: &resource.properties,
+            changed: &["Tags".to_string()],
+            tags,
+            context,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A value of the object `physical_id` that no attribute publishes,
+    /// asked for by an output's `Fastcart::Lookup` after an apply; `name`
+    /// is one of the schema's `lookups`. `None`: the object does not exist
+    /// or has no such value now.
+    async fn lookup(&self, physical_id: &str, name: &str) -> Result<Option<Value>, DriverError> {
+        let _ = physical_id;
+        Err(DriverError::new(
+            ErrorKind::InvalidRequest,
+            "fastcart:Lookup",
+            format!("{} has no lookup {name}", self.schema().type_name),
+        ))
     }
 }
 

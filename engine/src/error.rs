@@ -100,6 +100,15 @@ pub enum Error {
     )]
     Internal { message: String },
 
+    #[error("cannot import: {message}")]
+    #[diagnostic(
+        code(fastcart::import),
+        help(
+            "nothing was imported or changed; fix the --id given, then run `fastcart import` again"
+        )
+    )]
+    Import { message: String },
+
     #[error("cannot resolve {logical_id}: {message}")]
     #[diagnostic(code(fastcart::resolve))]
     Resolve { logical_id: String, message: String },

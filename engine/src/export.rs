@@ -7,7 +7,8 @@
 //!   adds them at apply time; its ownership tags are left out);
 //! - outputs under alphanumeric names (`vpc_id` → `VpcId`, the flat key in
 //!   the description), a list joined with commas, as CloudFormation outputs
-//!   are strings;
+//!   are strings; an output read by `Fastcart::Lookup` is left out, as a
+//!   template has no way to read such a value;
 //! - a secret never as a value: a dynamic reference
 //!   (`{{resolve:secretsmanager:...}}`, also inside `Fn::Sub`) stays as
 //!   written; a literal secret becomes a `NoEcho` parameter without a
@@ -20,6 +21,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::driver::Registry;
+use crate::lookup::lookups;
 use crate::model::StackSpec;
 
 /// The stack as a CloudFormation template (JSON).
@@ -70,6 +72,9 @@ pub fn cloudformation(stack: &StackSpec, registry: &Registry) -> Value {
     }
     let mut outputs = Map::new();
     for (key, value) in &stack.outputs {
+        if matches!(lookups(value), Ok(l) if !l.is_empty()) {
+            continue;
+        }
         let value = match value {
             Value::Array(items) => json!({"Fn::Join": [",", items]}),
             Value::String(_) | Value::Object(_) => value.clone(),

@@ -18,10 +18,10 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::driver::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership, Registry,
-    ResourceHandle, UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, Registry, ResourceHandle, UpdateRequest,
 };
-use crate::model::{service_of, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK};
+use crate::model::{service_of, CloudContext, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK};
 use crate::schema::{TypeSchema, ValueKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -456,6 +456,23 @@ impl Driver for FakeDriver {
         Ok(created)
     }
 
+    /// A lookup reads the property of that name as the cloud holds it.
+    async fn lookup(&self, physical_id: &str, name: &str) -> Result<Option<Value>, DriverError> {
+        self.begin(FakeOp::Read, "", physical_id)?;
+        if !self.schema.lookups.iter().any(|l| l == name) {
+            return Err(DriverError::new(
+                ErrorKind::InvalidRequest,
+                self.op_name(FakeOp::Read),
+                format!("no lookup {name}"),
+            ));
+        }
+        Ok(self.cloud.with(|i| {
+            i.resources
+                .get(&(self.schema.type_name.clone(), physical_id.to_string()))
+                .and_then(|r| r.properties.get(name).cloned())
+        }))
+    }
+
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         let latency = self.begin(FakeOp::Update, req.logical_id, req.physical_id)?;
         tokio::time::sleep(latency).await;
@@ -512,6 +529,69 @@ impl Driver for FakeDriver {
         }))
     }
 
+    /// By the name the stack fixes, else by `CidrBlock` (and `NetworkId`,
+    /// when the type has it), like EC2's keys; other types have none.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let keys: Vec<&str> = match self.schema.fixed_name_property.as_deref() {
+            Some(name) => vec![name],
+            None if self.schema.properties.contains_key("CidrBlock") => ["NetworkId", "CidrBlock"]
+                .into_iter()
+                .filter(|k| self.schema.properties.contains_key(*k))
+                .collect(),
+            None => return Ok(None),
+        };
+        let mut wanted = Vec::new();
+        for k in &keys {
+            match q.properties.get(*k) {
+                Some(v) => wanted.push((*k, v)),
+                None => return Ok(None),
+            }
+        }
+        self.begin(FakeOp::Find, q.logical_id, "")?;
+        let by_name = self.schema.fixed_name_property.is_some();
+        let key: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut found: Vec<Candidate> = self.cloud.with(|i| {
+            i.resources
+                .values()
+                .filter(|r| r.type_name == self.schema.type_name)
+                .filter(|r| {
+                    wanted.iter().all(|(k, v)| match by_name {
+                        true => Some(r.physical_id.as_str()) == v.as_str(),
+                        false => r.properties.get(*k) == Some(*v),
+                    })
+                })
+                .map(|r| Candidate {
+                    physical_id: r.physical_id.clone(),
+                    observed: Observed {
+                        properties: self.readable(&r.properties),
+                        attributes: r.attributes.clone(),
+                    },
+                    key: key.join(", "),
+                })
+                .collect()
+        });
+        found.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        Ok(Some(found))
+    }
+
+    /// Adds the tags, as an update (so failures can be injected there).
+    async fn tag_adopted(
+        &self,
+        r: &ResourceHandle,
+        tags: &BTreeMap<String, String>,
+        _context: &CloudContext,
+    ) -> Result<(), DriverError> {
+        self.begin(FakeOp::Update, &r.logical_id, &r.physical_id)?;
+        let key = (self.schema.type_name.clone(), r.physical_id.clone());
+        self.cloud.with(|i| {
+            if let Some(res) = i.resources.get_mut(&key) {
+                res.tags.extend(tags.clone());
+            }
+        });
+        self.end(FakeOp::Update, &r.logical_id, &r.physical_id);
+        Ok(())
+    }
+
     /// Counted, so tests see that an adopted object was waited for; the
     /// fake's objects are ready at once.
     async fn ready(&self, r: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
@@ -552,6 +632,7 @@ pub fn demo_schemas() -> Vec<TypeSchema> {
             .prop("KeyId")
             .guard("KeyId", crate::schema::Guard::Protection)
             .attribute("Arn")
+            .lookup("Shards")
             .typical_duration(Duration::from_secs(20)),
         TypeSchema::new("Fake::Db::Instance")
             .fixed_name("Identifier")

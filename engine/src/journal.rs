@@ -10,6 +10,9 @@ pub enum Op {
     Create,
     Update,
     Delete,
+    /// An existing object taken over by `fastcart import`: recorded like a
+    /// create, though nothing was created.
+    Import,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

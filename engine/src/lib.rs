@@ -16,7 +16,9 @@ pub mod export;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod graph;
+pub mod import;
 pub mod journal;
+pub mod lookup;
 pub mod model;
 pub mod plan;
 pub mod refresh;
@@ -33,11 +35,12 @@ pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskRe
 pub use constraint::Constraints;
 pub use drift::DriftReport;
 pub use driver::{
-    BatchFinder, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed,
-    Ownership, Registry, ResourceHandle, UpdateRequest,
+    BatchFinder, Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found,
+    KeyQuery, Observed, Ownership, Registry, ResourceHandle, UpdateRequest,
 };
 pub use error::{Error, Result};
 pub use graph::StackGraph;
+pub use lookup::lookup;
 pub use model::{
     get_att, get_azs, join, r#ref, select, sub, tag_list, CloudContext, Properties, ResourceSpec,
     StackSpec, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,

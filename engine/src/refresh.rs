@@ -114,7 +114,8 @@ pub async fn recover(
         .map(|r| (r.logical_id.clone(), r.type_name.clone()))
         .collect();
     for (id, p) in &state.pending {
-        if p.op == Op::Create {
+        // A cut-off import tagged what it took over, or never got to.
+        if matches!(p.op, Op::Create | Op::Import) {
             missing.insert(id.clone(), p.type_name.clone());
         }
     }
@@ -214,7 +215,9 @@ pub async fn recover(
         depose_twins(&id, r, twins, &mut notes);
     }
     // Creates that left nothing behind were never carried out.
-    state.pending.retain(|_, p| p.op != Op::Create);
+    state
+        .pending
+        .retain(|_, p| !matches!(p.op, Op::Create | Op::Import));
     Ok(notes)
 }
 
@@ -286,7 +289,7 @@ pub async fn read_all(registry: &Registry, state: &mut State) -> Result<Observat
 }
 
 /// The logical ids a resource refers to or names in `DependsOn`.
-fn declared_dependencies(spec: &crate::ResourceSpec) -> Vec<String> {
+pub(crate) fn declared_dependencies(spec: &crate::ResourceSpec) -> Vec<String> {
     let mut deps: BTreeSet<String> = spec
         .properties
         .values()

@@ -95,6 +95,16 @@ pub struct TypeSchema {
     pub properties: BTreeMap<String, PropertySchema>,
     /// Read-only attributes, readable with `Fn::GetAtt`.
     pub attributes: Vec<String>,
+    /// Values an output may read with `Fastcart::Lookup` that no attribute
+    /// publishes (a secret's current version id), answered by the driver's
+    /// `lookup` after an apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookups: Vec<String>,
+    /// The attribute whose value is the physical id (`GroupId` of a
+    /// security group), when it has one besides `Ref`: `fastcart import`
+    /// follows an `Fn::GetAtt` of it to the object it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_attribute: Option<String>,
     /// The property that fixes the physical name, if there is one: a
     /// replacement must then delete the old resource before creating the new.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -164,6 +174,8 @@ impl TypeSchema {
             type_name: type_name.into(),
             properties: BTreeMap::new(),
             attributes: Vec::new(),
+            lookups: Vec::new(),
+            id_attribute: None,
             fixed_name_property: None,
             taggable: true,
             holds_data: false,
@@ -277,6 +289,18 @@ impl TypeSchema {
     pub fn attribute(mut self, name: &str) -> Self {
         self.attributes.push(name.to_string());
         self
+    }
+
+    /// A value outputs may read with `Fastcart::Lookup` (see [`crate::lookup`]).
+    pub fn lookup(mut self, name: &str) -> Self {
+        self.lookups.push(name.to_string());
+        self
+    }
+
+    /// Names the attribute that equals the physical id (also an attribute).
+    pub fn id_attribute(mut self, name: &str) -> Self {
+        self.id_attribute = Some(name.to_string());
+        self.attribute(name)
     }
 
     /// Names the property that fixes the physical name (also create-only).

@@ -1,7 +1,7 @@
 //! A session: the state of one stack, locked, with the operations a command
 //! runs on it (plan, apply a plan, destroy).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -9,13 +9,17 @@ use std::path::Path;
 use crate::apply::{run_plan, ApplyOptions, ApplyReport};
 use crate::drift::{self, DriftReport};
 use crate::driver::Ownership;
-use crate::driver::Registry;
+use crate::driver::{Registry, ResourceHandle};
 use crate::error::{Error, Result};
+use crate::import::{self, ImportReport};
+use crate::journal::{Entry, Op, Phase};
 use crate::model::{CloudContext, StackSpec};
 use crate::plan::{diff, summarize, Plan, PLAN_FORMAT};
-use crate::refresh::{find_owned, may_repair, read_all, recover, still_there};
-use crate::state::{State, Zones};
-use crate::store::{LockGuard, StateStore};
+use crate::refresh::{
+    declared_dependencies, find_owned, may_repair, read_all, recover, still_there,
+};
+use crate::state::{protect_secrets, State, Zones};
+use crate::store::{now_ms, LockGuard, StateStore};
 use crate::validate::validate;
 
 pub struct Session {
@@ -215,6 +219,117 @@ impl Session {
         .await?;
         self.state = state;
         self.on_disk = true;
+        Ok(report)
+    }
+}
+
+impl Session {
+    /// Finds what exists for the stack's resources the state lacks (see
+    /// [`crate::import`]); with `apply`, takes it over: each object is
+    /// journaled (`Op::Import`, intent before its tags are added, done
+    /// after), tagged with the ownership and stack tags (none removed) and
+    /// recorded. Nothing is created, replaced or deleted. An ambiguous
+    /// resource is reported and left out; the others are still taken over.
+    pub async fn import(
+        &mut self,
+        stack: &StackSpec,
+        registry: &Registry,
+        ctx: &CloudContext,
+        given: &BTreeMap<String, String>,
+        apply: bool,
+    ) -> Result<ImportReport> {
+        let graph = validate(stack, registry)?;
+        // What a cut-off import (or apply) tagged is this stack's already.
+        let notes = recover(stack, registry, &mut self.state).await?;
+        if apply && !notes.is_empty() {
+            self.state.serial += 1;
+            self.store.save(&self.lock, &self.state)?;
+            self.on_disk = true;
+        }
+        let mut report = import::find(stack, &graph, registry, ctx, &self.state, given).await?;
+        if !apply || report.adopted.is_empty() {
+            return Ok(report);
+        }
+        let mut journal = self.store.journal(&self.lock)?;
+        let owner = Ownership::of(stack);
+        let zones = import::zones_found(stack, &report, &ctx.availability_zones);
+        let ctx = CloudContext {
+            availability_zones: zones.clone(),
+            ..ctx.clone()
+        };
+        self.state.zones = Some(Zones {
+            region: ctx.region.clone(),
+            names: zones,
+        });
+        let mut failed = None;
+        for a in &report.adopted {
+            let driver = registry.get(&a.type_name).ok_or_else(|| Error::NoDriver {
+                logical_id: a.logical_id.clone(),
+                type_name: a.type_name.clone(),
+            })?;
+            let schema = driver.schema();
+            let spec = stack
+                .resource(&a.logical_id)
+                .expect("adopted ids are the stack's");
+            let properties = protect_secrets(
+                &import::resolvable(stack, &a.logical_id, &ctx, &self.state),
+                schema,
+            );
+            let stamp = |mut e: Entry, state: &State| {
+                e.seq = state.journal_seq + 1;
+                e.at_ms = now_ms();
+                e.lineage = state.lineage.clone();
+                e.physical_id = Some(a.physical_id.clone());
+                e.properties = Some(properties.clone());
+                e.dependencies = declared_dependencies(spec);
+                e
+            };
+            let intent = stamp(
+                Entry::new(Op::Import, Phase::Intent, &a.logical_id, &a.type_name),
+                &self.state,
+            );
+            journal.append(&intent)?;
+            self.state.record(&intent);
+            let handle = ResourceHandle {
+                logical_id: a.logical_id.clone(),
+                physical_id: a.physical_id.clone(),
+                properties: properties.clone(),
+                attributes: a.observed.attributes.clone(),
+            };
+            let tags = owner.tags_for(&a.logical_id, &stack.tags);
+            let outcome = driver.tag_adopted(&handle, &tags, &ctx).await;
+            let phase = if outcome.is_ok() {
+                Phase::Done
+            } else {
+                Phase::Failed
+            };
+            let mut end = stamp(
+                Entry::new(Op::Import, phase, &a.logical_id, &a.type_name),
+                &self.state,
+            );
+            end.attributes = Some(a.observed.attributes.clone());
+            end.initial_only = spec.initial_only.clone();
+            end.error = Some(match &outcome {
+                Ok(()) => format!("imported {}", a.how),
+                Err(e) => e.to_string(),
+            });
+            journal.append(&end)?;
+            self.state.record(&end);
+            if let Err(e) = outcome {
+                failed = Some(Error::Refresh {
+                    type_name: a.type_name.clone(),
+                    source: e,
+                });
+                break;
+            }
+        }
+        self.state.serial += 1;
+        self.store.save(&self.lock, &self.state)?;
+        self.on_disk = true;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        report.applied = true;
         Ok(report)
     }
 }

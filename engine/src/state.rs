@@ -162,7 +162,7 @@ impl State {
             Phase::Done => {
                 self.pending.remove(id);
                 match e.op {
-                    Op::Create | Op::Update => {
+                    Op::Create | Op::Update | Op::Import => {
                         let physical_id = e.physical_id.clone().unwrap_or_default();
                         let new = ResourceState {
                             type_name: e.type_name.clone(),

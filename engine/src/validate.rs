@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::constraint::{values_at, Constraints};
 use crate::driver::{Ownership, Registry};
 use crate::graph::StackGraph;
+use crate::lookup::{lookups, LOOKUP};
 use crate::model::{ResourceSpec, StackSpec};
 use crate::resolve::references;
 use crate::schema::PropertySchema;
@@ -84,6 +85,15 @@ pub enum Problem {
     #[error("{place} holds a malformed intrinsic function: {message}")]
     #[diagnostic(code(fastcart::malformed_intrinsic))]
     Malformed { place: String, message: String },
+    #[error("{place} looks up {name} of {type_name}, which {why}")]
+    #[diagnostic(code(fastcart::unknown_lookup), help("{help}"))]
+    UnknownLookup {
+        place: String,
+        type_name: String,
+        name: String,
+        why: String,
+        help: String,
+    },
     #[error("logical id {logical_id} is declared {count} times")]
     #[diagnostic(
         code(fastcart::duplicate_id),
@@ -193,6 +203,49 @@ fn not_accepted(
                 .map(String::from)
                 .unwrap_or_else(|| value.to_string()),
             rule,
+        });
+    }
+}
+
+/// Every `Fastcart::Lookup` in an output names a registered type and one of
+/// its lookups.
+fn check_lookups(place: String, value: &Value, registry: &Registry, problems: &mut Vec<Problem>) {
+    let calls = match lookups(value) {
+        Ok(c) => c,
+        Err(message) => {
+            problems.push(Problem::Malformed { place, message });
+            return;
+        }
+    };
+    for call in calls {
+        let (why, help) = match registry.schema(call.type_name) {
+            None => (
+                "is not a registered type".to_string(),
+                did_you_mean(
+                    call.type_name,
+                    registry
+                        .schemas()
+                        .filter(|s| !s.lookups.is_empty())
+                        .map(|s| s.type_name.as_str()),
+                    "types with lookups",
+                ),
+            ),
+            Some(s) if !s.lookups.iter().any(|l| l == call.name) => (
+                "it does not offer".to_string(),
+                did_you_mean(
+                    call.name,
+                    s.lookups.iter().map(String::as_str),
+                    &format!("lookups of {}", s.type_name),
+                ),
+            ),
+            Some(_) => continue,
+        };
+        problems.push(Problem::UnknownLookup {
+            place: place.clone(),
+            type_name: call.type_name.to_string(),
+            name: call.name.to_string(),
+            why,
+            help,
         });
     }
 }
@@ -318,11 +371,17 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
             }
         }
         for (name, value) in &r.properties {
-            deps.extend(check_refs(
-                format!("property {name} of {}", r.logical_id),
-                value,
-                &mut problems,
-            ));
+            let place = format!("property {name} of {}", r.logical_id);
+            if matches!(lookups(value), Ok(l) if !l.is_empty()) {
+                problems.push(Problem::Malformed {
+                    place: place.clone(),
+                    message: format!(
+                        "{LOOKUP} is for outputs only: a property's value must not change behind \
+                         the plan's back; use Ref or Fn::GetAtt"
+                    ),
+                });
+            }
+            deps.extend(check_refs(place, value, &mut problems));
         }
         for name in &r.initial_only {
             if !r.properties.contains_key(name) {
@@ -346,6 +405,7 @@ pub fn validate(stack: &StackSpec, registry: &Registry) -> Result<StackGraph, Va
     }
     for (name, value) in &stack.outputs {
         check_refs(format!("output {name}"), value, &mut problems);
+        check_lookups(format!("output {name}"), value, registry, &mut problems);
     }
 
     // Duplicate ids would make the graph ambiguous; report the rest first.

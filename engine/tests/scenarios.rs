@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::{fast_retries, Harness};
 use fastcart_engine::fake::{FakeOp, Phase};
 use fastcart_engine::{
-    get_att, get_azs, r#ref, render_plan, select, sub, tag_list, Action, ApplyOptions, Error, Plan,
-    ReplaceOrder, ResourceSpec, Session, StackSpec, Status,
+    get_att, get_azs, lookup, r#ref, render_plan, select, sub, tag_list, Action, ApplyOptions,
+    Error, Plan, ReplaceOrder, ResourceSpec, Session, StackSpec, Status,
 };
 use serde_json::json;
 
@@ -204,7 +204,20 @@ async fn validation_reports_every_problem_at_once() {
         ResourceSpec::new("Stream", "Fake::Queue::Stream")
             .prop("StreamName", "orders-of-the-shop-in-the-dev-environment")
             .prop("KeyId", get_att("Subnet", "Arn"))
-            .prop("Shards", r#ref("Nowhere")),
+            .prop("Shards", r#ref("Nowhere"))
+            // A lookup belongs in outputs only.
+            .prop(
+                "RetentionHours",
+                lookup("Fake::Queue::Stream", json!("x"), "Shards"),
+            ),
+    );
+    s.output(
+        "shards",
+        lookup("Fake::Queue::Stream", r#ref("Stream"), "Shard"),
+    );
+    s.output(
+        "other",
+        lookup("Fake::Queue::Steam", r#ref("Stream"), "Shards"),
     );
     s.add(ResourceSpec::new("A", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("B")])));
     s.add(ResourceSpec::new("B", "Fake::Generic::Thing").prop("Inputs", json!([r#ref("A")])));
@@ -212,7 +225,7 @@ async fn validation_reports_every_problem_at_once() {
     c.initial_only.push("Inputs".into());
     s.add(c);
     let err = fastcart_engine::validate(&s, &h.registry).unwrap_err();
-    assert_eq!(err.problems.len(), 11, "{err:#?}");
+    assert_eq!(err.problems.len(), 14, "{err:#?}");
     let mut text = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
         .with_width(100)
@@ -501,10 +514,24 @@ async fn outputs_are_resolved_after_apply() {
     // a word; the others are written.
     let mut s = stack(false);
     s.output("fourth_zone", select(3, get_azs()));
+    // A value no attribute publishes is looked up after the apply, by the
+    // id the stack resolves; one of an object that is not there is reported.
+    s.output(
+        "stream_shards",
+        lookup("Fake::Queue::Stream", r#ref("Stream"), "Shards"),
+    );
+    s.output(
+        "gone_shards",
+        lookup("Fake::Queue::Stream", json!("no-such-stream"), "Shards"),
+    );
     let (_, report) = h.apply(&s).await;
     assert_eq!(
         report.unresolved_outputs.keys().collect::<Vec<_>>(),
-        ["fourth_zone"]
+        ["fourth_zone", "gone_shards"]
+    );
+    assert!(
+        report.unresolved_outputs["gone_shards"].contains("no-such-stream has no Shards"),
+        "{report:?}"
     );
     assert!(
         report.unresolved_outputs["fourth_zone"].contains("out of range"),
@@ -520,6 +547,7 @@ async fn outputs_are_resolved_after_apply() {
         .as_str()
         .unwrap()
         .ends_with(".Endpoint.Address"));
+    assert_eq!(state.outputs["stream_shards"], json!(2));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! Every name carries the environment suffix; every taggable resource carries
 //! the stack's tags (and the engine adds the ownership tags).
 
-use fastcart_engine::{get_att, get_azs, r#ref, select, sub, ResourceSpec, StackSpec};
+use fastcart_engine::{get_att, get_azs, lookup, r#ref, select, sub, ResourceSpec, StackSpec};
 use serde_json::{json, Value};
 
 use crate::StackOptions;
@@ -519,6 +519,8 @@ pub fn stack(o: &StackOptions) -> StackSpec {
             "arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"
         ))
     };
+    let current_version =
+        |secret: Value| lookup("AWS::SecretsManager::Secret", secret, "CurrentVersionId");
     let subnet_arns = |ids: &[&str]| {
         Value::Array(
             ids.iter()
@@ -569,9 +571,15 @@ pub fn stack(o: &StackOptions) -> StackSpec {
         ),
         // A secret's id is its ARN, as Pulumi's is.
         ("db_secret_id", db_secret.clone()),
-        ("db_secret_arn", db_secret),
+        ("db_secret_arn", db_secret.clone()),
+        // No attribute publishes a version: it is read after the apply.
+        ("db_secret_version_id", current_version(db_secret)),
         ("redis_secret_id", r#ref("RedisAuthSecret")),
         ("redis_secret_arn", r#ref("RedisAuthSecret")),
+        (
+            "redis_secret_version_id",
+            current_version(r#ref("RedisAuthSecret")),
+        ),
         ("db_subnet_group_name", r#ref("DbSubnetGroup")),
         ("rds_instance_id", r#ref("Database")),
         ("rds_instance_arn", get_att("Database", "DBInstanceArn")),
@@ -780,7 +788,7 @@ mod tests {
     #[test]
     fn outputs_are_lists_numbers_and_strings_as_the_pulumi_programs() {
         let s = stack(&opts("dev"));
-        assert_eq!(s.outputs.len(), 69, "{:?}", s.outputs.keys());
+        assert_eq!(s.outputs.len(), 71, "{:?}", s.outputs.keys());
         for k in [
             "availability_zones",
             "public_subnet_ids",

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InternetGateway as Igw;
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
-    UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, KeyQuery, Observed, ResourceHandle,
+    TypeSchema, UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -143,6 +143,25 @@ impl Driver for GatewayAttachment {
     /// tags.
     async fn update(&self, _req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         Ok(Map::new())
+    }
+
+    /// By its VPC: the gateway attached to it (a VPC has at most one).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(vpc) = crate::key::given(q, "VpcId") else {
+            return Ok(None);
+        };
+        let igws = super::matching!(
+            self.c,
+            describe_internet_gateways(set_filters),
+            vec![super::filter("attachment.vpc-id", [vpc])],
+            internet_gateways,
+            internet_gateway_id,
+            "internet gateways by key",
+            |g: &Igw| attached(g, vpc)
+        );
+        let ids = igws.into_iter().map(|g| format!("{g}|{vpc}"));
+        let key = super::key_text(&[("VpcId", Some(vpc))]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{InternetGateway as Igw, ResourceType};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, Found, KeyQuery, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -166,6 +166,25 @@ impl Driver for InternetGateway {
                 .await
         })
         .await
+    }
+
+    /// By the stack's `Name` tag; without one, through the attachment that
+    /// names it.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(name) = crate::key::name_tag(q) else {
+            return Ok(None);
+        };
+        let ids = super::matching!(
+            self.c,
+            describe_internet_gateways(set_filters),
+            super::name_filters(Some(&name)),
+            internet_gateways,
+            internet_gateway_id,
+            "internet gateways by key",
+            |g: &aws_sdk_ec2::types::InternetGateway| super::has_tag(g.tags(), "Name", Some(&name))
+        );
+        let key = super::key_text(&[("Name", Some(&name))]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -52,6 +52,54 @@ macro_rules! by_ids {
 }
 pub(crate) use by_ids;
 
+/// The ids of the EC2 objects a paginated `Describe*` lists for `filters`
+/// and `keep` accepts, for a natural-key search:
+/// `matching!(clients, describe_subnets(set_filters), filters, subnets,
+/// subnet_id, "subnets by key", |s: &Subnet| ...)`.
+macro_rules! matching {
+    ($c:expr, $call:ident($param:ident), $filters:expr, $items:ident, $id:ident, $what:expr, $keep:expr) => {{
+        let mut ids: Vec<String> = Vec::new();
+        let mut pages = $c
+            .ec2
+            .$call()
+            .$param(Some($filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for item in crate::error::SdkResultExt::op(page, $what)?.$items() {
+                if ($keep)(item) {
+                    ids.extend(item.$id().map(String::from));
+                }
+            }
+        }
+        ids
+    }};
+}
+pub(crate) use matching;
+
+/// A filter on the stack's `Name` tag, when it gives one.
+pub(crate) fn name_filters(name: Option<&str>) -> Vec<Filter> {
+    name.map(|n| filter("tag:Name", [n])).into_iter().collect()
+}
+
+/// Whether `tags` carry `key` = `value` (any value when `value` is `None`).
+pub(crate) fn has_tag(tags: &[Tag], key: &str, value: Option<&str>) -> bool {
+    value.is_none_or(|v| {
+        tags.iter()
+            .any(|t| t.key() == Some(key) && t.value() == Some(v))
+    })
+}
+
+/// A key as people read it: `VpcId=vpc-1, Name=web`, leaving out parts the
+/// stack does not give.
+pub(crate) fn key_text(parts: &[(&str, Option<&str>)]) -> String {
+    parts
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ConnectivityType, NatGateway as Ec2Nat, ResourceType};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -242,6 +242,29 @@ impl Driver for NatGateway {
     async fn ready(&self, h: &ResourceHandle) -> Result<Option<Map<String, Value>>, DriverError> {
         self.wait_available(&h.physical_id).await?;
         Ok(None)
+    }
+
+    /// By its subnet, among the live ones, and the stack's `Name` tag
+    /// (checked here: moto ignores tag filters on this call).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(subnet) = crate::key::given(q, "SubnetId") else {
+            return Ok(None);
+        };
+        let name = crate::key::name_tag(q);
+        let ids = super::matching!(
+            self.c,
+            describe_nat_gateways(set_filter),
+            vec![
+                filter("subnet-id", [subnet]),
+                filter("state", ["pending", "available"]),
+            ],
+            nat_gateways,
+            nat_gateway_id,
+            "NAT gateways by key",
+            |n: &Ec2Nat| live(n) && super::has_tag(n.tags(), "Name", name.as_deref())
+        );
+        let key = super::key_text(&[("SubnetId", Some(subnet)), ("Name", name.as_deref())]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

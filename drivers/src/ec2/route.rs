@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Route as AwsRoute;
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
-    UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, KeyQuery, Observed, ResourceHandle,
+    TypeSchema, UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -274,6 +274,21 @@ impl Driver for Route {
             self.replace(table, dest, target).await?;
         }
         Ok(Map::new())
+    }
+
+    /// By its table and destination: the route there, whatever its target
+    /// (a different target is an update).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let table = crate::key::given(q, "RouteTableId");
+        let dest = crate::key::given(q, "DestinationCidrBlock")
+            .or_else(|| crate::key::given(q, "DestinationIpv6CidrBlock"));
+        let (Some(table), Some(dest)) = (table, dest) else {
+            return Ok(None);
+        };
+        let key = super::key_text(&[("RouteTableId", Some(table)), ("Destination", Some(dest))]);
+        crate::key::candidates(self, q, [physical_id(table, dest)], &key)
+            .await
+            .map(Some)
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {

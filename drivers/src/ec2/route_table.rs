@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, RouteTable as Table};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, Found, KeyQuery, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -143,6 +143,28 @@ impl Driver for RouteTable {
                 .await
         })
         .await
+    }
+
+    /// By its VPC and the stack's `Name` tag (without one, a table is no
+    /// different from its VPC's others, so there is no key).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let (Some(vpc), Some(name)) = (crate::key::given(q, "VpcId"), crate::key::name_tag(q))
+        else {
+            return Ok(None);
+        };
+        let mut filters = super::name_filters(Some(&name));
+        filters.push(super::filter("vpc-id", [vpc]));
+        let ids = super::matching!(
+            self.c,
+            describe_route_tables(set_filters),
+            filters,
+            route_tables,
+            route_table_id,
+            "route tables by key",
+            |t: &aws_sdk_ec2::types::RouteTable| super::has_tag(t.tags(), "Name", Some(&name))
+        );
+        let key = super::key_text(&[("VpcId", Some(vpc)), ("Name", Some(&name))]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

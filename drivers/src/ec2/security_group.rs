@@ -18,8 +18,8 @@ use aws_sdk_ec2::types::{
     UserIdGroupPair,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_STACK,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_STACK,
 };
 use serde_json::{Map, Value};
 
@@ -864,6 +864,42 @@ impl Driver for SecurityGroup {
         // Network interfaces of deleted tasks, databases and caches let go
         // of a group minutes after those are gone.
         wait::deleted(self.schema.deadlines.gone, || self.delete_once(id)).await
+    }
+
+    /// By its VPC and its group name when the stack fixes one, else the
+    /// stack's `Name` tag (a name AWS picked, such as Pulumi's
+    /// `web-sg-1a2b3c4`, is no key).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(vpc) = crate::key::given(q, "VpcId") else {
+            return Ok(None);
+        };
+        let group_name = crate::key::given(q, "GroupName");
+        let name = crate::key::name_tag(q);
+        let mut filters = vec![filter("vpc-id", [vpc])];
+        let key = match (group_name, &name) {
+            (Some(g), _) => {
+                filters.push(filter("group-name", [g]));
+                super::key_text(&[("VpcId", Some(vpc)), ("GroupName", Some(g))])
+            }
+            (None, Some(n)) => {
+                filters.extend(super::name_filters(Some(n)));
+                super::key_text(&[("VpcId", Some(vpc)), ("Name", Some(n))])
+            }
+            (None, None) => return Ok(None),
+        };
+        let ids = super::matching!(
+            self.c,
+            describe_security_groups(set_filters),
+            filters,
+            security_groups,
+            group_id,
+            "security groups by key",
+            |g: &aws_sdk_ec2::types::SecurityGroup| match group_name {
+                Some(wanted) => g.group_name() == Some(wanted),
+                None => super::has_tag(g.tags(), "Name", name.as_deref()),
+            }
+        );
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as Ec2Subnet};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, Found, KeyQuery, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -195,6 +195,27 @@ impl Driver for Subnet {
                 .await
         })
         .await
+    }
+
+    /// By its VPC and CIDR block (a VPC holds one subnet of a block).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let (Some(vpc), Some(cidr)) = (
+            crate::key::given(q, "VpcId"),
+            crate::key::given(q, "CidrBlock"),
+        ) else {
+            return Ok(None);
+        };
+        let ids = super::matching!(
+            self.c,
+            describe_subnets(set_filters),
+            vec![super::filter("vpc-id", [vpc])],
+            subnets,
+            subnet_id,
+            "subnets by key",
+            |s: &aws_sdk_ec2::types::Subnet| s.cidr_block() == Some(cidr)
+        );
+        let key = super::key_text(&[("VpcId", Some(vpc)), ("CidrBlock", Some(cidr))]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, RouteTableAssociation};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, ResourceHandle, TypeSchema,
-    UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, KeyQuery, Observed,
+    ResourceHandle, TypeSchema, UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -238,6 +238,17 @@ impl Driver for SubnetRouteTableAssociation {
     async fn update(&self, req: UpdateRequest<'_>) -> Result<Map<String, Value>, DriverError> {
         // Both properties are create-only: nothing changes in place.
         Ok(attributes(req.physical_id))
+    }
+
+    /// By its subnet: the subnet's explicit association (a subnet has at
+    /// most one), whichever table it is on (another table is an update).
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(subnet) = crate::key::given(q, "SubnetId") else {
+            return Ok(None);
+        };
+        let ids = self.of_subnet(subnet).await?.map(|(id, _)| id);
+        let key = super::key_text(&[("SubnetId", Some(subnet))]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn delete(&self, h: &ResourceHandle) -> Result<(), DriverError> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tenancy, VpcAttributeName};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership, ResourceHandle,
-    TypeSchema, UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, Found, KeyQuery, Observed, Ownership,
+    ResourceHandle, TypeSchema, UpdateRequest,
 };
 use serde_json::{Map, Value};
 
@@ -255,6 +255,25 @@ impl Driver for Vpc {
             || self.contents(id),
         )
         .await
+    }
+
+    /// By its CIDR block and the stack's `Name` tag.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(cidr) = crate::key::given(q, "CidrBlock") else {
+            return Ok(None);
+        };
+        let name = crate::key::name_tag(q);
+        let ids = super::matching!(
+            self.c,
+            describe_vpcs(set_filters),
+            super::name_filters(name.as_deref()),
+            vpcs,
+            vpc_id,
+            "VPCs by key",
+            |v: &aws_sdk_ec2::types::Vpc| v.cidr_block() == Some(cidr)
+        );
+        let key = super::key_text(&[("CidrBlock", Some(cidr)), ("Name", name.as_deref())]);
+        crate::key::candidates(self, q, ids, &key).await.map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

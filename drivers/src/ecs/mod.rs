@@ -44,8 +44,9 @@ use aws_sdk_ecs::types::{
     TransportProtocol,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID, TAG_STACK,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind, TAG_ENV, TAG_LOGICAL_ID,
+    TAG_STACK,
 };
 use serde_json::{json, Map, Value};
 

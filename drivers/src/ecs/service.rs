@@ -656,6 +656,22 @@ impl Driver for Service {
         Ok(None)
     }
 
+    /// By its cluster and name, among the ACTIVE services; the physical id
+    /// is the ARN.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(name) = crate::key::given(q, "ServiceName") else {
+            return Ok(None);
+        };
+        let cluster = crate::key::given(q, "Cluster").unwrap_or("default");
+        let arns = self
+            .describe_one(cluster, name)
+            .await?
+            .filter(|s| s.status() == Some("ACTIVE"))
+            .and_then(|s| s.service_arn().map(String::from));
+        let key = format!("Cluster={cluster}, ServiceName={name}");
+        crate::key::candidates(self, q, arns, &key).await.map(Some)
+    }
+
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {
         crate::tagging::find(&self.c, owner, &SERVICE_TAGGED).await
     }

@@ -15,8 +15,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerTypeEnum,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{json, Map, Value};
 
@@ -274,6 +274,32 @@ impl Driver for LoadBalancer {
         Ok(Some(attributes_of(
             &self.wait_active(&h.physical_id).await?,
         )))
+    }
+
+    /// By its name; the physical id is the ARN.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(name) = crate::key::given(q, "Name") else {
+            return Ok(None);
+        };
+        let found = self
+            .c
+            .elbv2
+            .describe_load_balancers()
+            .names(name)
+            .send()
+            .await;
+        let arns: Vec<String> = match crate::error::SdkResultExt::op(found, name) {
+            Ok(out) => out
+                .load_balancers()
+                .iter()
+                .filter_map(|x| x.load_balancer_arn().map(String::from))
+                .collect(),
+            Err(e) if crate::error::is_gone(&e) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        crate::key::candidates(self, q, arns, &format!("Name={name}"))
+            .await
+            .map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -14,8 +14,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetTypeEnum,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{json, Map, Value};
 
@@ -280,6 +280,32 @@ impl Driver for TargetGroup {
                 .await
         })
         .await
+    }
+
+    /// By its name; the physical id is the ARN.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Some(name) = crate::key::given(q, "Name") else {
+            return Ok(None);
+        };
+        let found = self
+            .c
+            .elbv2
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await;
+        let arns: Vec<String> = match crate::error::SdkResultExt::op(found, name) {
+            Ok(out) => out
+                .target_groups()
+                .iter()
+                .filter_map(|x| x.target_group_arn().map(String::from))
+                .collect(),
+            Err(e) if crate::error::is_gone(&e) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        crate::key::candidates(self, q, arns, &format!("Name={name}"))
+            .await
+            .map(Some)
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

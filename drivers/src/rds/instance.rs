@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance as Instance, PendingModifiedValues};
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, Found, KeyQuery, Observed,
+    Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -455,6 +455,11 @@ impl Driver for DbInstance {
             .wait_settled(&h.physical_id, "become available")
             .await?;
         Ok(Some(instance_attributes(&i)))
+    }
+
+    /// By its identifier, which RDS keeps in lower case.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        crate::key::by_name(self, q, "DBInstanceIdentifier", |n| n.to_ascii_lowercase()).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

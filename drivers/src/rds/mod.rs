@@ -17,8 +17,8 @@ use aws_sdk_rds::types::{
     CloudwatchLogsExportConfiguration, DbSubnetGroup as SubnetGroup, MasterUserSecret, Tag,
 };
 use fastcart_engine::{
-    CloudContext, CreateRequest, Created, Driver, DriverError, Found, Observed, Ownership,
-    ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
+    Candidate, CloudContext, CreateRequest, Created, Driver, DriverError, Found, KeyQuery,
+    Observed, Ownership, ResourceHandle, TypeSchema, UpdateRequest, ValueKind,
 };
 use serde_json::{Map, Value};
 
@@ -578,6 +578,11 @@ impl Driver for DbSubnetGroup {
                 .await
         })
         .await
+    }
+
+    /// By its name (a name AWS picked is no key: the group is then found through the database that uses it), which RDS keeps in lower case.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        crate::key::by_name(self, q, "DBSubnetGroupName", |n| n.to_ascii_lowercase()).await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -33,6 +33,7 @@ use crate::driver::{
 use crate::error::Result;
 use crate::graph::StackGraph;
 use crate::journal::{Entry, Op, Phase};
+use crate::lookup::look_up;
 use crate::model::{hex, service_of, CloudContext, StackSpec};
 use crate::plan::{Action, Plan, ReplaceOrder, Step};
 use crate::resolve::{resolve, resolve_map, Lookup, Unresolved};
@@ -301,9 +302,10 @@ pub(crate) async fn run_plan(
     let mut outputs = Map::new();
     let mut unresolved_outputs = BTreeMap::new();
     {
-        let b = book.lock().expect("book lock");
+        let now = book.lock().expect("book lock").state.clone();
         for (name, value) in &stack.outputs {
-            match resolve(value, ctx, &b.state) {
+            let value = look_up(value, ctx, &now, registry).await;
+            match value.and_then(|v| resolve(&v, ctx, &now)) {
                 Ok(v) => {
                     outputs.insert(name.clone(), v);
                 }
