@@ -202,7 +202,7 @@ impl Key {
             .kind("Tags", ValueKind::Tags)
             .tag_limits(&tags::LIMITS)
             .attribute("Arn")
-            .attribute("KeyId")
+            .id_attribute("KeyId")
             .typical_duration(Duration::from_secs(2));
         Key { c, schema }
     }

@@ -293,7 +293,7 @@ impl Secret {
             .write_only("GenerateSecretString")
             .kind("Tags", ValueKind::Tags)
             .tag_limits(&tags::LIMITS)
-            .attribute("Id")
+            .id_attribute("Id")
             // No attribute publishes it, in AWS's schema or in fastcart's.
             .lookup(CURRENT_VERSION)
             .typical_duration(Duration::from_secs(1))

@@ -52,7 +52,7 @@ impl Eip {
             .create_only("Address")
             .write_only("Address")
             .kind("Tags", ValueKind::Tags)
-            .attribute("AllocationId")
+            .id_attribute("AllocationId")
             .attribute("PublicIp")
             .typical_duration(Duration::from_secs(2))
             .deadlines(Duration::ZERO, Duration::from_secs(600));

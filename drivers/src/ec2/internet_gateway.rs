@@ -44,7 +44,7 @@ impl InternetGateway {
                 value_min: None,
                 ..tags::LIMITS
             })
-            .attribute("InternetGatewayId")
+            .id_attribute("InternetGatewayId")
             .typical_duration(Duration::from_secs(2))
             .deadlines(Duration::from_secs(60), Duration::from_secs(300));
         InternetGateway { c, schema }

@@ -37,7 +37,7 @@ impl RouteTable {
             .required("VpcId")
             .create_only("VpcId")
             .kind("Tags", ValueKind::Tags)
-            .attribute("RouteTableId")
+            .id_attribute("RouteTableId")
             .typical_duration(Duration::from_secs(2))
             .deadlines(Duration::from_secs(120), Duration::from_secs(300));
         RouteTable { c, schema }

@@ -465,7 +465,7 @@ impl SecurityGroup {
             .kind("SecurityGroupIngress", ValueKind::UnorderedList)
             .kind("SecurityGroupEgress", ValueKind::UnorderedList)
             .kind("Tags", ValueKind::Tags)
-            .attribute("GroupId")
+            .id_attribute("GroupId")
             .attribute("VpcId")
             .typical_duration(Duration::from_secs(3))
             .deadlines(Duration::from_secs(120), Duration::from_secs(600));

@@ -54,7 +54,7 @@ impl Subnet {
             .create_only("AvailabilityZone")
             .prop("MapPublicIpOnLaunch")
             .kind("Tags", ValueKind::Tags)
-            .attribute("SubnetId")
+            .id_attribute("SubnetId")
             .attribute("VpcId")
             .attribute("AvailabilityZone")
             .attribute("CidrBlock")

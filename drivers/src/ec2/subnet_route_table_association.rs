@@ -45,7 +45,7 @@ impl SubnetRouteTableAssociation {
             .required("RouteTableId")
             .create_only("SubnetId")
             .create_only("RouteTableId")
-            .attribute("Id")
+            .id_attribute("Id")
             .untaggable()
             .typical_duration(Duration::from_secs(1))
             .deadlines(Duration::from_secs(120), Duration::from_secs(120));

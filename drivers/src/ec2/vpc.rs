@@ -46,7 +46,7 @@ impl Vpc {
             .prop("EnableDnsHostnames")
             .prop("InstanceTenancy")
             .kind("Tags", fastcart_engine::ValueKind::Tags)
-            .attribute("VpcId")
+            .id_attribute("VpcId")
             .attribute("CidrBlock")
             .attribute("DefaultSecurityGroup")
             .attribute("DefaultNetworkAcl")

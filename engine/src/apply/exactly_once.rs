@@ -46,7 +46,9 @@ impl Shared {
                         };
                         return Err(DriverError {
                             message: format!(
-                                "{}; {why}: delete or rename it, or deploy under another --env",
+                                "{}; {why}: take it over with `fastcart import` if it is this \
+                                 resource made by another tool, else delete or rename it, or \
+                                 deploy under another --env",
                                 e.message
                             ),
                             kind: ErrorKind::InvalidRequest,
