@@ -48,9 +48,11 @@ pub async fn candidates<D: Driver + ?Sized>(
         .into_iter()
         .zip(seen)
         .filter_map(|(h, o)| {
+            let observed = o?;
             Some(Candidate {
                 physical_id: h.physical_id,
-                observed: o?,
+                tags: tag_map(&observed.properties),
+                observed,
                 key: key.to_string(),
             })
         })

@@ -62,6 +62,13 @@ impl Ownership {
         }
     }
 
+    /// Whether `tags` say this owner made the resource `logical_id`.
+    pub fn made(&self, tags: &BTreeMap<String, String>, logical_id: &str) -> bool {
+        tags.get(TAG_STACK) == Some(&self.stack)
+            && tags.get(TAG_ENV) == Some(&self.env)
+            && tags.get(TAG_LOGICAL_ID).map(String::as_str) == Some(logical_id)
+    }
+
     /// The ownership tags for one resource, merged over the stack's own tags.
     pub fn tags_for(
         &self,
@@ -122,6 +129,26 @@ pub struct Candidate {
     pub observed: Observed,
     /// The key it was found by, for people: `Name=fastcart-vpc-dev`.
     pub key: String,
+    /// The tags its read reports (none when its type takes no tags; some
+    /// drivers report tags only when the stack sets some), which tell what
+    /// an earlier create of this stack made from the rest.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The tags in a CloudFormation tag list (`[{"Key": .., "Value": ..}]`).
+pub fn tag_map(tags: Option<&Value>) -> BTreeMap<String, String> {
+    tags.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let key = t.get("Key")?.as_str()?;
+            let value = match t.get("Value")? {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((key.to_string(), value))
+        })
+        .collect()
 }
 
 /// A resource found by its ownership tags.
@@ -296,6 +323,7 @@ pub trait Driver: Send + Sync {
                 .flatten()
                 .map(|observed| Candidate {
                     physical_id: name.to_string(),
+                    tags: tag_map(observed.properties.get("Tags")),
                     observed,
                     key: format!("{prop}={name}"),
                 })

@@ -30,7 +30,10 @@ pub enum FakeOp {
     Create,
     Update,
     Delete,
+    /// A search by ownership tags.
     Find,
+    /// A search by natural key.
+    FindByKey,
     /// The wait for an adopted object to be ready.
     Ready,
 }
@@ -268,6 +271,7 @@ impl FakeDriver {
             FakeOp::Update => "Modify",
             FakeOp::Delete => "Delete",
             FakeOp::Find => "GetResources",
+            FakeOp::FindByKey => "List",
             FakeOp::Ready => "Wait",
         };
         let short = self
@@ -289,7 +293,10 @@ impl FakeDriver {
         let t = &self.schema.type_name;
         self.cloud.with(|i| {
             *i.calls.entry((t.clone(), op)).or_default() += 1;
-            if matches!(op, FakeOp::Read | FakeOp::Find | FakeOp::Ready) {
+            if matches!(
+                op,
+                FakeOp::Read | FakeOp::Find | FakeOp::FindByKey | FakeOp::Ready
+            ) {
                 return Ok(Duration::ZERO);
             }
             i.events.push(Event {
@@ -547,7 +554,7 @@ impl Driver for FakeDriver {
                 None => return Ok(None),
             }
         }
-        self.begin(FakeOp::Find, q.logical_id, "")?;
+        self.begin(FakeOp::FindByKey, q.logical_id, "")?;
         let by_name = self.schema.fixed_name_property.is_some();
         let key: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut found: Vec<Candidate> = self.cloud.with(|i| {
@@ -562,6 +569,7 @@ impl Driver for FakeDriver {
                 })
                 .map(|r| Candidate {
                     physical_id: r.physical_id.clone(),
+                    tags: r.tags.clone(),
                     observed: Observed {
                         properties: self.readable(&r.properties),
                         attributes: r.attributes.clone(),

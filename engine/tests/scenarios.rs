@@ -878,6 +878,12 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_sent_again() {
         }
         let creates = h.cloud.calls("Fake::Net::Network", FakeOp::Create);
         let waits = h.cloud.calls("Fake::Net::Network", FakeOp::Ready);
+        // It is looked for by its key (as import looks), and no tag search
+        // is needed when that finds what it made (the one tag search is the
+        // plan's, before the apply).
+        let by_key = h.cloud.calls("Fake::Net::Network", FakeOp::FindByKey);
+        let by_tags = h.cloud.calls("Fake::Net::Network", FakeOp::Find);
+        assert_eq!((by_key, by_tags), if after { (1, 1) } else { (1, 2) });
         if after {
             assert_eq!(
                 creates, 1,

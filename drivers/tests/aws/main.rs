@@ -17,6 +17,7 @@ mod balancing;
 mod compute;
 mod conformance;
 mod data;
+mod keys;
 mod lost_answers;
 mod network;
 mod network_edge;

@@ -32,7 +32,7 @@ impl Shared {
                 Err(e) => e,
             };
             if e.may_have_created() {
-                match self.made_by_us(driver, step).await {
+                match self.made_by_us(driver, step, props).await {
                     Ok(Some((created, seen))) => {
                         let note = format!("adopted what an earlier attempt made ({e})");
                         return Ok((created, Some((note, seen))));
@@ -78,13 +78,17 @@ impl Shared {
 
     /// What an earlier attempt of this create made: the object carrying
     /// this resource's ownership tags that the state does not already hold,
-    /// read back through the driver. Types without tags answer `None`: their
-    /// drivers look for an identical object before they create, so sending
-    /// the create again is itself the lookup.
+    /// read back through the driver. It is looked for by the resource's
+    /// natural key first, as `fastcart import` looks (the service's own
+    /// Describe sees a fresh create at once), then by the ownership tags
+    /// (names AWS picked, types without a key). Types without tags answer
+    /// `None`: their drivers look for an identical object before they
+    /// create, so sending the create again is itself the lookup.
     pub(super) async fn made_by_us(
         &self,
         driver: &dyn Driver,
         step: &Step,
+        props: &Map<String, Value>,
     ) -> std::result::Result<Option<(Created, Observed)>, DriverError> {
         if !driver.schema().taggable {
             return Ok(None);
@@ -97,6 +101,26 @@ impl Shared {
                 .map(|r| r.physical_ids().map(String::from).collect())
                 .unwrap_or_default()
         };
+        let query = KeyQuery {
+            logical_id: &step.logical_id,
+            properties: props,
+            context: &self.ctx,
+        };
+        let by_key = cancel::scope(self.opts.cancel.clone(), driver.find_by_key(&query)).await?;
+        let mut ours: Vec<Candidate> = by_key
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !known.contains(&c.physical_id))
+            .filter(|c| self.owner.made(&c.tags, &step.logical_id))
+            .collect();
+        ours.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        if let Some(c) = ours.into_iter().next() {
+            let created = Created {
+                physical_id: c.physical_id,
+                attributes: c.observed.attributes.clone(),
+            };
+            return Ok(Some((created, c.observed)));
+        }
         let found =
             cancel::scope(self.opts.cancel.clone(), driver.find_by_tags(&self.owner)).await?;
         // Every candidate, read at once: a tag search can still list objects

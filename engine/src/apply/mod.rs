@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel;
 use crate::driver::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, Ownership, Registry,
-    ResourceHandle, UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, KeyQuery, Observed,
+    Ownership, Registry, ResourceHandle, UpdateRequest,
 };
 use crate::error::Result;
 use crate::graph::StackGraph;
