@@ -129,8 +129,17 @@ async fn the_running_pulumi_stack_is_taken_over_without_recreating_anything() {
     );
 
     // Without --apply: every resource would be adopted; nothing is written.
-    let shown = w.expect(0, &["import"]);
+    let shown = w.expect(0, &["import", "-v"]);
     let said = flat(&shown);
+    let requests: u64 = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("aws requests: "))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    eprintln!(
+        "`fastcart import` of the {} resources sent {requests} AWS requests",
+        made.len()
+    );
     for (id, pid) in &made {
         assert!(
             said.contains(&format!("would adopt {id} (")) && said.contains(pid.as_str()),

@@ -263,14 +263,16 @@ pub async fn find(
 
     // Key searches, then what the matches refer to, until nothing is new.
     let mut candidates: BTreeMap<String, Vec<(String, String, Observed)>> = BTreeMap::new();
-    let mut asked: BTreeSet<String> = BTreeSet::new();
+    // How many of its properties resolved when a resource's key was last
+    // asked: it is asked again only when more resolve (a reference to a
+    // resource found since), as a key may lean on one that had not.
+    let mut asked: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         let mut progress = false;
         for &id in &todo {
-            if found.contains_key(id) || asked.contains(id) {
+            if found.contains_key(id) {
                 continue;
             }
-            let driver = driver_of(id)?;
             let props = resolvable(
                 stack,
                 id,
@@ -280,6 +282,10 @@ pub async fn find(
                     found: &found,
                 },
             );
+            if asked.get(id).is_some_and(|&n| n >= props.len()) {
+                continue;
+            }
+            let driver = driver_of(id)?;
             let query = KeyQuery {
                 logical_id: id,
                 properties: &props,
@@ -295,7 +301,7 @@ pub async fn find(
             let Some(cands) = cands else {
                 continue;
             };
-            asked.insert(id.to_string());
+            asked.insert(id.to_string(), props.len());
             let cands: Vec<_> = cands
                 .into_iter()
                 .filter(|c| !taken.contains(&c.physical_id))
@@ -391,7 +397,7 @@ pub async fn find(
                 candidates: c.into_iter().map(|(p, how, _)| (p, how)).collect(),
             });
         } else {
-            let why = if asked.contains(id) {
+            let why = if asked.contains_key(id) {
                 "nothing has its key, and nothing found refers to it".to_string()
             } else {
                 let waits: Vec<&str> = graph
