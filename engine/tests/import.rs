@@ -300,3 +300,38 @@ async fn an_import_cut_off_at_a_tag_call_is_finished_by_the_next() {
         assert_eq!(&state.resources[*id].physical_id, pid);
     }
 }
+
+/// An imported data store whose create-only property differs from the
+/// stack's is planned as a replacement, which apply refuses unless named:
+/// the import itself never replaces it.
+#[tokio::test]
+async fn an_imported_database_that_differs_is_not_replaced_unasked() {
+    let schemas = fastcart_engine::fake::demo_schemas()
+        .into_iter()
+        .map(|s| match s.type_name.as_str() {
+            "Fake::Db::Instance" => s.holds_data(),
+            _ => s,
+        })
+        .collect();
+    let h = Harness::with_schemas(schemas);
+    let made = other_tools_stack(&h).await;
+    h.cloud.set_property(&made["Db"], "Engine", json!("mysql"));
+    import(&h, &[], true).await.unwrap();
+    assert_eq!(h.cloud.total_calls(FakeOp::Delete), 0);
+
+    let s = stack();
+    let mut session = h.session(&s);
+    let ctx = context_of(&h, &session);
+    let plan = session.plan(&s, &h.registry, &ctx).await.unwrap();
+    let db = plan.step("Db").expect("the database differs");
+    assert_eq!(db.action, fastcart_engine::Action::Replace, "{db:#?}");
+    let err = session
+        .apply(&s, &h.registry, &ctx, &plan, Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplacesData { ids } if ids == &["Db"]),
+        "{err}"
+    );
+    assert_eq!(h.cloud.get(&made["Db"]).unwrap().physical_id, made["Db"]);
+}
