@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use fastcart_engine::render::human_duration;
 use fastcart_engine::{
     render_plan, ApplyOptions, ApplyReport, CloudContext, Limits, Plan, Registry, Session,
-    StackSpec, StateStore, Status,
+    StackSpec, StateBackend, StateStore, Status,
 };
 use fastcart_stacks::StackOptions;
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
@@ -303,7 +303,7 @@ fn open_session(
         let st = session.state();
         eprintln!(
             "state {}: lineage {}, serial {}, {} resources",
-            session.store().state_path().display(),
+            session.backend().location(),
             st.lineage,
             st.serial,
             st.resources.len()
@@ -431,7 +431,7 @@ async fn apply(
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn({
         let cancel = cancel.clone();
-        let lock = session.store().lock_path();
+        let (backend, fence) = (session.backend().clone(), session.lock().fence);
         async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("\nInterrupted: no new changes will start and waits stop; finishing the requests in flight, then saving state. Press Ctrl-C again to exit at once.");
@@ -440,7 +440,7 @@ async fn apply(
             if tokio::signal::ctrl_c().await.is_ok() {
                 // Every request sent is in the journal, which the next run
                 // folds into the state; only the lock must go.
-                let _ = std::fs::remove_file(&lock);
+                let _ = backend.release(fence);
                 eprintln!("Interrupted again: exiting now. The journal records every request sent; run `fastcart apply` again to continue.");
                 std::process::exit(130);
             }

@@ -43,6 +43,13 @@ pub enum Error {
         since: String,
     },
 
+    #[error("the lock on the state in {location} was taken over; it is held by {now}")]
+    #[diagnostic(
+        code(fastcart::lock_lost),
+        help("this run's writes are refused so that it cannot overwrite the new holder's; what it sent is in the journal. Let the other run finish, then run again")
+    )]
+    LockLost { location: String, now: String },
+
     #[error("the saved plan is stale: {reason}")]
     #[diagnostic(
         code(fastcart::stale_plan),

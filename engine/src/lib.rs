@@ -5,6 +5,7 @@
 //! AWS SDK crate. It reaches a cloud only through the [`Driver`] trait.
 
 pub mod apply;
+pub mod backend;
 pub mod cancel;
 pub mod compare;
 pub mod constraint;
@@ -32,6 +33,7 @@ pub mod validate;
 pub mod walker;
 
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Operation, Status, TaskResult};
+pub use backend::{Fence, JournalSink, Lock, LockInfo, StateBackend};
 pub use constraint::Constraints;
 pub use drift::DriftReport;
 pub use driver::{

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::apply::{run_plan, ApplyOptions, ApplyReport};
+use crate::backend::{Lock, StateBackend};
 use crate::drift::{self, DriftReport};
 use crate::driver::Ownership;
 use crate::driver::{Registry, ResourceHandle};
@@ -19,12 +21,12 @@ use crate::refresh::{
     declared_dependencies, find_owned, may_repair, read_all, recover, still_there,
 };
 use crate::state::{protect_secrets, State, Zones};
-use crate::store::{now_ms, LockGuard, StateStore};
+use crate::store::{now_ms, StateStore};
 use crate::validate::validate;
 
 pub struct Session {
-    store: StateStore,
-    lock: LockGuard,
+    store: Arc<dyn StateBackend>,
+    lock: Lock,
     state: State,
     /// Whether `state` exists on disk (else it is a new, unsaved state).
     on_disk: bool,
@@ -34,14 +36,19 @@ impl Session {
     /// Locks the state of `<stack>-<env>` under `root` and loads it, with the
     /// journal folded in.
     pub fn open(root: impl AsRef<Path>, stack: &str, env: &str, command: &str) -> Result<Self> {
-        let store = StateStore::new(root, stack, env);
-        let lock = store.lock(command)?;
-        let loaded = store.load()?;
+        Self::open_in(Arc::new(StateStore::new(root, stack, env)), command)
+    }
+
+    /// Locks the state `backend` holds and loads it, with the journal
+    /// folded in.
+    pub fn open_in(backend: Arc<dyn StateBackend>, command: &str) -> Result<Self> {
+        let lock = Lock::take(backend.clone(), command)?;
+        let loaded = backend.load()?;
         let on_disk = loaded.is_some();
         Ok(Session {
-            store,
+            state: loaded.unwrap_or_else(|| State::new(backend.stack(), backend.env())),
+            store: backend,
             lock,
-            state: loaded.unwrap_or_else(|| State::new(stack, env)),
             on_disk,
         })
     }
@@ -50,8 +57,19 @@ impl Session {
         &self.state
     }
 
-    pub fn store(&self) -> &StateStore {
+    /// Where the state lives.
+    pub fn backend(&self) -> &Arc<dyn StateBackend> {
         &self.store
+    }
+
+    /// The local store, when the state is in a local directory.
+    pub fn local(&self) -> Option<&StateStore> {
+        self.store.local()
+    }
+
+    /// The lock this session holds.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
     }
 
     /// Refreshes (adopting what an interrupted apply left behind) and diffs.
@@ -71,7 +89,7 @@ impl Session {
         let repaired = !notes.is_empty() || before.is_some_and(|b| b != self.state);
         if repaired {
             self.state.serial += 1;
-            self.store.save(&self.lock, &self.state)?;
+            self.store.save(self.lock.fence, &self.state)?;
             self.on_disk = true;
         }
         for (id, seen) in &observed.resources {
@@ -199,7 +217,7 @@ impl Session {
         self.check_plan(stack, ctx, plan)?;
         let graph = validate(stack, registry)?;
         plan.check_data_loss(registry, &opts.allow_replace)?;
-        let journal = self.store.journal(&self.lock)?;
+        let journal = self.store.journal(self.lock.fence)?;
         let mut start = self.state.clone();
         start.zones = (!stack.resources.is_empty()).then(|| Zones {
             region: ctx.region.clone(),
@@ -207,6 +225,7 @@ impl Session {
         });
         let (state, report) = run_plan(
             &self.store,
+            self.lock.fence,
             journal,
             start,
             stack,
@@ -243,14 +262,14 @@ impl Session {
         let notes = recover(stack, registry, &mut self.state).await?;
         if apply && !notes.is_empty() {
             self.state.serial += 1;
-            self.store.save(&self.lock, &self.state)?;
+            self.store.save(self.lock.fence, &self.state)?;
             self.on_disk = true;
         }
         let mut report = import::find(stack, &graph, registry, ctx, &self.state, given).await?;
         if !apply || report.adopted.is_empty() {
             return Ok(report);
         }
-        let mut journal = self.store.journal(&self.lock)?;
+        let mut journal = self.store.journal(self.lock.fence)?;
         let owner = Ownership::of(stack);
         let zones = import::zones_found(stack, &report, &ctx.availability_zones);
         let ctx = CloudContext {
@@ -324,7 +343,7 @@ impl Session {
             }
         }
         self.state.serial += 1;
-        self.store.save(&self.lock, &self.state)?;
+        self.store.save(self.lock.fence, &self.state)?;
         self.on_disk = true;
         if let Some(e) = failed {
             return Err(e);

@@ -1,5 +1,5 @@
-//! The state directory `.fastcart/<stack>-<env>/`: `state.json`, the
-//! append-only `journal.jsonl`, and the `lock`.
+//! The local backend: the state directory `.fastcart/<stack>-<env>/` with
+//! `state.json`, the append-only `journal.jsonl`, and the `lock`.
 //!
 //! **Invariant:** every write of `state.json` goes to a temporary file in the
 //! same directory, is synced, and is renamed over the old file; a reader sees
@@ -9,10 +9,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::backend::LockInfo;
+use crate::backend::{Fence, JournalSink, Lock, StateBackend};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry};
 use crate::state::{State, STATE_VERSION};
@@ -22,28 +23,6 @@ pub struct StateStore {
     dir: PathBuf,
     stack: String,
     env: String,
-}
-
-/// Who holds the lock, written into the lock file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LockInfo {
-    pub holder: String,
-    pub pid: u32,
-    pub command: String,
-    pub since: String,
-}
-
-/// Held while a command reads and writes the state; removes the lock file
-/// when dropped.
-#[derive(Debug)]
-pub struct LockGuard {
-    path: PathBuf,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
 }
 
 impl StateStore {
@@ -76,8 +55,53 @@ impl StateStore {
         fs::create_dir_all(&self.dir).map_err(|e| Error::io("create directory", &self.dir, e))
     }
 
-    /// Takes the lock, or fails naming its holder.
-    pub fn lock(&self, command: &str) -> Result<LockGuard> {
+    /// Takes the lock, or fails naming its holder; given back when dropped.
+    pub fn lock(&self, command: &str) -> Result<Lock> {
+        Lock::take(Arc::new(self.clone()), command)
+    }
+
+    /// Who holds the lock now, if anyone.
+    fn holder_now(&self) -> Option<LockInfo> {
+        fs::read_to_string(self.lock_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// Refuses a write of a run whose lock was removed or taken over since.
+    fn check_fence(&self, fence: Fence) -> Result<()> {
+        match self.holder_now() {
+            Some(h) if h.token == fence.0 => Ok(()),
+            held => Err(Error::LockLost {
+                location: self.location(),
+                now: held.map_or_else(
+                    || "nobody (it was removed with --force-unlock)".into(),
+                    |h| format!("{} (pid {}, `{}`)", h.holder, h.pid, h.command),
+                ),
+            }),
+        }
+    }
+
+    /// The state as of the last journal entry: `state.json` with the entries
+    /// written after it folded in. `None` when nothing was ever applied.
+    pub fn load(&self) -> Result<Option<State>> {
+        StateBackend::load(self)
+    }
+}
+
+impl StateBackend for StateStore {
+    fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    fn env(&self) -> &str {
+        &self.env
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn acquire(&self, command: &str) -> Result<(LockInfo, Fence)> {
         self.ensure_dir()?;
         let path = self.lock_path();
         let info = LockInfo {
@@ -85,6 +109,7 @@ impl StateStore {
             pid: std::process::id(),
             command: command.into(),
             since: now_rfc3339(),
+            token: new_token(),
         };
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
@@ -93,12 +118,11 @@ impl StateStore {
                     let _ = fs::remove_file(&path);
                     return Err(Error::io("write lock", &path, e));
                 }
-                Ok(LockGuard { path })
+                let fence = Fence(info.token);
+                Ok((info, fence))
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let held: Option<LockInfo> = fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
+                let held = self.holder_now();
                 Err(Error::Locked {
                     path: self.state_path(),
                     holder: held.as_ref().map_or_else(
@@ -112,12 +136,22 @@ impl StateStore {
         }
     }
 
-    /// Removes a lock left behind by a process that died. Returns who held it.
-    pub fn force_unlock(&self) -> Result<Option<LockInfo>> {
+    /// Removes the lock file if it is still this run's.
+    fn release(&self, fence: Fence) -> Result<()> {
+        if self.holder_now().is_some_and(|h| h.token == fence.0) {
+            let path = self.lock_path();
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove lock", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn force_unlock(&self) -> Result<Option<LockInfo>> {
         let path = self.lock_path();
-        let held = fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let held = self.holder_now();
         match fs::remove_file(&path) {
             Ok(()) => Ok(held),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -125,8 +159,7 @@ impl StateStore {
         }
     }
 
-    /// Reads `state.json` alone, without the journal. `None` when there is none.
-    pub fn load_saved(&self) -> Result<Option<State>> {
+    fn load_saved(&self) -> Result<Option<State>> {
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -158,7 +191,7 @@ impl StateStore {
         Ok(Some(state))
     }
 
-    pub fn read_journal(&self) -> Result<Vec<Entry>> {
+    fn read_journal(&self) -> Result<Vec<Entry>> {
         let path = self.journal_path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -168,39 +201,9 @@ impl StateStore {
         journal::parse(&text).map_err(|message| Error::CorruptState { path, message })
     }
 
-    /// The state as of the last journal entry: `state.json` with the entries
-    /// written after it folded in. `None` when nothing was ever applied.
-    pub fn load(&self) -> Result<Option<State>> {
-        let saved = self.load_saved()?;
-        let entries = self.read_journal()?;
-        let mut state = match saved {
-            Some(s) => s,
-            None => match entries.last() {
-                None => return Ok(None),
-                Some(last) => {
-                    let mut s = State::new(&self.stack, &self.env);
-                    s.lineage = last.lineage.clone();
-                    s
-                }
-            },
-        };
-        let (from, lineage) = (state.journal_seq, state.lineage.clone());
-        for e in entries
-            .iter()
-            .filter(|e| e.seq > from && e.lineage == lineage)
-        {
-            state.record(e);
-        }
-        Ok(Some(state))
-    }
-
-    /// Writes `state.json` atomically. Holding the lock is required.
-    pub fn save(&self, _lock: &LockGuard, state: &State) -> Result<()> {
-        self.save_unchecked(state)
-    }
-
-    /// [`StateStore::save`] for code that holds the lock further up.
-    pub(crate) fn save_unchecked(&self, state: &State) -> Result<()> {
+    /// Writes `state.json` atomically, if `fence` still holds the lock.
+    fn save(&self, fence: Fence, state: &State) -> Result<()> {
+        self.check_fence(fence)?;
         self.ensure_dir()?;
         let path = self.state_path();
         let tmp = self
@@ -221,11 +224,12 @@ impl StateStore {
         })
     }
 
-    /// Opens the journal for appending. Holding the lock is required.
+    /// Opens the journal for appending, if `fence` holds the lock.
     ///
     /// A torn last line (a write cut short) is cut off first, so that the
     /// next entry starts on a line of its own; its request was never sent.
-    pub fn journal(&self, _lock: &LockGuard) -> Result<JournalWriter> {
+    fn journal(&self, fence: Fence) -> Result<Box<dyn JournalSink>> {
+        self.check_fence(fence)?;
         self.ensure_dir()?;
         let path = self.journal_path();
         match fs::read(&path) {
@@ -246,19 +250,31 @@ impl StateStore {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        Ok(JournalWriter { file, path })
+        Ok(Box::new(JournalWriter { file, path }))
+    }
+
+    fn local(&self) -> Option<&StateStore> {
+        Some(self)
     }
 }
 
+/// A run's fence: random, so that a lock taken over is told from ours.
+fn new_token() -> u64 {
+    let mut buf = [0u8; 8];
+    getrandom::getrandom(&mut buf).expect("the OS random source works");
+    u64::from_le_bytes(buf).max(1)
+}
+
+/// The local journal file, appended to.
 pub struct JournalWriter {
     file: File,
     path: PathBuf,
 }
 
-impl JournalWriter {
+impl JournalSink for JournalWriter {
     /// Appends one entry as one line, with a single write. The line is in the
     /// kernel when this returns: it survives the process being killed.
-    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+    fn append(&mut self, entry: &Entry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).expect("journal entry serializes");
         line.push(b'\n');
         self.file
@@ -349,7 +365,7 @@ mod tests {
         let lock = store.lock("test").unwrap();
         let mut state = State::new("s", "dev");
         state.serial = 7;
-        store.save(&lock, &state).unwrap();
+        store.save(lock.fence, &state).unwrap();
         assert_eq!(store.load().unwrap(), Some(state));
         let leftovers: Vec<_> = fs::read_dir(store.dir())
             .unwrap()
@@ -364,7 +380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path(), "s", "dev");
         let lock = store.lock("test").unwrap();
-        let mut w = store.journal(&lock).unwrap();
+        let mut w = store.journal(lock.fence).unwrap();
         let mut e = Entry::new(
             crate::journal::Op::Create,
             crate::journal::Phase::Intent,
@@ -384,7 +400,7 @@ mod tests {
             1,
             "a torn tail is ignored on read"
         );
-        let mut w = store.journal(&lock).unwrap();
+        let mut w = store.journal(lock.fence).unwrap();
         e.seq = 2;
         w.append(&e).unwrap();
         let entries = store.read_journal().unwrap();
@@ -392,6 +408,23 @@ mod tests {
             entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![1, 2]
         );
+    }
+
+    #[test]
+    fn a_run_whose_lock_was_taken_over_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "s", "dev");
+        let first = store.lock("apply").unwrap();
+        store.force_unlock().unwrap();
+        let second = store.lock("apply").unwrap();
+        let state = State::new("s", "dev");
+        let err = store.save(first.fence, &state).unwrap_err().to_string();
+        assert!(err.contains("taken over"), "{err}");
+        assert!(store.journal(first.fence).is_err());
+        // The first run's end leaves the second run's lock alone.
+        drop(first);
+        assert!(store.lock_path().exists());
+        store.save(second.fence, &state).unwrap();
     }
 
     #[test]

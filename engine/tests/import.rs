@@ -193,7 +193,7 @@ async fn what_another_tool_made_is_taken_over_as_it_is() {
     for (id, pid) in &made {
         assert_eq!(&session.state().resources[*id].physical_id, pid);
     }
-    let journal = std::fs::read_to_string(session.store().journal_path()).unwrap();
+    let journal = std::fs::read_to_string(session.local().unwrap().journal_path()).unwrap();
     assert_eq!(
         journal.matches("\"op\":\"import\"").count(),
         10,

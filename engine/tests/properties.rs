@@ -377,7 +377,7 @@ proptest! {
                 task.abort();
                 let _ = task.await;
                 // A killed process leaves its lock behind.
-                h.session(&target).store().force_unlock().unwrap();
+                h.session(&target).backend().force_unlock().unwrap();
             } else {
                 cancel.cancel();
                 let report = task.await.unwrap();

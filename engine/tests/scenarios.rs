@@ -9,7 +9,7 @@ use common::{fast_retries, Harness};
 use fastcart_engine::fake::{FakeOp, Phase};
 use fastcart_engine::{
     get_att, get_azs, lookup, r#ref, render_plan, select, sub, tag_list, Action, ApplyOptions,
-    Error, Plan, ReplaceOrder, ResourceSpec, Session, StackSpec, Status,
+    Error, Plan, ReplaceOrder, ResourceSpec, Session, StackSpec, StateBackend, Status,
 };
 use serde_json::json;
 
@@ -163,7 +163,7 @@ async fn secrets_never_reach_plan_json_state_or_journal() {
         assert!(!text.contains(PASSWORD), "secret leaked: {text}");
         assert!(text.contains("(sensitive)") || text.contains("sensitive"));
     }
-    let store = h.session(&stack(false)).store().clone();
+    let store = h.session(&stack(false)).local().unwrap().clone();
     for path in [store.state_path(), store.journal_path()] {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(PASSWORD), "secret in {}", path.display());
@@ -442,7 +442,7 @@ async fn twins_from_retried_creates_are_deleted() {
     h.apply(&s).await;
     // Lose the state of the network, as if its create's answer never came,
     // and leave a twin behind, as a retried create without a token would.
-    let store = h.session(&s).store().clone();
+    let store = h.session(&s).local().unwrap().clone();
     let state = h.session(&s).state().clone();
     let network = state.resources["Network"].physical_id.clone();
     let mut lost = state.clone();
@@ -451,7 +451,7 @@ async fn twins_from_retried_creates_are_deleted() {
     lost.journal_seq += 1_000; // past every journal entry
     {
         let lock = store.lock("test").unwrap();
-        store.save(&lock, &lost).unwrap();
+        store.save(lock.fence, &lost).unwrap();
     }
     h.twin_of(&network).await;
     assert_eq!(h.objects_per_logical_id()["Network"], 2);
@@ -700,7 +700,7 @@ async fn a_saved_plan_is_stale_after_an_apply_was_cut_off() {
     let saved = h.plan(&edited).await;
     // Another apply starts and dies before its state is saved (killed
     // before the first save, or every save failed): put the old file back.
-    let state_path = h.session(&s).store().state_path();
+    let state_path = h.session(&s).local().unwrap().state_path();
     let before = std::fs::read(&state_path).unwrap();
     let (registry, ctx, dir, e) = (
         h.registry.clone(),
@@ -763,7 +763,7 @@ async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlo
     );
     h.apply(&s).await;
     // Reader has a deposed twin left from an earlier run.
-    let store = h.session(&s).store().clone();
+    let store = h.session(&s).local().unwrap().clone();
     let mut state = h.session(&s).state().clone();
     let twin = h.twin_of(&state.resources["Reader"].physical_id).await;
     let r = state.resources.get_mut("Reader").unwrap();
@@ -773,7 +773,9 @@ async fn a_delete_first_replacement_upstream_of_a_deposed_object_does_not_deadlo
         reason: None,
     });
     state.serial += 1;
-    store.save(&store.lock("test").unwrap(), &state).unwrap();
+    store
+        .save(store.lock("test").unwrap().fence, &state)
+        .unwrap();
 
     // The stream's fixed name changes (delete before create); Reader updates.
     s.resources[0]

@@ -364,7 +364,7 @@ async fn a_generated_secret_never_reaches_the_disk() {
     let password = doc["password"].as_str().expect("a password").to_string();
     assert_eq!(password.len(), 40);
     assert!(password.chars().all(|ch| ch.is_ascii_alphanumeric()));
-    let state_path = c.session(&s).store().state_path();
+    let state_path = c.session(&s).local().unwrap().state_path();
     let state = std::fs::read_to_string(&state_path).expect("the state file");
     assert!(
         !state.contains(&password),

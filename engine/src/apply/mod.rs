@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::{Fence, JournalSink, StateBackend};
 use crate::cancel;
 use crate::driver::{
     Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, KeyQuery, Observed,
@@ -38,7 +39,7 @@ use crate::model::{hex, service_of, CloudContext, StackSpec};
 use crate::plan::{Action, Plan, ReplaceOrder, Step};
 use crate::resolve::{resolve, resolve_map, Lookup, Unresolved};
 use crate::state::{protect_secrets, State};
-use crate::store::{now_ms, JournalWriter, StateStore};
+use crate::store::now_ms;
 use crate::walker::{walk, Dag, Limits, Outcome};
 
 mod exactly_once;
@@ -207,7 +208,7 @@ impl Backoff {
 
 struct Book {
     state: State,
-    journal: JournalWriter,
+    journal: Box<dyn JournalSink>,
 }
 
 /// Saves the state on a background thread, coalescing bursts of changes.
@@ -249,8 +250,9 @@ struct Shared {
 /// current; `state` is the state the plan was made against.
 #[expect(clippy::too_many_arguments)]
 pub(crate) async fn run_plan(
-    store: &StateStore,
-    journal: JournalWriter,
+    store: &Arc<dyn StateBackend>,
+    fence: Fence,
+    journal: Box<dyn JournalSink>,
     state: State,
     stack: &StackSpec,
     graph: &StackGraph,
@@ -273,7 +275,7 @@ pub(crate) async fn run_plan(
             )
         })
         .collect();
-    let persister = Persister::start(store.clone(), state.clone());
+    let persister = Persister::start(store.clone(), fence, state.clone());
     let book = Arc::new(Mutex::new(Book { state, journal }));
     let shared = Arc::new(Shared {
         plan: plan.clone(),

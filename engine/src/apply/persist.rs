@@ -13,7 +13,7 @@ impl Drop for Persister {
 }
 
 impl Persister {
-    pub(super) fn start(store: StateStore, mut state: State) -> Self {
+    pub(super) fn start(store: Arc<dyn StateBackend>, fence: Fence, mut state: State) -> Self {
         let (tx, rx) = mpsc::channel::<Persist>();
         let thread = std::thread::spawn(move || -> Result<State> {
             let mut dirty = false;
@@ -33,7 +33,7 @@ impl Persister {
                 }
                 if dirty {
                     state.serial += 1;
-                    store.save_unchecked(&state)?;
+                    store.save(fence, &state)?;
                     dirty = false;
                 }
                 if finish {
