@@ -29,6 +29,7 @@ pub mod pace;
 pub mod props;
 pub mod rds;
 pub mod retry;
+pub mod s3_backend;
 pub mod sdk;
 pub mod secretsmanager;
 pub mod tagging;

@@ -50,6 +50,14 @@ pub enum Error {
     )]
     LockLost { location: String, now: String },
 
+    #[error("state backend {location}: {message}")]
+    #[diagnostic(code(fastcart::backend), help("{help}"))]
+    Backend {
+        location: String,
+        message: String,
+        help: String,
+    },
+
     #[error("the saved plan is stale: {reason}")]
     #[diagnostic(
         code(fastcart::stale_plan),

@@ -31,14 +31,21 @@ impl Moto {
 
     /// The same, in `region`.
     pub async fn clients_in(&self, region: &str) -> std::sync::Arc<fastcart_drivers::Clients> {
-        let config = fastcart_drivers::Clients::loader(region)
+        std::sync::Arc::new(fastcart_drivers::Clients::from_config(
+            &self.config_in(region).await,
+        ))
+    }
+
+    #[allow(dead_code)]
+    /// The SDK configuration those clients are made from.
+    pub async fn config_in(&self, region: &str) -> aws_config::SdkConfig {
+        fastcart_drivers::Clients::loader(region)
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_credential_types::Credentials::new(
                 "test", "test", None, None, "tests",
             ))
             .load()
-            .await;
-        std::sync::Arc::new(fastcart_drivers::Clients::from_config(&config))
+            .await
     }
 }
 

@@ -24,4 +24,5 @@ mod network_edge;
 mod network_routing;
 mod scaling;
 mod security;
+mod state_s3;
 mod streams;

@@ -1,0 +1,704 @@
+//! The S3 state backend (`s3://BUCKET/PREFIX`): state, journal and lock of
+//! `<stack>-<env>` as objects under `PREFIX/<stack>-<env>/`, written with
+//! S3's conditional writes alone.
+//!
+//! - `lock.json` is created with `If-None-Match: *`: one run holds it. It
+//!   carries the holder, host, pid, command, start time, a fence token and a
+//!   lease expiry, which a thread of the holder renews (`If-Match` on the
+//!   lock's ETag) every third of the lease. A lock whose lease ran out (its
+//!   run died) is taken over with `If-Match` on the ETag read, so two runs
+//!   cannot both take it; [`S3Backend::replaced`] says whose it was.
+//! - `state.json` is written with `If-Match` on the ETag last read (or
+//!   `If-None-Match: *` when there was none): a write that lost a race is
+//!   refused, never merged. `serial` beside it keeps the highest serial
+//!   written; a state below it is refused as a rollback.
+//! - The journal is an object per entry, `journal/<seq>.json`, created with
+//!   `If-None-Match: *` before the request it records is sent; entries the
+//!   saved state has folded in are deleted after a save.
+//!
+//! A write is made only while this run's lease is valid and its renewals
+//! have not found the lock moved (taken over after a pause longer than the
+//! lease, or removed with `--force-unlock`). The bucket is the user's:
+//! fastcart never creates or deletes it.
+//!
+//! The engine's backend trait is synchronous; the S3 calls run on a runtime
+//! of the backend's own, so they work from any thread, inside an async
+//! runtime or not.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use fastcart_engine::journal::{self, Entry};
+use fastcart_engine::state::{State, STATE_VERSION};
+use fastcart_engine::{Error, Fence, JournalSink, LockInfo, Result, StateBackend};
+use serde::{Deserialize, Serialize};
+
+/// How long a lock lasts without renewal, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The lock object: who holds it and until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseBody {
+    #[serde(flatten)]
+    info: LockInfo,
+    host: String,
+    /// The lease's end, in milliseconds since the Unix epoch.
+    expires_ms: u64,
+}
+
+struct Inner {
+    client: aws_sdk_s3::Client,
+    runtime: Option<tokio::runtime::Runtime>,
+    bucket: String,
+    /// `PREFIX/<stack>-<env>/`.
+    base: String,
+    stack: String,
+    env: String,
+    lease: Duration,
+    /// The state object's ETag as last read or written (`None`: none).
+    state_etag: Mutex<Option<String>>,
+    /// This run's lease, while it holds the lock.
+    held: Mutex<Option<Held>>,
+    replaced: Mutex<Option<LockInfo>>,
+}
+
+struct Held {
+    fence: Fence,
+    /// Set by the renewer when the lock moved, or when this run lets go.
+    lost: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    expires_ms: Arc<std::sync::atomic::AtomicU64>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The S3 backend of one stack and environment.
+#[derive(Clone)]
+pub struct S3Backend(Arc<Inner>);
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Backend({})", self.location())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `s3://BUCKET/PREFIX` as the bucket and the prefix (without slashes at
+/// its ends).
+pub fn parse_url(url: &str) -> std::result::Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{url:?} is not an s3://BUCKET/PREFIX URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{url:?} names no bucket (s3://BUCKET/PREFIX)"));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// Whether an S3 error is a failed precondition (`If-Match`,
+/// `If-None-Match`) or a conflicting conditional write.
+fn precondition_failed(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+    )
+}
+
+impl S3Backend {
+    /// The backend for `<stack>-<env>` at `url`, with S3 clients made from
+    /// `config` (path-style addressing, so that an emulator's address works).
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        url: &str,
+        stack: &str,
+        env: &str,
+        lease: Duration,
+    ) -> Result<Self> {
+        let (bucket, prefix) = parse_url(url).map_err(|message| Error::Backend {
+            location: url.to_string(),
+            message,
+            help: "give the backend as s3://BUCKET/PREFIX".into(),
+        })?;
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .build();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fastcart-s3-state")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Backend {
+                location: url.to_string(),
+                message: format!("cannot start its runtime: {e}"),
+                help: "this is a bug in fastcart".into(),
+            })?;
+        let base = match prefix.as_str() {
+            "" => format!("{stack}-{env}/"),
+            p => format!("{p}/{stack}-{env}/"),
+        };
+        Ok(S3Backend(Arc::new(Inner {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            runtime: Some(runtime),
+            bucket,
+            base,
+            stack: stack.into(),
+            env: env.into(),
+            lease,
+            state_etag: Mutex::new(None),
+            held: Mutex::new(None),
+            replaced: Mutex::new(None),
+        })))
+    }
+
+    /// What `kill -9` does to the holder, for tests: its lease is no longer
+    /// renewed, and the lock stays where it is until the lease runs out.
+    pub fn die(&self) {
+        let held = self.0.held.lock().expect("held lock").as_mut().map(|h| {
+            h.stop.store(true, Ordering::SeqCst);
+            h.renewer.take()
+        });
+        if let Some(Some(t)) = held {
+            let _ = t.join();
+        }
+    }
+
+    /// The lock an expired lease left behind that `acquire` took over.
+    pub fn replaced(&self) -> Option<LockInfo> {
+        self.0.replaced.lock().expect("replaced lock").clone()
+    }
+}
+
+impl Inner {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.base.trim_end_matches('/'))
+    }
+
+    /// Runs `f` on the backend's runtime and waits for it, from any thread.
+    fn block<T: Send>(&self, f: impl Future<Output = T> + Send) -> T {
+        let rt = self.runtime.as_ref().expect("runtime until drop");
+        std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(f))
+                .join()
+                .expect("an S3 call does not panic")
+        })
+    }
+
+    fn error<E: ProvideErrorMetadata + std::fmt::Debug>(
+        &self,
+        what: &str,
+        e: aws_sdk_s3::error::SdkError<E>,
+    ) -> Error {
+        let code = e.code().map(String::from);
+        let message = e
+            .message()
+            .map(String::from)
+            .unwrap_or_else(|| format!("{e:?}"));
+        let help = match code.as_deref() {
+            Some("NoSuchBucket") => format!(
+                "the bucket {} does not exist: create it (fastcart never creates or deletes it; \
+                 turn on versioning to keep old states), or fix --backend",
+                self.bucket
+            ),
+            Some("AccessDenied") => format!(
+                "allow s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on {} to \
+                 these credentials",
+                self.location()
+            ),
+            _ => "nothing was written; check the credentials, the region and the network, \
+                  then run again"
+                .into(),
+        };
+        Error::Backend {
+            location: self.location(),
+            message: format!(
+                "{what}: {}{message}",
+                code.map(|c| c + ": ").unwrap_or_default()
+            ),
+            help,
+        }
+    }
+
+    /// The object `key` and its ETag; `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let got = self.block(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await?;
+            let etag = out.e_tag().unwrap_or_default().to_string();
+            let body = out.body.collect().await.map(|b| b.to_vec());
+            Ok::<_, aws_sdk_s3::error::SdkError<_>>(Some((body, etag)))
+        });
+        match got {
+            Ok(Some((Ok(body), etag))) => Ok(Some((body, etag))),
+            Ok(Some((Err(e), _))) => Err(Error::Backend {
+                location: self.location(),
+                message: format!("reading {key}: {e}"),
+                help: "run again".into(),
+            }),
+            Ok(None) => Ok(None),
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+            Err(e) => Err(self.error(&format!("reading {key}"), e)),
+        }
+    }
+
+    /// Writes `key` under a condition: `Some(etag)` it must still have,
+    /// `None` it must not exist. `Ok(None)`: the condition failed.
+    fn put(&self, key: &str, body: Vec<u8>, if_match: Option<&str>) -> Result<Option<String>> {
+        let sent = self.block(async {
+            let call = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(ByteStream::from(body));
+            let call = match if_match {
+                Some(etag) => call.if_match(etag),
+                None => call.if_none_match("*"),
+            };
+            call.send().await
+        });
+        match sent {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if precondition_failed(e.code()) => Ok(None),
+            Err(e) => Err(self.error(&format!("writing {key}"), e)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.block(async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+        })
+        .map(|_| ())
+        .map_err(|e| self.error(&format!("deleting {key}"), e))
+    }
+
+    /// Every key under `prefix`, in order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.block(async {
+            let mut keys = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                keys.extend(
+                    page?
+                        .contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(String::from)),
+                );
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .map_err(|e: aws_sdk_s3::error::SdkError<_>| self.error(&format!("listing {prefix}"), e))
+    }
+
+    fn lock_body(&self) -> Result<Option<(LeaseBody, String)>> {
+        let Some((body, etag)) = self.get(&self.key("lock.json"))? else {
+            return Ok(None);
+        };
+        let lease = serde_json::from_slice(&body).map_err(|e| Error::Backend {
+            location: self.location(),
+            message: format!("lock.json is unreadable: {e}"),
+            help: "remove it with --force-unlock once no run is using the state".into(),
+        })?;
+        Ok(Some((lease, etag)))
+    }
+
+    /// Refuses a write of a run that does not hold a valid lease.
+    fn check_fence(&self, fence: Fence) -> Result<()> {
+        let held = self.held.lock().expect("held lock");
+        let valid = held.as_ref().is_some_and(|h| {
+            h.fence == fence
+                && !h.lost.load(Ordering::SeqCst)
+                && now_ms() < h.expires_ms.load(Ordering::SeqCst)
+        });
+        drop(held);
+        if valid {
+            return Ok(());
+        }
+        let now = match self.lock_body() {
+            Ok(Some((l, _))) => format!(
+                "{} (pid {}, `{}`)",
+                l.info.holder, l.info.pid, l.info.command
+            ),
+            Ok(None) => "nobody (it was removed with --force-unlock)".into(),
+            Err(e) => format!("an unknown holder ({e})"),
+        };
+        Err(Error::LockLost {
+            location: self.location(),
+            now,
+        })
+    }
+}
+
+/// Renews the lease every third of it until told to stop; a renewal that
+/// finds the lock moved marks the lease lost.
+fn renew(inner: std::sync::Weak<Inner>, mut body: LeaseBody, mut etag: String, h: HeldFlags) {
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        let period = me.lease / 3;
+        drop(me);
+        let mut slept = Duration::ZERO;
+        while slept < period {
+            if h.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let step = Duration::from_millis(50).min(period - slept);
+            std::thread::sleep(step);
+            slept += step;
+        }
+        let Some(me) = inner.upgrade() else { return };
+        body.expires_ms = now_ms() + me.lease.as_millis() as u64;
+        let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
+        match me.put(&me.key("lock.json"), text, Some(&etag)) {
+            Ok(Some(new)) => {
+                etag = new;
+                h.expires_ms.store(body.expires_ms, Ordering::SeqCst);
+            }
+            Ok(None) => {
+                h.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A failed renewal is tried again; the lease still runs out.
+            Err(_) => {}
+        }
+    }
+}
+
+#[derive(Clone)]
+struct HeldFlags {
+    stop: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+    expires_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn holder() -> (String, String) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    (format!("{user}@{host}"), host)
+}
+
+fn new_token() -> u64 {
+    let mut buf = [0u8; 8];
+    getrandom::getrandom(&mut buf).expect("the OS random source works");
+    u64::from_le_bytes(buf).max(1)
+}
+
+impl StateBackend for S3Backend {
+    fn stack(&self) -> &str {
+        &self.0.stack
+    }
+
+    fn env(&self) -> &str {
+        &self.0.env
+    }
+
+    fn location(&self) -> String {
+        self.0.location()
+    }
+
+    fn acquire(&self, command: &str) -> Result<(LockInfo, Fence)> {
+        let me = &self.0;
+        let (who, host) = holder();
+        let token = new_token();
+        let mut body = LeaseBody {
+            info: LockInfo {
+                holder: who,
+                pid: std::process::id(),
+                command: command.into(),
+                since: fastcart_engine::store::now_rfc3339(),
+                token,
+            },
+            host,
+            expires_ms: now_ms() + me.lease.as_millis() as u64,
+        };
+        let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
+        let key = me.key("lock.json");
+        let etag = match me.put(&key, text.clone(), None)? {
+            Some(etag) => etag,
+            None => {
+                // Held: taken over only when its lease ran out.
+                let Some((old, old_etag)) = me.lock_body()? else {
+                    return Err(Error::Backend {
+                        location: me.location(),
+                        message: "the lock was released while this run asked for it".into(),
+                        help: "run again".into(),
+                    });
+                };
+                if now_ms() < old.expires_ms {
+                    return Err(Error::Locked {
+                        path: me.location().into(),
+                        holder: format!(
+                            "{} on {} (pid {}, `{}`)",
+                            old.info.holder, old.host, old.info.pid, old.info.command
+                        ),
+                        since: old.info.since,
+                    });
+                }
+                body.expires_ms = now_ms() + me.lease.as_millis() as u64;
+                let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
+                match me.put(&key, text, Some(&old_etag))? {
+                    Some(etag) => {
+                        *me.replaced.lock().expect("replaced lock") = Some(old.info);
+                        etag
+                    }
+                    None => {
+                        return Err(Error::Backend {
+                            location: me.location(),
+                            message: "another run took over the expired lock first".into(),
+                            help: "wait for it to finish, then run again".into(),
+                        })
+                    }
+                }
+            }
+        };
+        let flags = HeldFlags {
+            stop: Arc::new(AtomicBool::new(false)),
+            lost: Arc::new(AtomicBool::new(false)),
+            expires_ms: Arc::new(body.expires_ms.into()),
+        };
+        let weak = Arc::downgrade(&self.0);
+        let renewer = {
+            let (flags, body) = (flags.clone(), body.clone());
+            std::thread::Builder::new()
+                .name("fastcart-s3-lease".into())
+                .spawn(move || renew(weak, body, etag, flags))
+                .ok()
+        };
+        *me.held.lock().expect("held lock") = Some(Held {
+            fence: Fence(token),
+            lost: flags.lost,
+            stop: flags.stop,
+            expires_ms: flags.expires_ms,
+            renewer,
+        });
+        Ok((body.info, Fence(token)))
+    }
+
+    fn release(&self, fence: Fence) -> Result<()> {
+        let me = &self.0;
+        let held = me.held.lock().expect("held lock").take();
+        if let Some(mut h) = held {
+            h.stop.store(true, Ordering::SeqCst);
+            if let Some(t) = h.renewer.take() {
+                let _ = t.join();
+            }
+        }
+        match me.lock_body()? {
+            Some((l, _)) if l.info.token == fence.0 => me.delete(&me.key("lock.json")),
+            _ => Ok(()),
+        }
+    }
+
+    fn force_unlock(&self) -> Result<Option<LockInfo>> {
+        let me = &self.0;
+        let held = me.lock_body()?;
+        if held.is_some() {
+            me.delete(&me.key("lock.json"))?;
+        }
+        Ok(held.map(|(l, _)| l.info))
+    }
+
+    fn load_saved(&self) -> Result<Option<State>> {
+        let me = &self.0;
+        let key = me.key("state.json");
+        let Some((body, etag)) = me.get(&key)? else {
+            *me.state_etag.lock().expect("etag lock") = None;
+            return Ok(None);
+        };
+        let corrupt = |message: String| Error::CorruptState {
+            path: format!("s3://{}/{key}", me.bucket).into(),
+            message,
+        };
+        let state: State = serde_json::from_slice(&body).map_err(|e| corrupt(e.to_string()))?;
+        if state.version > STATE_VERSION {
+            return Err(corrupt(format!(
+                "it has format version {}, newer than this fastcart understands ({STATE_VERSION})",
+                state.version
+            )));
+        }
+        if state.stack != me.stack || state.env != me.env {
+            return Err(corrupt(format!(
+                "it belongs to stack {}-{}, not {}-{}",
+                state.stack, state.env, me.stack, me.env
+            )));
+        }
+        let floor = self.floor()?;
+        if state.serial < floor {
+            return Err(corrupt(format!(
+                "its serial is {}, lower than {floor}, the highest this backend wrote: an older \
+                 state was put back (a rollback); restore the newest version of the object",
+                state.serial
+            )));
+        }
+        *me.state_etag.lock().expect("etag lock") = Some(etag);
+        Ok(Some(state))
+    }
+
+    fn read_journal(&self) -> Result<Vec<Entry>> {
+        let me = &self.0;
+        let mut entries = Vec::new();
+        for key in me.list(&me.key("journal/"))? {
+            let Some((body, _)) = me.get(&key)? else {
+                continue; // compacted meanwhile
+            };
+            let text = String::from_utf8_lossy(&body);
+            let parsed = journal::parse(&text).map_err(|message| Error::CorruptState {
+                path: format!("s3://{}/{key}", me.bucket).into(),
+                message,
+            })?;
+            entries.extend(parsed);
+        }
+        entries.sort_by_key(|e| e.seq);
+        Ok(entries)
+    }
+
+    fn save(&self, fence: Fence, state: &State) -> Result<()> {
+        let me = &self.0;
+        me.check_fence(fence)?;
+        let floor = self.floor()?;
+        if state.serial < floor {
+            return Err(Error::Backend {
+                location: me.location(),
+                message: format!(
+                    "refusing to write serial {} over serial {floor}: that would roll the \
+                     state back",
+                    state.serial
+                ),
+                help: "run `fastcart plan` again: it reads the newest state".into(),
+            });
+        }
+        let text = serde_json::to_vec_pretty(state).expect("state serializes");
+        let etag = me.state_etag.lock().expect("etag lock").clone();
+        match me.put(&me.key("state.json"), text, etag.as_deref())? {
+            Some(new) => *me.state_etag.lock().expect("etag lock") = Some(new),
+            None => {
+                return Err(Error::Backend {
+                    location: me.location(),
+                    message: "the state was written by another run since this one read it; \
+                              this write was refused"
+                        .into(),
+                    help: "nothing was overwritten: run again, which reads the newest state".into(),
+                })
+            }
+        }
+        // The serial floor: a plain write, as it only ever grows under the lock.
+        let serial = state.serial.to_string().into_bytes();
+        let floor_key = me.key("serial");
+        let floor_etag = me.get(&floor_key)?.map(|(_, e)| e);
+        me.put(&floor_key, serial, floor_etag.as_deref())?;
+        // Entries the saved state holds are folded in: compact them.
+        for key in me.list(&me.key("journal/"))? {
+            let seq = key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if seq.is_some_and(|s| s <= state.journal_seq) {
+                me.delete(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn journal(&self, fence: Fence) -> Result<Box<dyn JournalSink>> {
+        self.0.check_fence(fence)?;
+        Ok(Box::new(S3Journal {
+            backend: self.clone(),
+            fence,
+        }))
+    }
+}
+
+impl S3Backend {
+    /// The highest serial this backend wrote (0 when none).
+    fn floor(&self) -> Result<u64> {
+        let me = &self.0;
+        Ok(me
+            .get(&me.key("serial"))?
+            .and_then(|(b, _)| String::from_utf8_lossy(&b).trim().parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// The journal on S3: an object per entry.
+struct S3Journal {
+    backend: S3Backend,
+    fence: Fence,
+}
+
+impl JournalSink for S3Journal {
+    fn append(&mut self, entry: &Entry) -> Result<()> {
+        let me = &self.backend.0;
+        me.check_fence(self.fence)?;
+        let key = me.key(&format!("journal/{:020}.json", entry.seq));
+        let mut line = serde_json::to_vec(entry).expect("journal entry serializes");
+        line.push(b'\n');
+        match me.put(&key, line, None)? {
+            Some(_) => Ok(()),
+            None => Err(Error::Backend {
+                location: me.location(),
+                message: format!("journal entry {} was written by another run", entry.seq),
+                help: "nothing was sent: run again, which reads the newest state".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_bucket_and_a_prefix() {
+        assert_eq!(
+            parse_url("s3://b/team/states/").unwrap(),
+            ("b".to_string(), "team/states".to_string())
+        );
+        assert_eq!(parse_url("s3://b").unwrap(), ("b".into(), String::new()));
+        assert!(parse_url("s3:///x").is_err());
+        assert!(parse_url("/tmp/x").is_err());
+    }
+}

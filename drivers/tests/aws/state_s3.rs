@@ -1,0 +1,192 @@
+//! The S3 state backend against the emulator's S3, which honours
+//! `If-None-Match` and `If-Match`: one lock holder, a dead run's lease
+//! taken over, compare-and-swap state writes, no rollback, and the journal
+//! as an object per entry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastcart_drivers::s3_backend::S3Backend;
+use fastcart_engine::journal::{Entry, Op, Phase};
+use fastcart_engine::{Error, Lock, State, StateBackend};
+
+const LEASE: Duration = Duration::from_millis(1500);
+
+/// A bucket of the test's own, as the user would have made it.
+async fn bucket(name: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client) {
+    let config = crate::moto::moto().config_in("eu-central-1").await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a bucket on the emulator");
+    (config, s3)
+}
+
+fn backend(config: &aws_config::SdkConfig, bucket: &str) -> Arc<dyn StateBackend> {
+    Arc::new(S3Backend::new(config, &format!("s3://{bucket}/team"), "shop", "dev", LEASE).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_holds_the_lock_and_a_dead_runs_lease_is_taken_over() {
+    let (config, _) = bucket("fastcart-state-lock").await;
+    let first = S3Backend::new(
+        &config,
+        "s3://fastcart-state-lock/team",
+        "shop",
+        "dev",
+        LEASE,
+    )
+    .unwrap();
+    let lock = Lock::take(Arc::new(first.clone()), "apply").unwrap();
+
+    // Another process: refused at once, naming the holder.
+    let second = S3Backend::new(
+        &config,
+        "s3://fastcart-state-lock/team",
+        "shop",
+        "dev",
+        LEASE,
+    )
+    .unwrap();
+    let err = Lock::take(Arc::new(second.clone()), "apply").unwrap_err();
+    let said = err.to_string();
+    assert!(matches!(err, Error::Locked { .. }), "{said}");
+    assert!(
+        said.contains(&format!("pid {}", std::process::id())),
+        "{said}"
+    );
+    assert!(said.contains("`apply`"), "{said}");
+
+    // While the holder renews its lease, waiting past it changes nothing.
+    std::thread::sleep(LEASE * 2);
+    assert!(Lock::take(Arc::new(second.clone()), "apply").is_err());
+
+    // Killed (-9): the lease runs out, and the next run takes the lock over,
+    // saying whose it was; the dead run can no longer write.
+    first.die();
+    std::thread::sleep(LEASE + Duration::from_millis(300));
+    let taken = Lock::take(Arc::new(second.clone()), "apply").unwrap();
+    let replaced = second.replaced().expect("whose lock it replaced");
+    assert_eq!(replaced.token, lock.fence.0);
+    let err = first
+        .save(lock.fence, &State::new("shop", "dev"))
+        .unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err}");
+    second
+        .save(taken.fence, &State::new("shop", "dev"))
+        .unwrap();
+    std::mem::forget(lock);
+
+    // Released when dropped: the next run gets it at once.
+    drop(taken);
+    let again = Lock::take(Arc::new(second.clone()), "plan").unwrap();
+    // --force-unlock names the holder and frees it.
+    assert_eq!(
+        second.force_unlock().unwrap().map(|l| l.token),
+        Some(again.fence.0)
+    );
+    Lock::take(Arc::new(first), "plan").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_writes_are_compare_and_swap_and_never_roll_back() {
+    let (config, s3) = bucket("fastcart-state-cas").await;
+    let b = backend(&config, "fastcart-state-cas");
+    let lock = Lock::take(b.clone(), "apply").unwrap();
+    assert_eq!(b.load().unwrap(), None);
+    let mut state = State::new("shop", "dev");
+    state.serial = 1;
+    b.save(lock.fence, &state).unwrap();
+    state.serial = 2;
+    b.save(lock.fence, &state).unwrap();
+    let v2 = serde_json::to_vec(&state).unwrap();
+
+    // A write behind this run's back: its next write is refused.
+    let key = "team/shop-dev/state.json";
+    let mut other = state.clone();
+    other.serial = 3;
+    s3.put_object()
+        .bucket("fastcart-state-cas")
+        .key(key)
+        .body(serde_json::to_vec(&other).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    state.serial = 3;
+    let err = b.save(lock.fence, &state).unwrap_err().to_string();
+    assert!(err.contains("written by another run"), "{err}");
+
+    // An older state put back is refused on read, naming both serials.
+    state.serial = 1;
+    s3.put_object()
+        .bucket("fastcart-state-cas")
+        .key(key)
+        .body(serde_json::to_vec(&state).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let err = b.load().unwrap_err().to_string();
+    assert!(
+        err.contains("rollback") && err.contains("serial is 1"),
+        "{err}"
+    );
+    let _ = v2;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_an_object_per_entry_folded_in_and_compacted() {
+    let (config, _) = bucket("fastcart-state-journal").await;
+    let b = backend(&config, "fastcart-state-journal");
+    let lock = Lock::take(b.clone(), "apply").unwrap();
+    let mut state = State::new("shop", "dev");
+    b.save(lock.fence, &state).unwrap();
+    let mut journal = b.journal(lock.fence).unwrap();
+    for seq in 1..=3 {
+        let mut e = Entry::new(Op::Create, Phase::Intent, &format!("R{seq}"), "T::X::Y");
+        e.seq = seq;
+        e.lineage = state.lineage.clone();
+        journal.append(&e).unwrap();
+        state.record(&e);
+    }
+    assert_eq!(b.read_journal().unwrap().len(), 3);
+    // Another run on another machine sees what this one journaled.
+    let other = backend(&config, "fastcart-state-journal");
+    assert_eq!(other.load().unwrap().unwrap().pending.len(), 3);
+
+    // A second entry under a sequence number taken is refused.
+    let mut dup = Entry::new(Op::Create, Phase::Intent, "R1", "T::X::Y");
+    dup.seq = 2;
+    assert!(journal.append(&dup).is_err());
+
+    // Saved with the first two folded in, those two are compacted.
+    let mut saved = state.clone();
+    saved.journal_seq = 2;
+    saved.serial = 1;
+    b.save(lock.fence, &saved).unwrap();
+    let left: Vec<u64> = b.read_journal().unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(left, [3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_named_and_never_created() {
+    let config = crate::moto::moto().config_in("eu-central-1").await;
+    let b = backend(&config, "fastcart-no-such-bucket");
+    let err = Lock::take(b.clone(), "plan").unwrap_err();
+    let help = match &err {
+        Error::Backend { help, .. } => help.clone(),
+        other => panic!("{other}"),
+    };
+    assert!(help.contains("does not exist"), "{help}");
+    assert!(help.contains("never creates"), "{help}");
+}
