@@ -28,6 +28,14 @@ pub struct Global {
     /// Directory holding the state of every stack (one folder per stack and environment)
     #[arg(long, global = true, default_value = ".fastcart", value_name = "DIR")]
     pub state_dir: PathBuf,
+    /// Keep state, journal and lock in S3 instead of --state-dir, shared by every machine
+    /// that uses the same URL: s3://BUCKET/PREFIX (the bucket must exist)
+    #[arg(long, global = true, env = "FASTCART_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+    /// How long a lock in a shared backend lasts without renewal: a run that died holding it
+    /// is taken over after this
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_lease: u64,
     /// Use this existing Secrets Manager secret for the database credentials
     /// instead of one managed by RDS; read at apply time, never stored
     #[arg(long, global = true, value_name = "ARN")]

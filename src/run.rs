@@ -31,6 +31,20 @@ pub trait Provider: Send + Sync {
     async fn context(&self, region: &str, zones: Option<&[String]>) -> Result<CloudContext>;
     fn stack(&self, name: &str, options: &StackOptions) -> Option<StackSpec>;
     fn stack_names(&self) -> Vec<String>;
+    /// A shared state backend at `url` (`--backend`), for `<stack>-<env>`.
+    fn shared_backend(
+        &self,
+        url: &str,
+        stack: &str,
+        env: &str,
+        lease: std::time::Duration,
+    ) -> Result<Arc<dyn StateBackend>> {
+        let _ = (stack, env, lease);
+        Err(miette!(
+            help = "drop --backend (and FASTCART_BACKEND) to keep the state in --state-dir",
+            "this provider has no shared state backends, so --backend {url} cannot be used"
+        ))
+    }
 }
 
 /// The real thing: the AWS drivers and FastCart's stacks.
@@ -68,6 +82,28 @@ impl Provider for Aws {
     }
     fn service_limits(&self) -> BTreeMap<String, usize> {
         fastcart_drivers::service_limits()
+    }
+    fn shared_backend(
+        &self,
+        url: &str,
+        stack: &str,
+        env: &str,
+        lease: std::time::Duration,
+    ) -> Result<Arc<dyn StateBackend>> {
+        if !url.starts_with("s3://") {
+            return Err(miette!(
+                help = "give the backend as s3://BUCKET/PREFIX",
+                "--backend {url} names no backend fastcart knows"
+            ));
+        }
+        let backend = fastcart_drivers::s3_backend::S3Backend::new(
+            &self.clients.config,
+            url,
+            stack,
+            env,
+            lease,
+        )?;
+        Ok(Arc::new(backend))
     }
     async fn context(&self, region: &str, zones: Option<&[String]>) -> Result<CloudContext> {
         self.clients.context(zones).await.map_err(|e| {
@@ -206,9 +242,9 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
         Command::DriftCheck { json, report } => {
             drift_check(g, provider, json, report.as_deref()).await
         }
-        Command::Outputs { json } => outputs(g, json),
+        Command::Outputs { json } => outputs(g, provider, json),
         Command::Graph { format } => graph(g, provider, format),
-        Command::State { command } => state(g, command),
+        Command::State { command } => state(g, provider, command),
         Command::Schema { json } => schema(provider, json),
         Command::Export { format, out } => export(g, provider, format, out.as_deref()),
         Command::Completions { shell } => {
@@ -282,22 +318,49 @@ fn same_region(g: &Global, state: &fastcart_engine::State) -> Result<()> {
     }
 }
 
+/// Where the state of `<stack>-<env>` lives: `--backend`, else the local
+/// `--state-dir`.
+fn state_backend(
+    g: &Global,
+    provider: &dyn Provider,
+    stack: &str,
+    env: &str,
+) -> Result<Arc<dyn StateBackend>> {
+    match &g.backend {
+        Some(url) => provider.shared_backend(
+            url,
+            stack,
+            env,
+            std::time::Duration::from_secs(g.lock_lease.max(1)),
+        ),
+        None => Ok(Arc::new(StateStore::new(&g.state_dir, stack, env))),
+    }
+}
+
 fn open_session(
     g: &Global,
+    provider: &dyn Provider,
     stack: &StackSpec,
     command: &str,
     force_unlock: bool,
 ) -> Result<Session> {
+    let backend = state_backend(g, provider, &stack.name, &stack.env)?;
     if force_unlock {
-        let store = StateStore::new(&g.state_dir, &stack.name, &stack.env);
-        if let Some(held) = store.force_unlock()? {
+        if let Some(held) = backend.force_unlock()? {
             eprintln!(
                 "Removed the lock held by {} (pid {}, `{}`) since {}.",
                 held.holder, held.pid, held.command, held.since
             );
         }
     }
-    let session = Session::open(&g.state_dir, &stack.name, &stack.env, command)?;
+    let session = Session::open_in(backend, command)?;
+    if let Some(old) = session.backend().taken_over() {
+        eprintln!(
+            "Took over the lock of {} (pid {}, `{}`, since {}), whose lease ran out: that run \
+             is gone, and what it journaled is recovered.",
+            old.holder, old.pid, old.command, old.since
+        );
+    }
     same_region(g, session.state())?;
     if g.verbose {
         let st = session.state();
@@ -320,7 +383,7 @@ async fn plan(
     detailed_exitcode: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, &stack, "plan", false)?;
+    let mut session = open_session(g, provider, &stack, "plan", false)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -402,7 +465,7 @@ async fn apply(
     flags: ApplyFlags,
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
-    let mut session = open_session(g, stack, "apply", flags.force_unlock)?;
+    let mut session = open_session(g, provider, stack, "apply", flags.force_unlock)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -549,7 +612,7 @@ async fn import(
     force_unlock: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, &stack, "import", force_unlock)?;
+    let mut session = open_session(g, provider, &stack, "import", force_unlock)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -649,17 +712,17 @@ async fn drift_check(
     json: bool,
     report_file: Option<&Path>,
 ) -> Result<u8> {
-    let store = StateStore::new(&g.state_dir, g.stack(), g.env());
-    if store.load()?.is_none() {
+    let backend = state_backend(g, provider, g.stack(), g.env())?;
+    if backend.load()?.is_none() {
         return Err(miette!(
-            help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
+            help = "run `fastcart apply` first, or pass the --state-dir (or --backend), --stack and --env it used",
             "no state for {}-{} in {}: nothing was applied there",
             g.stack(),
             g.env(),
-            g.state_dir.display()
+            backend.location()
         ));
     }
-    let session = Session::open(&g.state_dir, g.stack(), g.env(), "drift-check")?;
+    let session = Session::open_in(backend, "drift-check")?;
     same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {
@@ -684,22 +747,21 @@ async fn drift_check(
     })
 }
 
-fn load_state(g: &Global) -> Result<fastcart_engine::State> {
-    StateStore::new(&g.state_dir, g.stack(), g.env())
-        .load()?
-        .ok_or_else(|| {
-            miette!(
-                help = "run `fastcart apply` first, or pass the --state-dir, --stack and --env it used",
-                "no state for {}-{} in {}",
-                g.stack(),
-                g.env(),
-                g.state_dir.display()
-            )
-        })
+fn load_state(g: &Global, provider: &dyn Provider) -> Result<fastcart_engine::State> {
+    let backend = state_backend(g, provider, g.stack(), g.env())?;
+    backend.load()?.ok_or_else(|| {
+        miette!(
+            help = "run `fastcart apply` first, or pass the --state-dir (or --backend), --stack and --env it used",
+            "no state for {}-{} in {}",
+            g.stack(),
+            g.env(),
+            backend.location()
+        )
+    })
 }
 
-fn outputs(g: &Global, json: bool) -> Result<u8> {
-    let state = load_state(g)?;
+fn outputs(g: &Global, provider: &dyn Provider, json: bool) -> Result<u8> {
+    let state = load_state(g, provider)?;
     if json {
         println!(
             "{}",
@@ -770,8 +832,8 @@ fn graph(g: &Global, provider: &dyn Provider, format: GraphFormat) -> Result<u8>
     Ok(OK)
 }
 
-fn state(g: &Global, command: StateCommand) -> Result<u8> {
-    let state = load_state(g)?;
+fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u8> {
+    let state = load_state(g, provider)?;
     match command {
         StateCommand::List => {
             let w = state.resources.keys().map(String::len).max().unwrap_or(0);

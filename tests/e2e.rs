@@ -1290,3 +1290,67 @@ async fn logs_at_trace_name_the_aws_calls_and_never_a_secret() {
     }
     assert!(w.owned(&c).await.is_empty());
 }
+
+/// The order stack with its state, journal and lock in S3 (`--backend`
+/// through `FASTCART_BACKEND`): planned, applied, checked and destroyed
+/// with nothing under the working directory's `.fastcart`, and a second run
+/// started while an apply holds the lock refused at once, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
+    let mut w = World::new("e2es3");
+    // The team's bucket: fastcart never makes it.
+    let bucket = "fastcart-team-state";
+    let (_, s3) = moto::moto().bucket(bucket).await;
+    w.backend = Some(format!("s3://{bucket}/states"));
+
+    w.expect(2, &["plan", "--detailed-exitcode"]);
+    let mut apply = w
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(apply.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(": creating...") {
+            break;
+        }
+    }
+    let (code, text) = w.fastcart(&["plan"]);
+    assert_eq!(code, 1, "{text}");
+    let said = world::flat(&text);
+    assert!(
+        said.contains("is locked by") && said.contains("`apply`"),
+        "{text}"
+    );
+    assert!(
+        said.contains(&format!("s3://{bucket}/states/fastcart-e2es3")),
+        "{text}"
+    );
+    lines.for_each(drop);
+    assert!(apply.wait().unwrap().success());
+
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    w.expect(0, &["drift-check"]);
+    let printed = w.expect(0, &["outputs", "--json"]);
+    assert!(printed.contains("vpc-"), "{printed}");
+    let keys: Vec<String> = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("states/fastcart-e2es3/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect();
+    assert!(keys.iter().any(|k| k.ends_with("/state.json")), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.ends_with("/lock.json")),
+        "released: {keys:?}"
+    );
+    assert!(!w.path(".fastcart").exists(), "no state on local disk");
+    destroy_leaves_nothing(&w).await;
+    assert!(!w.path(".fastcart").exists(), "no state on local disk");
+}

@@ -643,6 +643,10 @@ impl StateBackend for S3Backend {
         Ok(())
     }
 
+    fn taken_over(&self) -> Option<LockInfo> {
+        self.replaced()
+    }
+
     fn journal(&self, fence: Fence) -> Result<Box<dyn JournalSink>> {
         self.0.check_fence(fence)?;
         Ok(Box::new(S3Journal {

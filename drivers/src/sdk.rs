@@ -125,6 +125,9 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub sts: aws_sdk_sts::Client,
+    /// The configuration the clients were made from (the S3 state backend
+    /// makes its own client from it).
+    pub config: SdkConfig,
     pub requests: Arc<RequestCounter>,
     pacers: BTreeMap<&'static str, Pacer>,
     /// Mutations sent (each paced call): a tag snapshot older than the last
@@ -178,6 +181,7 @@ impl Clients {
             };
         }
         Clients {
+            config: config.clone(),
             region: config
                 .region()
                 .map(|r| r.to_string())

@@ -78,6 +78,12 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
     fn local(&self) -> Option<&crate::StateStore> {
         None
     }
+
+    /// The lock of a run that died, which `acquire` took over once its
+    /// lease ran out (backends with leases).
+    fn taken_over(&self) -> Option<LockInfo> {
+        None
+    }
 }
 
 /// `saved` with the entries written after it (of its lineage) folded in;

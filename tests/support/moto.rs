@@ -37,6 +37,29 @@ impl Moto {
     }
 
     #[allow(dead_code)]
+    /// A bucket `name` in eu-central-1, as a user would have made it for
+    /// the S3 state backend, and an S3 client (path-style) to look inside.
+    pub async fn bucket(&self, name: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client) {
+        let config = self.config_in("eu-central-1").await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(name)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("a bucket on the emulator");
+        (config, s3)
+    }
+
+    #[allow(dead_code)]
     /// The SDK configuration those clients are made from.
     pub async fn config_in(&self, region: &str) -> aws_config::SdkConfig {
         fastcart_drivers::Clients::loader(region)

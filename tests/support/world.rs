@@ -29,6 +29,8 @@ pub struct World {
     /// The region it is given through `AWS_REGION`; `None` leaves it to the
     /// stack's home region.
     pub region: Option<&'static str>,
+    /// A shared state backend, given through `FASTCART_BACKEND`.
+    pub backend: Option<String>,
 }
 
 impl World {
@@ -40,6 +42,7 @@ impl World {
             endpoint: moto::moto().endpoint.clone(),
             stack: "fastcart",
             region: Some(REGION),
+            backend: None,
         }
     }
 
@@ -78,7 +81,11 @@ impl World {
             .env_remove("AWS_REGION")
             .env_remove("AWS_PROFILE")
             .env_remove("ENVIRONMENT_SUFFIX")
+            .env_remove("FASTCART_BACKEND")
             .stdin(Stdio::null());
+        if let Some(b) = &self.backend {
+            c.env("FASTCART_BACKEND", b);
+        }
         if self.stack != "fastcart" {
             c.args(["--stack", self.stack]);
         }

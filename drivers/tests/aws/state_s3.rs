@@ -14,23 +14,18 @@ const LEASE: Duration = Duration::from_millis(1500);
 
 /// A bucket of the test's own, as the user would have made it.
 async fn bucket(name: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client) {
-    let config = crate::moto::moto().config_in("eu-central-1").await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(name)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
-                .build(),
-        )
+    crate::moto::moto().bucket(name).await
+}
+
+/// Puts `state` as the state object, behind the backend's back.
+async fn put_state(s3: &aws_sdk_s3::Client, bucket: &str, state: &State) {
+    s3.put_object()
+        .bucket(bucket)
+        .key("team/shop-dev/state.json")
+        .body(serde_json::to_vec(state).unwrap().into())
         .send()
         .await
-        .expect("a bucket on the emulator");
-    (config, s3)
+        .unwrap();
 }
 
 fn backend(config: &aws_config::SdkConfig, bucket: &str) -> Arc<dyn StateBackend> {
@@ -40,25 +35,21 @@ fn backend(config: &aws_config::SdkConfig, bucket: &str) -> Arc<dyn StateBackend
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_run_holds_the_lock_and_a_dead_runs_lease_is_taken_over() {
     let (config, _) = bucket("fastcart-state-lock").await;
-    let first = S3Backend::new(
-        &config,
-        "s3://fastcart-state-lock/team",
-        "shop",
-        "dev",
-        LEASE,
-    )
-    .unwrap();
+    let process = || {
+        S3Backend::new(
+            &config,
+            "s3://fastcart-state-lock/team",
+            "shop",
+            "dev",
+            LEASE,
+        )
+        .unwrap()
+    };
+    let first = process();
     let lock = Lock::take(Arc::new(first.clone()), "apply").unwrap();
 
     // Another process: refused at once, naming the holder.
-    let second = S3Backend::new(
-        &config,
-        "s3://fastcart-state-lock/team",
-        "shop",
-        "dev",
-        LEASE,
-    )
-    .unwrap();
+    let second = process();
     let err = Lock::take(Arc::new(second.clone()), "apply").unwrap_err();
     let said = err.to_string();
     assert!(matches!(err, Error::Locked { .. }), "{said}");
@@ -110,38 +101,23 @@ async fn state_writes_are_compare_and_swap_and_never_roll_back() {
     b.save(lock.fence, &state).unwrap();
     state.serial = 2;
     b.save(lock.fence, &state).unwrap();
-    let v2 = serde_json::to_vec(&state).unwrap();
 
     // A write behind this run's back: its next write is refused.
-    let key = "team/shop-dev/state.json";
     let mut other = state.clone();
     other.serial = 3;
-    s3.put_object()
-        .bucket("fastcart-state-cas")
-        .key(key)
-        .body(serde_json::to_vec(&other).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    put_state(&s3, "fastcart-state-cas", &other).await;
     state.serial = 3;
     let err = b.save(lock.fence, &state).unwrap_err().to_string();
     assert!(err.contains("written by another run"), "{err}");
 
     // An older state put back is refused on read, naming both serials.
     state.serial = 1;
-    s3.put_object()
-        .bucket("fastcart-state-cas")
-        .key(key)
-        .body(serde_json::to_vec(&state).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    put_state(&s3, "fastcart-state-cas", &state).await;
     let err = b.load().unwrap_err().to_string();
     assert!(
         err.contains("rollback") && err.contains("serial is 1"),
         "{err}"
     );
-    let _ = v2;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
