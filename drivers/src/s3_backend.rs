@@ -471,8 +471,12 @@ impl StateBackend for S3Backend {
                     return Err(Error::Locked {
                         path: me.location().into(),
                         holder: format!(
-                            "{} on {} (pid {}, `{}`)",
-                            old.info.holder, old.host, old.info.pid, old.info.command
+                            "{} on {} (pid {}, `{}`; if it died, its lease runs out at {})",
+                            old.info.holder,
+                            old.host,
+                            old.info.pid,
+                            old.info.command,
+                            fastcart_engine::store::rfc3339(old.expires_ms)
                         ),
                         since: old.info.since,
                     });

@@ -58,6 +58,7 @@ async fn one_run_holds_the_lock_and_a_dead_runs_lease_is_taken_over() {
         "{said}"
     );
     assert!(said.contains("`apply`"), "{said}");
+    assert!(said.contains("its lease runs out at 20"), "{said}");
 
     // While the holder renews its lease, waiting past it changes nothing.
     std::thread::sleep(LEASE * 2);
