@@ -1354,3 +1354,101 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     destroy_leaves_nothing(&w).await;
     assert!(!w.path(".fastcart").exists(), "no state on local disk");
 }
+
+/// An apply holding the S3 lock killed with -9: the next run, once the
+/// dead run's lease ran out, takes the lock over, says whose it was, folds
+/// in the journal the dead run left in S3, and converges with no twins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
+    let mut w = World::new("e2es3kill");
+    let bucket = "fastcart-team-state-kill";
+    let (_, s3) = moto::moto().bucket(bucket).await;
+    w.backend = Some(format!("s3://{bucket}/states"));
+    let c = w.clients().await;
+    let lease = ["--lock-lease", "2"];
+    let mut child = w
+        .command(&["apply", "--auto-approve", lease[0], lease[1]])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut created = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().contains(": created") {
+            created += 1;
+        }
+        if created >= 8 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "killed, not finished");
+    let journal = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("states/fastcart-e2es3kill/journal/")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        journal.key_count().unwrap_or(0) > 0,
+        "the dead run's journal is in S3"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let text = w.expect(0, &["apply", "--auto-approve", lease[0], lease[1]]);
+    assert!(
+        world::flat(&text).contains("Took over the lock of"),
+        "{text}"
+    );
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    let twins: Vec<_> = w
+        .owned(&c)
+        .await
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    assert!(twins.is_empty(), "duplicates: {twins:#?}");
+    assert!(!w.path(".fastcart").exists(), "no state on local disk");
+    destroy_leaves_nothing(&w).await;
+}
+
+/// Ctrl-C during an apply on the S3 backend: the calls in flight finish,
+/// the state is saved in S3 and the lock is given back, so the next run
+/// starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_gives_the_s3_lock_back() {
+    let mut w = World::new("e2es3int");
+    let bucket = "fastcart-team-state-int";
+    let (_, s3) = moto::moto().bucket(bucket).await;
+    w.backend = Some(format!("s3://{bucket}/states"));
+    let mut child = w
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(": creating...") {
+            break;
+        }
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    lines.for_each(drop);
+    let exit = child.wait().unwrap();
+    assert!(matches!(exit.code(), Some(0 | 1)), "{exit:?}");
+    let lock = s3
+        .head_object()
+        .bucket(bucket)
+        .key("states/fastcart-e2es3int/lock.json")
+        .send()
+        .await;
+    assert!(lock.is_err(), "the lock is still there after Ctrl-C");
+    w.expect(0, &["plan"]);
+    destroy_leaves_nothing(&w).await;
+}
