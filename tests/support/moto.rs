@@ -2,7 +2,7 @@
 //! virtualenv by `scripts/moto.sh` and started on 127.0.0.1 on a free port,
 //! once per test binary. It stops by itself when the test process exits.
 //!
-//! `moto_server.py` beside this file fills seven gaps where moto 5.2.5
+//! `moto_server.py` beside this file fills nine gaps where moto 5.2.5
 //! differs from AWS (see its docstring); AWS's managed IAM policies are loaded.
 //!
 //! Without python3 and the package registry this fails loudly, saying how to

@@ -1,4 +1,4 @@
-"""moto server, as the tests run it: moto 5.2.5 with eight gaps filled where
+"""moto server, as the tests run it: moto 5.2.5 with nine gaps filled where
 it differs from AWS in ways that matter to fastcart.
 
 - DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (it answers 500);
@@ -30,6 +30,11 @@ it differs from AWS in ways that matter to fastcart.
 - CreateStream ignores its Tags in moto 5.2.5; AWS tags the stream
   atomically with its creation (which is what lets an apply killed right after
   a create find the stream by its ownership tags). Honoured here.
+- A conditional PutObject (If-None-Match, If-Match) checks the condition and
+  writes the object in two steps in moto 5.2.5, and moto server answers
+  requests on many threads, so two writes sent at the same moment can both
+  pass the check; on AWS exactly one succeeds. Here S3 PutObject requests
+  run one at a time, so the check and the write are one step.
 
 Nothing else changes: every other request is moto's own. fastcart's drivers
 make the same calls against AWS.
@@ -46,7 +51,9 @@ from moto.kinesis.responses import KinesisResponse
 from moto.rds.exceptions import RDSClientError
 from moto.rds import models as rds_models
 from moto.rds.models import RDSBackend
+from moto.s3.responses import S3Response
 from moto.server import main
+import threading
 
 
 def _backend_delete_cache_subnet_group(self, name):
@@ -155,6 +162,16 @@ def _window_check(maintenance, backup):
     return message
 
 
+_s3_puts = threading.Lock()
+_moto_put_object = S3Response.put_object
+
+
+def _put_object(self):
+    with _s3_puts:
+        return _moto_put_object(self)
+
+
+S3Response.put_object = _put_object
 rds_models.valid_preferred_maintenance_window = _window_check
 RDSBackend.create_db_cluster = _create_db_cluster
 RDSBackend.modify_db_cluster = _modify_db_cluster

@@ -167,3 +167,50 @@ async fn a_missing_bucket_is_named_and_never_created() {
     assert!(help.contains("does not exist"), "{help}");
     assert!(help.contains("never creates"), "{help}");
 }
+
+/// Ten rounds of two runs (two backends, as two machines would have) taking
+/// the lock at the same moment and writing the next serial: exactly one
+/// runs each round, the other is refused naming the holder, and no serial
+/// is lost or written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_started_together_one_runs_and_no_state_is_lost() {
+    let (config, _) = bucket("fastcart-state-race").await;
+    let runs = [
+        backend(&config, "fastcart-state-race"),
+        backend(&config, "fastcart-state-race"),
+    ];
+    let (mut serial, mut refused) = (0, 0);
+    for round in 1..=10u64 {
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<std::result::Result<(), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|b| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let lock = Lock::take(b.clone(), "apply").map_err(|e| e.to_string())?;
+                        let mut state = b
+                            .load()
+                            .unwrap()
+                            .unwrap_or_else(|| State::new("shop", "dev"));
+                        state.serial += 1;
+                        b.save(lock.fence, &state).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+        assert!(won >= 1, "round {round}: {outcomes:?}");
+        for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            assert!(lost.contains("is locked by"), "round {round}: {lost}");
+            refused += 1;
+        }
+        // Each run that held the lock wrote the next serial; none was lost.
+        serial += won;
+        let state = runs[0].load().unwrap().unwrap();
+        assert_eq!(state.serial, serial, "round {round}");
+    }
+    assert!(refused > 0, "the runs never met: nothing was tested");
+}
