@@ -251,6 +251,21 @@ pub enum StateCommand {
         /// The resource's logical id
         logical_id: String,
     },
+    /// Print the whole state as JSON, with the journal folded in (secrets as salted hashes)
+    Pull,
+    /// Replace the state with the one in FILE (as `state pull` printed it); refused for another
+    /// lineage, a lower serial, or a journal the file has not caught up with
+    Push {
+        /// The state file to push
+        file: PathBuf,
+    },
+    /// Copy the state, with what its journal holds, to another backend that holds none: a
+    /// directory or s3://BUCKET/PREFIX; the old copy is left as it was
+    Migrate {
+        /// Where to: s3://BUCKET/PREFIX, or a local state directory
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -833,8 +833,62 @@ fn graph(g: &Global, provider: &dyn Provider, format: GraphFormat) -> Result<u8>
 }
 
 fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u8> {
+    match &command {
+        StateCommand::Push { file } => {
+            let text = std::fs::read_to_string(file)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot read {}", file.display()))?;
+            let pushed: fastcart_engine::State = serde_json::from_str(&text)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("{} is not a fastcart state", file.display()))?;
+            let to = state_backend(g, provider, g.stack(), g.env())?;
+            let serial = fastcart_engine::backend::push(to.clone(), pushed)?;
+            eprintln!(
+                "Pushed {} to {} as serial {serial}.",
+                file.display(),
+                to.location()
+            );
+            return Ok(OK);
+        }
+        StateCommand::Migrate { to } => {
+            let from = state_backend(g, provider, g.stack(), g.env())?;
+            let target = Global {
+                backend: to.starts_with("s3://").then(|| to.clone()),
+                state_dir: if to.starts_with("s3://") {
+                    g.state_dir.clone()
+                } else {
+                    PathBuf::from(to)
+                },
+                ..g.clone()
+            };
+            let dest = state_backend(&target, provider, g.stack(), g.env())?;
+            let serial = fastcart_engine::backend::migrate(from.clone(), dest.clone())?;
+            eprintln!(
+                "Copied the state of {}-{} from {} to {} (serial {serial}). Use the new place \
+                 from now on ({}), and remove the old copy once you have checked the new one.",
+                g.stack(),
+                g.env(),
+                from.location(),
+                dest.location(),
+                if to.starts_with("s3://") {
+                    format!("--backend {to}")
+                } else {
+                    format!("--state-dir {to}")
+                }
+            );
+            return Ok(OK);
+        }
+        _ => {}
+    }
     let state = load_state(g, provider)?;
     match command {
+        StateCommand::Pull => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state).into_diagnostic()?
+            );
+        }
+        StateCommand::Push { .. } | StateCommand::Migrate { .. } => unreachable!("handled above"),
         StateCommand::List => {
             let w = state.resources.keys().map(String::len).max().unwrap_or(0);
             let t = state

@@ -1452,3 +1452,48 @@ async fn ctrl_c_gives_the_s3_lock_back() {
     w.expect(0, &["plan"]);
     destroy_leaves_nothing(&w).await;
 }
+
+/// `state push`, `state migrate --to s3://…` and back, and `state pull`:
+/// a state moves between the local directory and S3 with what its journal
+/// holds (a pending create included), and an older serial is not pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_moves_to_s3_and_back_with_its_journal() {
+    use fastcart_engine::journal::{Entry, Op, Phase};
+    let mut w = World::new("e2emig");
+    let bucket = "fastcart-team-state-mig";
+    let (_, _s3) = moto::moto().bucket(bucket).await;
+    let mut state = fastcart_engine::State::new("fastcart", "e2emig");
+    state.serial = 5;
+    let mut intent = Entry::new(Op::Create, Phase::Intent, "Vpc", "AWS::EC2::VPC");
+    intent.seq = 1;
+    intent.lineage = state.lineage.clone();
+    state.record(&intent);
+    let file = w.path("state-backup.json");
+    std::fs::write(&file, serde_json::to_vec(&state).unwrap()).unwrap();
+    w.expect(0, &["state", "push", "state-backup.json"]);
+
+    let url = format!("s3://{bucket}/states");
+    let said = w.expect(0, &["state", "migrate", "--to", &url]);
+    assert!(said.contains(&format!("--backend {url}")), "{said}");
+    w.backend = Some(url);
+    let pulled: Value = serde_json::from_str(&w.expect(0, &["state", "pull"])).unwrap();
+    assert_eq!(pulled["lineage"], state.lineage.as_str());
+    assert!(pulled["pending"]["Vpc"].is_object(), "{pulled:#}");
+    assert_eq!(pulled["serial"], 7);
+
+    // The old backup is behind now: refused.
+    let (code, text) = w.fastcart(&["state", "push", "state-backup.json"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        world::flat(&text).contains("lower than the backend's 7"),
+        "{text}"
+    );
+
+    // And back to a directory of its own.
+    w.expect(0, &["state", "migrate", "--to", "back"]);
+    let back: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path("back/fastcart-e2emig/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(back["pending"]["Vpc"].is_object(), "{back:#}");
+}

@@ -108,6 +108,100 @@ pub fn fold(stack: &str, env: &str, saved: Option<State>, entries: &[Entry]) -> 
     Some(state)
 }
 
+fn refused(to: &dyn StateBackend, message: String, help: &str) -> crate::error::Error {
+    crate::error::Error::Backend {
+        location: to.location(),
+        message,
+        help: help.into(),
+    }
+}
+
+/// Replaces the state `to` holds with `state` (`fastcart state push`),
+/// under `to`'s lock. Refused when `to` holds a state of another stack or
+/// lineage, a higher serial, or journal entries `state` has not folded in.
+/// The state is written with a serial above both; returns it.
+pub fn push(to: Arc<dyn StateBackend>, mut state: State) -> Result<u64> {
+    let lock = Lock::take(to.clone(), "state push")?;
+    if state.stack != to.stack() || state.env != to.env() {
+        return Err(refused(
+            &*to,
+            format!(
+                "the file holds the state of {}-{}, not {}-{}",
+                state.stack,
+                state.env,
+                to.stack(),
+                to.env()
+            ),
+            "push it with the --stack and --env it belongs to",
+        ));
+    }
+    let mut serial = state.serial;
+    if let Some(now) = to.load()? {
+        let pull = "nothing was written: `fastcart state pull` the current state and start from it";
+        if now.lineage != state.lineage {
+            return Err(refused(
+                &*to,
+                format!(
+                    "the file's state has lineage {}, the backend's {}: it is another state",
+                    state.lineage, now.lineage
+                ),
+                pull,
+            ));
+        }
+        if state.serial < now.serial {
+            return Err(refused(
+                &*to,
+                format!(
+                    "the file's serial {} is lower than the backend's {}: pushing it would roll \
+                     the state back",
+                    state.serial, now.serial
+                ),
+                pull,
+            ));
+        }
+        if now.journal_seq > state.journal_seq {
+            return Err(refused(
+                &*to,
+                format!(
+                    "the backend's journal has entries up to {} that the file (up to {}) lacks",
+                    now.journal_seq, state.journal_seq
+                ),
+                pull,
+            ));
+        }
+        serial = serial.max(now.serial);
+    }
+    state.serial = serial + 1;
+    to.save(lock.fence, &state)?;
+    Ok(state.serial)
+}
+
+/// Copies the state `from` holds, with its journal folded in (pending
+/// operations included, so the next run recovers them), to `to`, which
+/// must hold none (`fastcart state migrate`). Both are locked meanwhile;
+/// `from` is left as it was. Returns the serial written.
+pub fn migrate(from: Arc<dyn StateBackend>, to: Arc<dyn StateBackend>) -> Result<u64> {
+    let _from_lock = Lock::take(from.clone(), "state migrate")?;
+    let to_lock = Lock::take(to.clone(), "state migrate")?;
+    let Some(mut state) = from.load()? else {
+        return Err(refused(
+            &*from,
+            "holds no state to migrate".into(),
+            "pass the --state-dir (or --backend), --stack and --env the stack was applied with",
+        ));
+    };
+    if to.load()?.is_some() {
+        return Err(refused(
+            &*to,
+            "already holds a state; migrating would overwrite it".into(),
+            "nothing was written: migrate to an empty place, or `state push` a file there",
+        ));
+    }
+    state.serial += 1;
+    to.save(to_lock.fence, &state)?;
+    Ok(state.serial)
+}
+
 /// A lock held for one run; given back when dropped.
 #[derive(Debug)]
 pub struct Lock {
@@ -131,5 +225,67 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = self.backend.release(self.fence);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Op, Phase};
+    use crate::StateStore;
+
+    fn local(dir: &tempfile::TempDir) -> Arc<dyn StateBackend> {
+        Arc::new(StateStore::new(dir.path(), "s", "dev"))
+    }
+
+    /// A state with one resource saved and one create journaled after it.
+    fn applied(b: &Arc<dyn StateBackend>) -> State {
+        let lock = Lock::take(b.clone(), "apply").unwrap();
+        let mut state = State::new("s", "dev");
+        state.serial = 3;
+        b.save(lock.fence, &state).unwrap();
+        let mut j = b.journal(lock.fence).unwrap();
+        let mut e = Entry::new(Op::Create, Phase::Intent, "Vpc", "AWS::EC2::VPC");
+        e.seq = 1;
+        e.lineage = state.lineage.clone();
+        j.append(&e).unwrap();
+        b.load().unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_migrated_state_keeps_what_its_journal_holds() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (from, to) = (local(&a), local(&b));
+        let before = applied(&from);
+        assert_eq!(migrate(from.clone(), to.clone()).unwrap(), 4);
+        let moved = to.load().unwrap().unwrap();
+        assert_eq!(moved.lineage, before.lineage);
+        assert!(
+            moved.pending.contains_key("Vpc"),
+            "the pending create moved too"
+        );
+        // Not over a state that is there.
+        let err = migrate(from, to).unwrap_err().to_string();
+        assert!(err.contains("already holds a state"), "{err}");
+    }
+
+    #[test]
+    fn a_push_of_a_lower_serial_or_another_lineage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = local(&dir);
+        let now = applied(&b);
+        let mut old = now.clone();
+        old.serial = 2;
+        let err = push(b.clone(), old).unwrap_err().to_string();
+        assert!(err.contains("lower than the backend's 3"), "{err}");
+        let other = State::new("s", "dev");
+        let err = push(b.clone(), other).unwrap_err().to_string();
+        assert!(err.contains("lineage"), "{err}");
+        let mut behind = now.clone();
+        behind.journal_seq = 0;
+        let err = push(b.clone(), behind).unwrap_err().to_string();
+        assert!(err.contains("journal has entries"), "{err}");
+        assert_eq!(push(b.clone(), now).unwrap(), 4);
+        assert_eq!(b.load().unwrap().unwrap().serial, 4);
     }
 }
