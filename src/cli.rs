@@ -137,7 +137,8 @@ pub enum Command {
         /// At most N cloud calls at once (default: no global cap; each service is still paced)
         #[arg(long, value_name = "N")]
         parallelism: Option<std::num::NonZeroUsize>,
-        /// Remove a lock left behind by a run that died, then continue
+        /// Remove a lock left behind by a run that died, then continue (asks first, unless
+        /// --auto-approve)
         #[arg(long)]
         force_unlock: bool,
         /// Allow the plan to replace this resource although it holds data (a database, cache,
@@ -150,7 +151,8 @@ pub enum Command {
         /// Destroy without asking for confirmation
         #[arg(long)]
         auto_approve: bool,
-        /// Remove a lock left behind by a run that died, then continue
+        /// Remove a lock left behind by a run that died, then continue (asks first, unless
+        /// --auto-approve)
         #[arg(long)]
         force_unlock: bool,
     },
@@ -171,9 +173,6 @@ pub enum Command {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
-        /// Remove a lock left behind by a run that died, then continue
-        #[arg(long)]
-        force_unlock: bool,
     },
     /// Compare what was applied with what exists; exit 0 in sync, 2 drift, 3 drift that weakens
     /// security (ingress opened to the world, a policy widened to *, protection off, public

@@ -223,21 +223,8 @@ pub async fn run(mut cli: Cli, provider: &dyn Provider, interactive: bool) -> Re
             };
             apply(g, provider, &empty, None, approval, flags).await
         }
-        Command::Import {
-            ids,
-            apply,
-            json,
-            force_unlock,
-        } => {
-            import(
-                g,
-                provider,
-                ids.into_iter().collect(),
-                apply,
-                json,
-                force_unlock,
-            )
-            .await
+        Command::Import { ids, apply, json } => {
+            import(g, provider, ids.into_iter().collect(), apply, json).await
         }
         Command::DriftCheck { json, report } => {
             drift_check(g, provider, json, report.as_deref()).await
@@ -342,10 +329,19 @@ fn open_session(
     provider: &dyn Provider,
     stack: &StackSpec,
     command: &str,
-    force_unlock: bool,
+    force_unlock: Option<Approval>,
 ) -> Result<Session> {
     let backend = state_backend(g, provider, &stack.name, &stack.env)?;
-    if force_unlock {
+    if let Some(approval) = force_unlock {
+        // A lock may belong to a run that is alive: ask before taking it.
+        if approval != Approval::Given {
+            eprintln!(
+                "--force-unlock removes the lock on {} whoever holds it; if that run is still \
+                 going, both would write the state.",
+                backend.location()
+            );
+        }
+        confirm(approval, "remove the lock")?;
         if let Some(held) = backend.force_unlock()? {
             eprintln!(
                 "Removed the lock held by {} (pid {}, `{}`) since {}.",
@@ -383,7 +379,7 @@ async fn plan(
     detailed_exitcode: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, provider, &stack, "plan", false)?;
+    let mut session = open_session(g, provider, &stack, "plan", None)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -465,7 +461,8 @@ async fn apply(
     flags: ApplyFlags,
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
-    let mut session = open_session(g, provider, stack, "apply", flags.force_unlock)?;
+    let unlock = flags.force_unlock.then_some(approval);
+    let mut session = open_session(g, provider, stack, "apply", unlock)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;
@@ -609,10 +606,9 @@ async fn import(
     given: BTreeMap<String, String>,
     apply: bool,
     json: bool,
-    force_unlock: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, provider, &stack, "import", force_unlock)?;
+    let mut session = open_session(g, provider, &stack, "import", None)?;
     let ctx = provider
         .context(g.region(), session.state().zones_in(g.region()))
         .await?;

@@ -191,6 +191,13 @@ async fn plan_apply_drift_and_destroy_through_the_cli() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is locked by"), "{err}");
+    // Not without asking: the lock may be a live run's.
+    let err = fastcart(&p, d, &["apply", "--force-unlock"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing to remove the lock"), "{err}");
+    assert!(store.lock_path().exists(), "the lock is still there");
     let code = fastcart(&p, d, &["destroy", "--auto-approve", "--force-unlock"])
         .await
         .unwrap();
