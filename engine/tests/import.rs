@@ -306,14 +306,7 @@ async fn an_import_cut_off_at_a_tag_call_is_finished_by_the_next() {
 /// the import itself never replaces it.
 #[tokio::test]
 async fn an_imported_database_that_differs_is_not_replaced_unasked() {
-    let schemas = fastcart_engine::fake::demo_schemas()
-        .into_iter()
-        .map(|s| match s.type_name.as_str() {
-            "Fake::Db::Instance" => s.holds_data(),
-            _ => s,
-        })
-        .collect();
-    let h = Harness::with_schemas(schemas);
+    let h = Harness::with_data_stores();
     let made = other_tools_stack(&h).await;
     h.cloud.set_property(&made["Db"], "Engine", json!("mysql"));
     import(&h, &[], true).await.unwrap();

@@ -1040,14 +1040,7 @@ async fn an_initial_only_property_is_created_and_then_left_to_the_cloud() {
 /// operator names it too; the plan says so beforehand.
 #[tokio::test]
 async fn a_replacement_that_loses_data_is_refused_unless_named() {
-    let schemas = fastcart_engine::fake::demo_schemas()
-        .into_iter()
-        .map(|s| match s.type_name.as_str() {
-            "Fake::Db::Instance" => s.holds_data(),
-            _ => s,
-        })
-        .collect();
-    let h = Harness::with_schemas(schemas);
+    let h = Harness::with_data_stores();
     let db = |engine: &str| {
         let mut s = StackSpec::new("shop", "dev");
         s.add(

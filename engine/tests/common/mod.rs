@@ -21,6 +21,18 @@ impl Harness {
         Self::with_schemas(demo_schemas())
     }
 
+    /// The demo cloud with its database type holding data.
+    pub fn with_data_stores() -> Self {
+        let schemas = demo_schemas()
+            .into_iter()
+            .map(|s| match s.type_name.as_str() {
+                "Fake::Db::Instance" => s.holds_data(),
+                _ => s,
+            })
+            .collect();
+        Self::with_schemas(schemas)
+    }
+
     pub fn with_schemas(schemas: Vec<TypeSchema>) -> Self {
         let cloud = FakeCloud::new();
         let registry = cloud.registry(schemas);
