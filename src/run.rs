@@ -710,13 +710,7 @@ async fn drift_check(
 ) -> Result<u8> {
     let backend = state_backend(g, provider, g.stack(), g.env())?;
     if backend.load()?.is_none() {
-        return Err(miette!(
-            help = "run `fastcart apply` first, or pass the --state-dir (or --backend), --stack and --env it used",
-            "no state for {}-{} in {}: nothing was applied there",
-            g.stack(),
-            g.env(),
-            backend.location()
-        ));
+        return Err(no_state(g, &*backend));
     }
     let session = Session::open_in(backend, "drift-check")?;
     same_region(g, session.state())?;
@@ -745,15 +739,18 @@ async fn drift_check(
 
 fn load_state(g: &Global, provider: &dyn Provider) -> Result<fastcart_engine::State> {
     let backend = state_backend(g, provider, g.stack(), g.env())?;
-    backend.load()?.ok_or_else(|| {
-        miette!(
-            help = "run `fastcart apply` first, or pass the --state-dir (or --backend), --stack and --env it used",
-            "no state for {}-{} in {}",
-            g.stack(),
-            g.env(),
-            backend.location()
-        )
-    })
+    backend.load()?.ok_or_else(|| no_state(g, &*backend))
+}
+
+/// The error of a command that needs a state where there is none.
+fn no_state(g: &Global, backend: &dyn StateBackend) -> miette::Report {
+    miette!(
+        help = "run `fastcart apply` first, or pass the --state-dir (or --backend), --stack and --env it used",
+        "no state for {}-{} in {}: nothing was applied there",
+        g.stack(),
+        g.env(),
+        backend.location()
+    )
 }
 
 fn outputs(g: &Global, provider: &dyn Provider, json: bool) -> Result<u8> {
