@@ -36,6 +36,10 @@ pub struct Global {
     /// is taken over after this
     #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
     pub lock_lease: u64,
+    /// How long to wait for a lock another run holds before giving up (0: fail at once, naming
+    /// the holder). A run that died holding a shared lock is taken over once its lease runs out
+    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_timeout: u64,
     /// Use this existing Secrets Manager secret for the database credentials
     /// instead of one managed by RDS; read at apply time, never stored
     #[arg(long, global = true, value_name = "ARN")]

@@ -324,6 +324,35 @@ fn state_backend(
     }
 }
 
+/// Locks and loads the state `backend` holds, waiting up to
+/// `--lock-timeout` for a lock another run holds.
+fn open_waiting(g: &Global, backend: Arc<dyn StateBackend>, command: &str) -> Result<Session> {
+    let within = std::time::Duration::from_secs(g.lock_timeout);
+    Ok(Session::open_within(
+        backend,
+        command,
+        within,
+        &mut |held| {
+            eprintln!(
+                "Waiting up to {} s (--lock-timeout) for the lock: {held}",
+                g.lock_timeout
+            )
+        },
+    )?)
+}
+
+/// The cloud context of the region, with the zones the session's state
+/// placed subnets in (so a plan keeps them).
+async fn context_of(
+    g: &Global,
+    provider: &dyn Provider,
+    session: &Session,
+) -> Result<CloudContext> {
+    provider
+        .context(g.region(), session.state().zones_in(g.region()))
+        .await
+}
+
 fn open_session(
     g: &Global,
     provider: &dyn Provider,
@@ -349,7 +378,7 @@ fn open_session(
             );
         }
     }
-    let session = Session::open_in(backend, command)?;
+    let session = open_waiting(g, backend, command)?;
     if let Some(old) = session.backend().taken_over() {
         eprintln!(
             "Took over the lock of {} (pid {}, `{}`, since {}), whose lease ran out: that run \
@@ -380,9 +409,7 @@ async fn plan(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "plan", None)?;
-    let ctx = provider
-        .context(g.region(), session.state().zones_in(g.region()))
-        .await?;
+    let ctx = context_of(g, provider, &session).await?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
@@ -463,9 +490,7 @@ async fn apply(
     let destroying = stack.resources.is_empty();
     let unlock = flags.force_unlock.then_some(approval);
     let mut session = open_session(g, provider, stack, "apply", unlock)?;
-    let ctx = provider
-        .context(g.region(), session.state().zones_in(g.region()))
-        .await?;
+    let ctx = context_of(g, provider, &session).await?;
     let plan = match plan_file {
         Some(path) => {
             let plan = Plan::load(path)?;
@@ -609,9 +634,7 @@ async fn import(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "import", None)?;
-    let ctx = provider
-        .context(g.region(), session.state().zones_in(g.region()))
-        .await?;
+    let ctx = context_of(g, provider, &session).await?;
     let report = session
         .import(&stack, provider.registry(), &ctx, &given, apply)
         .await?;
@@ -712,7 +735,7 @@ async fn drift_check(
     if backend.load()?.is_none() {
         return Err(no_state(g, &*backend));
     }
-    let session = Session::open_in(backend, "drift-check")?;
+    let session = open_waiting(g, backend, "drift-check")?;
     same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {

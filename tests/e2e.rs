@@ -886,23 +886,11 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
         });
     eprintln!("killing the apply after {kill_after} resources were created (FASTCART_KILL_AFTER={kill_after} repeats this)");
     let c = w.clients().await;
-    let mut child = w
-        .command(&["apply", "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
     let mut created = 0;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if line.contains(": created") {
-            created += 1;
-        }
-        if created >= kill_after {
-            break;
-        }
-    }
+    let (mut child, _rest, _) = w.spawn_until(&["apply", "--auto-approve"], |line| {
+        created += usize::from(line.contains(": created"));
+        created >= kill_after
+    });
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(
@@ -1304,18 +1292,9 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     w.backend = Some(format!("s3://{bucket}/states"));
 
     w.expect(2, &["plan", "--detailed-exitcode"]);
-    let mut apply = w
-        .command(&["apply", "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(apply.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains(": creating...") {
-            break;
-        }
-    }
+    let (mut apply, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
+        l.contains(": creating...")
+    });
     let (code, text) = w.fastcart(&["plan"]);
     assert_eq!(code, 1, "{text}");
     let said = world::flat(&text);
@@ -1355,9 +1334,11 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     assert!(!w.path(".fastcart").exists(), "no state on local disk");
 }
 
-/// An apply holding the S3 lock killed with -9: the next run, once the
-/// dead run's lease ran out, takes the lock over, says whose it was, folds
-/// in the journal the dead run left in S3, and converges with no twins.
+/// An apply holding the S3 lock killed with -9: a run started at once is
+/// refused, saying when the dead run's lease runs out; one told to wait
+/// (`--lock-timeout`) waits the lease out, takes the lock over, says whose
+/// it was, folds in the journal the dead run left in S3, and converges
+/// with no twins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
     let mut w = World::new("e2es3kill");
@@ -1365,22 +1346,13 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
     let (_, s3) = moto::moto().bucket(bucket).await;
     w.backend = Some(format!("s3://{bucket}/states"));
     let c = w.clients().await;
-    let lease = ["--lock-lease", "2"];
-    let mut child = w
-        .command(&["apply", "--auto-approve", lease[0], lease[1]])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let lease = ["--lock-lease", "3"];
     let mut created = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if line.unwrap().contains(": created") {
-            created += 1;
-        }
-        if created >= 8 {
-            break;
-        }
-    }
+    let (mut child, _rest, _) =
+        w.spawn_until(&["apply", "--auto-approve", lease[0], lease[1]], |l| {
+            created += usize::from(l.contains(": created"));
+            created >= 8
+        });
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().code(), None, "killed, not finished");
     let journal = s3
@@ -1395,10 +1367,31 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
         "the dead run's journal is in S3"
     );
 
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let text = w.expect(0, &["apply", "--auto-approve", lease[0], lease[1]]);
+    // At once, the lock is still the dead run's: refused, with when its
+    // lease runs out. Told to wait, the next run waits that out and takes
+    // the lock over.
+    let (code, text) = w.fastcart(&["plan"]);
+    assert_eq!(code, 1, "{text}");
+    let said = world::flat(&text);
     assert!(
-        world::flat(&text).contains("Took over the lock of"),
+        said.contains("is locked by") && said.contains("its lease runs out at"),
+        "{text}"
+    );
+    let text = w.expect(
+        0,
+        &[
+            "apply",
+            "--auto-approve",
+            "--lock-timeout",
+            "30",
+            lease[0],
+            lease[1],
+        ],
+    );
+    let said = world::flat(&text);
+    assert!(
+        said.contains("Waiting up to 30 s (--lock-timeout) for the lock")
+            && said.contains("Took over the lock of"),
         "{text}"
     );
     w.expect(0, &["plan", "--detailed-exitcode"]);
@@ -1413,6 +1406,116 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
     destroy_leaves_nothing(&w).await;
 }
 
+/// Two `fastcart apply` processes of the same stack started together, ten
+/// rounds, each with a drift to repair (the log group's retention changed
+/// behind fastcart's back): in every round exactly one runs and repairs
+/// it; the other exits 1 before the first is done, naming it (its pid and
+/// command). The state in S3 keeps its lineage and its serial grows every
+/// round; the stack ends converged, with no twins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_started_together_one_runs_and_the_other_is_refused_naming_it() {
+    let mut w = World::new("e2es3race");
+    let bucket = "fastcart-team-state-race";
+    let (_, s3) = moto::moto().bucket(bucket).await;
+    w.backend = Some(format!("s3://{bucket}/states"));
+    let c = w.clients().await;
+    w.expect(0, &["apply", "--auto-approve"]);
+    let group = outputs(&w)["log_group_name"].clone();
+    let saved = || async {
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key("states/fastcart-e2es3race/state.json")
+            .send()
+            .await
+            .unwrap();
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        serde_json::from_slice::<Value>(&bytes).unwrap()
+    };
+    let first = saved().await;
+    let mut serial = first["serial"].as_u64().unwrap();
+    for round in 1..=10 {
+        c.logs
+            .put_retention_policy()
+            .log_group_name(&group)
+            .retention_in_days(14)
+            .send()
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                w.command(&["apply", "--auto-approve"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let ends: Vec<_> = runs
+            .into_iter()
+            .map(|child| {
+                std::thread::spawn(move || {
+                    let pid = child.id();
+                    let out = child.wait_with_output().unwrap();
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    (pid, out.status.code(), started.elapsed(), text)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let ran: Vec<_> = ends.iter().filter(|e| e.1 == Some(0)).collect();
+        let refused: Vec<_> = ends.iter().filter(|e| e.1 == Some(1)).collect();
+        assert!(
+            ran.len() == 1 && refused.len() == 1,
+            "round {round}: one must run and one be refused: {ends:#?}"
+        );
+        let (winner, loser) = (ran[0], refused[0]);
+        eprintln!(
+            "round {round}: refused after {:?}, the other ran for {:?}",
+            loser.2, winner.2
+        );
+        let said = world::flat(&loser.3);
+        assert!(
+            said.contains("is locked by") && said.contains(&format!("(pid {}, `apply`", winner.0)),
+            "round {round}: the refusal names the run holding the lock (pid {}): {}",
+            winner.0,
+            loser.3
+        );
+        assert!(
+            loser.2 < winner.2,
+            "round {round}: refused at once, not after the other run ({:?} vs {:?})",
+            loser.2,
+            winner.2
+        );
+        assert!(
+            winner.3.contains("LogGroup: updated"),
+            "round {round}: {}",
+            winner.3
+        );
+        let now = saved().await;
+        assert_eq!(now["lineage"], first["lineage"], "round {round}");
+        let next = now["serial"].as_u64().unwrap();
+        assert!(next > serial, "round {round}: serial {next} after {serial}");
+        serial = next;
+    }
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    let twins: Vec<_> = w
+        .owned(&c)
+        .await
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    assert!(twins.is_empty(), "duplicates: {twins:#?}");
+    destroy_leaves_nothing(&w).await;
+}
+
 /// Ctrl-C during an apply on the S3 backend: the calls in flight finish,
 /// the state is saved in S3 and the lock is given back, so the next run
 /// starts at once.
@@ -1422,18 +1525,9 @@ async fn ctrl_c_gives_the_s3_lock_back() {
     let bucket = "fastcart-team-state-int";
     let (_, s3) = moto::moto().bucket(bucket).await;
     w.backend = Some(format!("s3://{bucket}/states"));
-    let mut child = w
-        .command(&["apply", "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains(": creating...") {
-            break;
-        }
-    }
+    let (mut child, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
+        l.contains(": creating...")
+    });
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -16,10 +16,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::journal::Entry;
 use crate::state::State;
 
@@ -220,7 +221,42 @@ impl Lock {
             fence,
         })
     }
+
+    /// Takes `backend`'s lock for `command`, waiting up to `within` while
+    /// another run holds it (`--lock-timeout`): asked again every
+    /// [`LOCK_POLL`], so a lease that runs out is taken over and a lock
+    /// given back is taken, by whichever waiting run asks first. `waiting`
+    /// hears of the holder once, when the wait begins. A zero `within`
+    /// fails at once, as [`Lock::take`] does; so does any error but
+    /// [`Error::Locked`].
+    pub fn take_within(
+        backend: Arc<dyn StateBackend>,
+        command: &str,
+        within: Duration,
+        waiting: &mut dyn FnMut(&Error),
+    ) -> Result<Lock> {
+        let deadline = Instant::now() + within;
+        let mut told = false;
+        loop {
+            let err = match Lock::take(backend.clone(), command) {
+                Err(e @ Error::Locked { .. }) => e,
+                other => return other,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(err);
+            }
+            if !told {
+                waiting(&err);
+                told = true;
+            }
+            std::thread::sleep(LOCK_POLL.min(deadline - now));
+        }
+    }
 }
+
+/// How often a run waiting for a lock asks for it again.
+pub const LOCK_POLL: Duration = Duration::from_millis(500);
 
 impl Drop for Lock {
     fn drop(&mut self) {
@@ -250,6 +286,37 @@ mod tests {
         e.lineage = state.lineage.clone();
         j.append(&e).unwrap();
         b.load().unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_run_told_to_wait_takes_the_lock_once_it_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = local(&dir);
+        let held = Lock::take(b.clone(), "apply").unwrap();
+        let mut heard = Vec::new();
+        // Without a wait, refused at once; the holder is not told to anyone.
+        let err = Lock::take_within(b.clone(), "plan", Duration::ZERO, &mut |e| {
+            heard.push(e.to_string())
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(heard.is_empty());
+        // Waiting until well after it is given back: taken, holder heard once.
+        let giver = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_POLL * 2);
+            drop(held);
+        });
+        let lock = Lock::take_within(b.clone(), "plan", LOCK_POLL * 20, &mut |e| {
+            heard.push(e.to_string())
+        })
+        .unwrap();
+        giver.join().unwrap();
+        assert_eq!(lock.info.command, "plan");
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert!(heard[0].contains("`apply`"), "{heard:?}");
+        // A wait that runs out gives the holder's error.
+        let err = Lock::take_within(b, "apply", LOCK_POLL, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("`plan`"), "{err}");
     }
 
     #[test]

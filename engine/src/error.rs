@@ -35,7 +35,7 @@ pub enum Error {
     #[error("state {} is locked by {holder} since {since}", path.display())]
     #[diagnostic(
         code(fastcart::locked),
-        help("wait for that run to finish. If it is no longer running (the process died), run again with --force-unlock")
+        help("wait for that run to finish, or run again with --lock-timeout SECONDS to wait for it. If it is no longer running (the process died), run again with --force-unlock")
     )]
     Locked {
         path: PathBuf,

@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::apply::{run_plan, ApplyOptions, ApplyReport};
 use crate::backend::{Lock, StateBackend};
@@ -42,7 +43,18 @@ impl Session {
     /// Locks the state `backend` holds and loads it, with the journal
     /// folded in.
     pub fn open_in(backend: Arc<dyn StateBackend>, command: &str) -> Result<Self> {
-        let lock = Lock::take(backend.clone(), command)?;
+        Self::open_within(backend, command, Duration::ZERO, &mut |_| {})
+    }
+
+    /// Like [`Session::open_in`], waiting up to `within` for a lock another
+    /// run holds ([`Lock::take_within`]).
+    pub fn open_within(
+        backend: Arc<dyn StateBackend>,
+        command: &str,
+        within: Duration,
+        waiting: &mut dyn FnMut(&Error),
+    ) -> Result<Self> {
+        let lock = Lock::take_within(backend.clone(), command, within, waiting)?;
         let loaded = backend.load()?;
         let on_disk = loaded.is_some();
         Ok(Session {

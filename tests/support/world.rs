@@ -6,8 +6,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Lines};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Arc;
 
 use fastcart_drivers::Clients;
@@ -93,6 +94,25 @@ impl World {
             c.env("AWS_REGION", r);
         }
         c
+    }
+
+    /// Starts the binary (standard error dropped) and reads its standard
+    /// output until a line `until` accepts (it may count lines). Returns the
+    /// running child, the rest of its output, and whether such a line came.
+    pub fn spawn_until(
+        &self,
+        args: &[&str],
+        mut until: impl FnMut(&str) -> bool,
+    ) -> (Child, Lines<BufReader<ChildStdout>>, bool) {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fastcart");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let seen = lines.by_ref().map_while(Result::ok).any(|l| until(&l));
+        (child, lines, seen)
     }
 
     /// Runs the binary; returns its exit code and what it printed.
