@@ -61,6 +61,9 @@ struct Inner {
     lease: Duration,
     /// The state object's ETag as last read or written (`None`: none).
     state_etag: Mutex<Option<String>>,
+    /// The serial floor and its ETag as last read or written (`None`: not
+    /// read yet); under the lock only this run writes it.
+    floor: Mutex<Option<(u64, Option<String>)>>,
     /// This run's lease, while it holds the lock.
     held: Mutex<Option<Held>>,
     replaced: Mutex<Option<LockInfo>>,
@@ -166,6 +169,7 @@ impl S3Backend {
             env: env.into(),
             lease,
             state_etag: Mutex::new(None),
+            floor: Mutex::new(None),
             held: Mutex::new(None),
             replaced: Mutex::new(None),
         })))
@@ -569,7 +573,7 @@ impl StateBackend for S3Backend {
                 state.stack, state.env, me.stack, me.env
             )));
         }
-        let floor = self.floor()?;
+        let (floor, _) = self.read_floor()?;
         if state.serial < floor {
             return Err(corrupt(format!(
                 "its serial is {}, lower than {floor}, the highest this backend wrote: an older \
@@ -602,7 +606,7 @@ impl StateBackend for S3Backend {
     fn save(&self, fence: Fence, state: &State) -> Result<()> {
         let me = &self.0;
         me.check_fence(fence)?;
-        let floor = self.floor()?;
+        let floor = self.floor()?.0;
         if state.serial < floor {
             return Err(Error::Backend {
                 location: me.location(),
@@ -628,11 +632,7 @@ impl StateBackend for S3Backend {
                 })
             }
         }
-        // The serial floor: a plain write, as it only ever grows under the lock.
-        let serial = state.serial.to_string().into_bytes();
-        let floor_key = me.key("serial");
-        let floor_etag = me.get(&floor_key)?.map(|(_, e)| e);
-        me.put(&floor_key, serial, floor_etag.as_deref())?;
+        self.raise_floor(state.serial)?;
         // Entries the saved state holds are folded in: compact them.
         for key in me.list(&me.key("journal/"))? {
             let seq = key
@@ -661,13 +661,53 @@ impl StateBackend for S3Backend {
 }
 
 impl S3Backend {
-    /// The highest serial this backend wrote (0 when none).
-    fn floor(&self) -> Result<u64> {
+    /// The highest serial this backend wrote (0 when none) and the floor
+    /// object's ETag, read from S3 and kept.
+    fn read_floor(&self) -> Result<(u64, Option<String>)> {
         let me = &self.0;
-        Ok(me
-            .get(&me.key("serial"))?
-            .and_then(|(b, _)| String::from_utf8_lossy(&b).trim().parse().ok())
-            .unwrap_or(0))
+        let read = match me.get(&me.key("serial"))? {
+            Some((body, etag)) => (
+                String::from_utf8_lossy(&body).trim().parse().unwrap_or(0),
+                Some(etag),
+            ),
+            None => (0, None),
+        };
+        *me.floor.lock().expect("floor lock") = Some(read.clone());
+        Ok(read)
+    }
+
+    /// The floor as last read or written, else read.
+    fn floor(&self) -> Result<(u64, Option<String>)> {
+        let kept = self.0.floor.lock().expect("floor lock").clone();
+        kept.map_or_else(|| self.read_floor(), Ok)
+    }
+
+    /// Raises the serial floor to `serial`, on the ETag last seen: written
+    /// by this run alone under the lock, so a changed ETag (a run without
+    /// the lock, or a hand) is read again, and the floor never goes down.
+    fn raise_floor(&self, serial: u64) -> Result<()> {
+        let me = &self.0;
+        let key = me.key("serial");
+        let (mut floor, mut etag) = self.floor()?;
+        for _ in 0..3 {
+            if floor >= serial {
+                return Ok(());
+            }
+            match me.put(&key, serial.to_string().into_bytes(), etag.as_deref())? {
+                Some(new) => {
+                    *me.floor.lock().expect("floor lock") = Some((serial, Some(new)));
+                    return Ok(());
+                }
+                None => (floor, etag) = self.read_floor()?,
+            }
+        }
+        Err(Error::Backend {
+            location: me.location(),
+            message: format!("the serial floor ({key}) kept changing while this run raised it"),
+            help: "another writer is changing this state without its lock: stop it, then run \
+                   again"
+                .into(),
+        })
     }
 }
 
