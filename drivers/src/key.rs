@@ -6,6 +6,8 @@
 //! back through the driver's `read`, so a candidate is observed exactly as a
 //! plan will observe it.
 
+use std::future::Future;
+
 use fastcart_engine::{Candidate, Driver, DriverError, KeyQuery, ResourceHandle};
 use serde_json::Value;
 
@@ -73,4 +75,30 @@ pub async fn by_name<D: Driver + ?Sized>(
     };
     let key = format!("{prop}={name}");
     candidates(driver, q, [id_of(name)], &key).await.map(Some)
+}
+
+/// The objects named by the stack's `prop`, whose ids (ARNs) `lookup`
+/// finds by that name with the service's Describe; a name the service
+/// does not know is no candidate. `None` when the stack gives no name.
+pub async fn looked_up<D, F>(
+    driver: &D,
+    q: &KeyQuery<'_>,
+    prop: &str,
+    lookup: impl FnOnce(String) -> F,
+) -> Result<Option<Vec<Candidate>>, DriverError>
+where
+    D: Driver + ?Sized,
+    F: Future<Output = Result<Vec<String>, DriverError>>,
+{
+    let Some(name) = given(q, prop) else {
+        return Ok(None);
+    };
+    let ids = match lookup(name.to_string()).await {
+        Ok(ids) => ids,
+        Err(e) if crate::error::is_gone(&e) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    candidates(driver, q, ids, &format!("{prop}={name}"))
+        .await
+        .map(Some)
 }

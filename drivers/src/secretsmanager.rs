@@ -524,16 +524,15 @@ impl Driver for Secret {
     /// By its name; the physical id is the ARN `DescribeSecret` gives. A
     /// secret scheduled for deletion is no candidate.
     async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
-        let Some(name) = crate::key::given(q, "Name") else {
-            return Ok(None);
-        };
-        let arns = describe(&self.c, name)
-            .await?
-            .filter(|s| !s.deleted)
-            .map(|s| s.arn);
-        crate::key::candidates(self, q, arns, &format!("Name={name}"))
-            .await
-            .map(Some)
+        crate::key::looked_up(self, q, "Name", |name| async move {
+            let found = describe(&self.c, &name).await?;
+            Ok(found
+                .filter(|s| !s.deleted)
+                .map(|s| s.arn)
+                .into_iter()
+                .collect())
+        })
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

@@ -284,28 +284,22 @@ impl Driver for TargetGroup {
 
     /// By its name; the physical id is the ARN.
     async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
-        let Some(name) = crate::key::given(q, "Name") else {
-            return Ok(None);
-        };
-        let found = self
-            .c
-            .elbv2
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await;
-        let arns: Vec<String> = match crate::error::SdkResultExt::op(found, name) {
-            Ok(out) => out
+        crate::key::looked_up(self, q, "Name", |name| async move {
+            let found = self
+                .c
+                .elbv2
+                .describe_target_groups()
+                .names(&name)
+                .send()
+                .await;
+            let out = crate::error::SdkResultExt::op(found, &name)?;
+            Ok(out
                 .target_groups()
                 .iter()
                 .filter_map(|x| x.target_group_arn().map(String::from))
-                .collect(),
-            Err(e) if crate::error::is_gone(&e) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        crate::key::candidates(self, q, arns, &format!("Name={name}"))
-            .await
-            .map(Some)
+                .collect())
+        })
+        .await
     }
 
     async fn find_by_tags(&self, owner: &Ownership) -> Result<Vec<Found>, DriverError> {

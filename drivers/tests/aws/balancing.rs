@@ -62,6 +62,25 @@ fn listener(port: u16) -> ResourceSpec {
         )
 }
 
+/// A load balancer and a target group are found by the name the stack
+/// gives them (their physical ids are ARNs), with their ownership tags.
+#[tokio::test]
+async fn load_balancers_and_target_groups_are_found_by_name() {
+    let c = cloud("albkey").await;
+    let mut s = network(&c, 65);
+    // The VPC's and the group's keys include their `Name` tags.
+    for r in &mut s.resources {
+        if r.logical_id == "Vpc" || r.logical_id == "AlbGroup" {
+            let name = c.name(&r.logical_id.to_lowercase());
+            r.properties
+                .insert("Tags".into(), json!([{"Key": "Name", "Value": name}]));
+        }
+    }
+    s.add(target_group(&c, 80, 30).prop("Tags", json!([{"Key": "Team", "Value": "orders"}])));
+    s.add(load_balancer(&c, "alb", "orders"));
+    crate::keys::found_by_key(&c, &s).await;
+}
+
 #[tokio::test]
 async fn target_group_lifecycle() {
     let c = cloud("albtg").await;

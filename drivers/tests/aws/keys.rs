@@ -3,10 +3,10 @@
 //! exactly-once create use), with the tags that say whose it is (reads
 //! report tags when the stack sets some).
 
-use fastcart_engine::{get_att, r#ref, KeyQuery, Ownership, ResourceSpec};
+use fastcart_engine::{get_att, r#ref, KeyQuery, Ownership, ResourceSpec, StackSpec};
 use serde_json::json;
 
-use crate::common::cloud;
+use crate::common::{cloud, Cloud};
 
 #[tokio::test]
 async fn each_object_is_found_by_its_key_with_its_ownership_tags() {
@@ -75,10 +75,15 @@ async fn each_object_is_found_by_its_key_with_its_ownership_tags() {
             )
             .prop("Tags", name("role")),
     );
-    c.converge(&s).await;
+    found_by_key(&c, &s).await;
+}
 
-    let state = c.session(&s).state().clone();
-    let owner = Ownership::of(&s);
+/// Converges `s`, then finds each of its resources by its key alone, with
+/// the ownership tags where the type is taggable.
+pub async fn found_by_key(c: &Cloud, s: &StackSpec) {
+    c.converge(s).await;
+    let state = c.session(s).state().clone();
+    let owner = Ownership::of(s);
     for r in &s.resources {
         let held = &state.resources[&r.logical_id];
         let driver = c.driver(&r.type_name);
