@@ -276,6 +276,13 @@ impl Inner {
 
     /// Writes `key` under a condition: `Some(etag)` it must still have,
     /// `None` it must not exist. `Ok(None)`: the condition failed.
+    ///
+    /// When an answer is lost after the write took effect, the SDK sends it
+    /// again, and the second attempt fails the condition on the first one's
+    /// write. So a failed condition is checked: an object holding exactly
+    /// these bytes is this write (a lock, lease, state or journal entry
+    /// carries this run's token, serial or sequence number), not another
+    /// run's.
     fn put(&self, key: &str, body: Vec<u8>, if_match: Option<&str>) -> Result<Option<String>> {
         let sent = self.block(async {
             let call = self
@@ -284,7 +291,7 @@ impl Inner {
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type("application/json")
-                .body(ByteStream::from(body));
+                .body(ByteStream::from(body.clone()));
             let call = match if_match {
                 Some(etag) => call.if_match(etag),
                 None => call.if_none_match("*"),
@@ -293,8 +300,32 @@ impl Inner {
         });
         match sent {
             Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
-            Err(e) if precondition_failed(e.code()) => Ok(None),
+            Err(e) if precondition_failed(e.code()) => Ok(self
+                .get(key)?
+                .filter(|(now, _)| *now == body)
+                .map(|(_, etag)| etag)),
             Err(e) => Err(self.error(&format!("writing {key}"), e)),
+        }
+    }
+
+    /// Deletes `key` if it still has `etag`: `Ok(false)` when it changed
+    /// since (another run's now). An object already gone counts as deleted
+    /// (the answer to an earlier attempt was lost).
+    fn delete_if(&self, key: &str, etag: &str) -> Result<bool> {
+        let sent = self.block(async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_match(etag)
+                .send()
+                .await
+        });
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if precondition_failed(e.code()) => Ok(false),
+            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NotFound")) => Ok(true),
+            Err(e) => Err(self.error(&format!("deleting {key}"), e)),
         }
     }
 
@@ -361,6 +392,15 @@ impl Inner {
             return Ok(());
         }
         let now = match self.lock_body() {
+            Ok(Some((l, _))) if l.info.token == fence.0 => {
+                return Err(Error::Backend {
+                    location: self.location(),
+                    message: "this run's lease ran out before it could write (the machine or \
+                              the network was slower than the lease); nothing was written"
+                        .into(),
+                    help: "run again; where runs are this slow, give a longer --lock-lease".into(),
+                })
+            }
             Ok(Some((l, _))) => format!(
                 "{} (pid {}, `{}`)",
                 l.info.holder, l.info.pid, l.info.command
@@ -534,19 +574,29 @@ impl StateBackend for S3Backend {
                 let _ = t.join();
             }
         }
+        // Only this run's own lock, as read: not one taken over meanwhile.
         match me.lock_body()? {
-            Some((l, _)) if l.info.token == fence.0 => me.delete(&me.key("lock.json")),
+            Some((l, etag)) if l.info.token == fence.0 => {
+                me.delete_if(&me.key("lock.json"), &etag).map(drop)
+            }
             _ => Ok(()),
         }
     }
 
     fn force_unlock(&self) -> Result<Option<LockInfo>> {
         let me = &self.0;
-        let held = me.lock_body()?;
-        if held.is_some() {
-            me.delete(&me.key("lock.json"))?;
+        let Some((held, etag)) = me.lock_body()? else {
+            return Ok(None);
+        };
+        if !me.delete_if(&me.key("lock.json"), &etag)? {
+            return Err(Error::Backend {
+                location: me.location(),
+                message: "the lock changed while it was being removed: another run holds it now"
+                    .into(),
+                help: "nothing was removed; run again to see who holds it".into(),
+            });
         }
-        Ok(held.map(|(l, _)| l.info))
+        Ok(Some(held.info))
     }
 
     fn load_saved(&self) -> Result<Option<State>> {

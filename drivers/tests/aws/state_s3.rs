@@ -214,3 +214,72 @@ async fn two_runs_started_together_one_runs_and_no_state_is_lost() {
     }
     assert!(refused > 0, "the runs never met: nothing was tested");
 }
+
+/// Under lost answers (a third of S3's answers lost after the write took
+/// effect, so the SDK sends the request again and meets its own write): a
+/// run never mistakes its own lock, lease renewal, state or journal entry
+/// for another run's. Two runs in turn take the lock, journal and save
+/// four times each, and give the lock back; what S3 holds at the end is
+/// exactly what they wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_never_make_a_run_conflict_with_its_own_writes() {
+    let m = crate::moto::moto();
+    let name = "fastcart-state-lossy";
+    let (_, s3) = bucket(name).await;
+    let proxy =
+        crate::fault_proxy::FaultProxy::start_losing(&m.venv, &m.endpoint, 0.3, 11, "after");
+    let config = fastcart_drivers::Clients::loader("eu-central-1")
+        .endpoint_url(&proxy.endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    // A lease long enough for the SDK's backoff between attempts.
+    let lease = Duration::from_secs(6);
+    let b: Arc<dyn StateBackend> = Arc::new(
+        S3Backend::new(&config, &format!("s3://{name}/team"), "shop", "dev", lease).unwrap(),
+    );
+    for run in 0..2 {
+        let lock = Lock::take(b.clone(), "apply").unwrap_or_else(|e| panic!("run {run}: {e}"));
+        let mut state = b
+            .load()
+            .unwrap()
+            .unwrap_or_else(|| State::new("shop", "dev"));
+        let mut journal = b.journal(lock.fence).unwrap();
+        for i in 0..4 {
+            let mut e = Entry::new(Op::Create, Phase::Intent, &format!("R{run}{i}"), "T::X::Y");
+            e.seq = state.journal_seq + 1;
+            e.lineage = state.lineage.clone();
+            journal
+                .append(&e)
+                .unwrap_or_else(|err| panic!("run {run}, entry {}: {err}", e.seq));
+            state.record(&e);
+            state.serial += 1;
+            b.save(lock.fence, &state)
+                .unwrap_or_else(|err| panic!("run {run}, serial {}: {err}", state.serial));
+        }
+        // Long enough for a renewal of the lease through the proxy.
+        std::thread::sleep(lease / 3 + Duration::from_millis(300));
+        drop(journal);
+        b.release(lock.fence)
+            .unwrap_or_else(|err| panic!("run {run}: {err}"));
+        std::mem::forget(lock);
+        let held = s3
+            .head_object()
+            .bucket(name)
+            .key("team/shop-dev/lock.json")
+            .send()
+            .await;
+        assert!(held.is_err(), "run {run}: the lock was not given back");
+    }
+    let stats = proxy.stats();
+    eprintln!("fault proxy: {stats}");
+    let lost = stats["lost_after"].as_u64().unwrap();
+    assert!(lost >= 8, "only {lost} answers were lost");
+    let direct = backend(&crate::moto::moto().config_in("eu-central-1").await, name);
+    let state = direct.load().unwrap().unwrap();
+    assert_eq!(state.serial, 8);
+    assert_eq!(state.pending.len(), 8);
+    assert!(direct.read_journal().unwrap().is_empty(), "compacted");
+}
