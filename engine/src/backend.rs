@@ -182,6 +182,14 @@ pub fn push(to: Arc<dyn StateBackend>, mut state: State) -> Result<u64> {
 /// must hold none (`fastcart state migrate`). Both are locked meanwhile;
 /// `from` is left as it was. Returns the serial written.
 pub fn migrate(from: Arc<dyn StateBackend>, to: Arc<dyn StateBackend>) -> Result<u64> {
+    if same_place(&*from, &*to) {
+        // Else this run would wait on the lock it holds itself.
+        return Err(refused(
+            &*to,
+            "is where the state already is".into(),
+            "give --to another bucket, prefix or directory",
+        ));
+    }
     let _from_lock = Lock::take(from.clone(), "state migrate")?;
     let to_lock = Lock::take(to.clone(), "state migrate")?;
     let Some(mut state) = from.load()? else {
@@ -201,6 +209,20 @@ pub fn migrate(from: Arc<dyn StateBackend>, to: Arc<dyn StateBackend>) -> Result
     state.serial += 1;
     to.save(to_lock.fence, &state)?;
     Ok(state.serial)
+}
+
+/// Whether two backends keep the same state: the same URL, or the same
+/// directory however it is spelled.
+fn same_place(a: &dyn StateBackend, b: &dyn StateBackend) -> bool {
+    match (a.local(), b.local()) {
+        (Some(x), Some(y)) => {
+            let real = |s: &crate::StateStore| {
+                std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf())
+            };
+            real(x) == real(y)
+        }
+        _ => a.location() == b.location(),
+    }
 }
 
 /// A lock held for one run; given back when dropped.
@@ -332,8 +354,14 @@ mod tests {
             "the pending create moved too"
         );
         // Not over a state that is there.
-        let err = migrate(from, to).unwrap_err().to_string();
+        let err = migrate(from.clone(), to).unwrap_err().to_string();
         assert!(err.contains("already holds a state"), "{err}");
+        // Nor onto itself, however the directory is spelled (it would
+        // wait on its own lock).
+        let spelled = format!("{}/.", a.path().display());
+        let itself: Arc<dyn StateBackend> = Arc::new(StateStore::new(&spelled, "s", "dev"));
+        let err = migrate(from, itself).unwrap_err().to_string();
+        assert!(err.contains("already is"), "{err}");
     }
 
     #[test]
