@@ -324,6 +324,44 @@ fn state_backend(
     }
 }
 
+/// Until dropped, Ctrl-C gives the session's lock back and exits 130, so a
+/// run stopped while it reads, plans or asks leaves no lock behind (a
+/// local lock file a person would have to force, or an S3 lease the next
+/// run would wait out). An apply drops it when its changes start, for its
+/// own handling: finish the calls in flight, save, then give the lock back.
+struct GiveBackOnCtrlC(tokio::task::JoinHandle<()>);
+
+impl GiveBackOnCtrlC {
+    fn new(session: &Session) -> GiveBackOnCtrlC {
+        let (backend, fence) = (session.backend().clone(), session.lock().fence);
+        // Listening from now on, not from the task's first turn: a Ctrl-C
+        // before it would still kill the process with the lock held.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        GiveBackOnCtrlC(tokio::spawn(async move {
+            let heard = match interrupt.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => tokio::signal::ctrl_c().await.is_ok(),
+            };
+            if heard {
+                let _ = backend.release(fence);
+                eprintln!(
+                    "\nInterrupted: the lock on {} is given back. Every request sent is in \
+                     the journal; run the command again.",
+                    backend.location()
+                );
+                std::process::exit(130);
+            }
+        }))
+    }
+}
+
+impl Drop for GiveBackOnCtrlC {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Locks and loads the state `backend` holds, waiting up to
 /// `--lock-timeout` for a lock another run holds.
 fn open_waiting(g: &Global, backend: Arc<dyn StateBackend>, command: &str) -> Result<Session> {
@@ -409,6 +447,7 @@ async fn plan(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "plan", None)?;
+    let _interrupt = GiveBackOnCtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
@@ -490,6 +529,7 @@ async fn apply(
     let destroying = stack.resources.is_empty();
     let unlock = flags.force_unlock.then_some(approval);
     let mut session = open_session(g, provider, stack, "apply", unlock)?;
+    let interrupt = GiveBackOnCtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let plan = match plan_file {
         Some(path) => {
@@ -513,6 +553,7 @@ async fn apply(
         )?;
     }
 
+    drop(interrupt);
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn({
         let cancel = cancel.clone();
@@ -634,6 +675,7 @@ async fn import(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "import", None)?;
+    let _interrupt = GiveBackOnCtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let report = session
         .import(&stack, provider.registry(), &ctx, &given, apply)
@@ -736,6 +778,7 @@ async fn drift_check(
         return Err(no_state(g, &*backend));
     }
     let session = open_waiting(g, backend, "drift-check")?;
+    let _interrupt = GiveBackOnCtrlC::new(&session);
     same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {

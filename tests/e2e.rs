@@ -1281,8 +1281,9 @@ async fn logs_at_trace_name_the_aws_calls_and_never_a_secret() {
 
 /// The order stack with its state, journal and lock in S3 (`--backend`
 /// through `FASTCART_BACKEND`): planned, applied, checked and destroyed
-/// with nothing under the working directory's `.fastcart`, and a second run
-/// started while an apply holds the lock refused at once, naming it.
+/// with nothing under the working directory's `.fastcart`; a second run
+/// started while an apply holds the lock refused at once, naming it; and a
+/// plan stopped with Ctrl-C gives the lock back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     let mut w = World::new("e2es3");
@@ -1310,6 +1311,37 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     assert!(apply.wait().unwrap().success());
 
     w.expect(0, &["plan", "--detailed-exitcode"]);
+
+    // Ctrl-C while a plan holds the lock (it has begun reading AWS): the
+    // lock is given back at once, so the next run is not refused.
+    let mut plan = w
+        .command(&["plan", "--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logged = BufReader::new(plan.stderr.take().unwrap()).lines();
+    assert!(
+        logged
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("GetCallerIdentity")),
+        "the plan never reached AWS"
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &plan.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = logged.map_while(Result::ok).collect();
+    let exit = plan.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{}", rest.join("\n"));
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("Interrupted: the lock on s3://")),
+        "{}",
+        rest.join("\n")
+    );
     w.expect(0, &["drift-check"]);
     let printed = w.expect(0, &["outputs", "--json"]);
     assert!(printed.contains("vpc-"), "{printed}");
