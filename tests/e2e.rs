@@ -916,8 +916,7 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
         w.expect(0, &["apply", "--auto-approve", "--force-unlock"]);
     }
     w.expect(0, &["plan", "--detailed-exitcode"]);
-    let found = w.owned(&c).await;
-    let twins: Vec<_> = found.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    let twins = w.twins(&c).await;
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     w.expect(0, &["destroy", "--auto-approve"]);
     assert!(w.owned(&c).await.is_empty());
@@ -1053,12 +1052,7 @@ async fn ctrl_c_finishes_calls_in_flight_saves_state_and_says_how_to_continue() 
     assert!(held > 0, "nothing was saved");
     w.expect(0, &["apply", "--auto-approve"]);
     w.expect(0, &["plan", "--detailed-exitcode"]);
-    let twins: Vec<_> = w
-        .owned(&c)
-        .await
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
+    let twins = w.twins(&c).await;
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     w.expect(0, &["destroy", "--auto-approve"]);
 }
@@ -1101,8 +1095,7 @@ async fn lossy_run(seed: u64, loss: f64) -> (World, fault_proxy::FaultProxy, Los
             );
         }
     }
-    let found = w.owned(&c).await;
-    let twins: Vec<_> = found.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    let twins = w.twins(&c).await;
     if !twins.is_empty() {
         eprintln!("seed {seed}: twins {twins:#?}");
     }
@@ -1286,11 +1279,8 @@ async fn logs_at_trace_name_the_aws_calls_and_never_a_secret() {
 /// plan stopped with Ctrl-C gives the lock back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
-    let mut w = World::new("e2es3");
-    // The team's bucket: fastcart never makes it.
     let bucket = "fastcart-team-state";
-    let (_, s3) = moto::moto().bucket(bucket).await;
-    w.backend = Some(format!("s3://{bucket}/states"));
+    let (w, s3) = World::in_s3("e2es3", bucket).await;
 
     w.expect(2, &["plan", "--detailed-exitcode"]);
     let (mut apply, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
@@ -1373,10 +1363,8 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
 /// with no twins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
-    let mut w = World::new("e2es3kill");
     let bucket = "fastcart-team-state-kill";
-    let (_, s3) = moto::moto().bucket(bucket).await;
-    w.backend = Some(format!("s3://{bucket}/states"));
+    let (w, s3) = World::in_s3("e2es3kill", bucket).await;
     let c = w.clients().await;
     let lease = ["--lock-lease", "3"];
     let mut created = 0;
@@ -1427,12 +1415,7 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
         "{text}"
     );
     w.expect(0, &["plan", "--detailed-exitcode"]);
-    let twins: Vec<_> = w
-        .owned(&c)
-        .await
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
+    let twins = w.twins(&c).await;
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     assert!(!w.path(".fastcart").exists(), "no state on local disk");
     destroy_leaves_nothing(&w).await;
@@ -1446,10 +1429,8 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
 /// round; the stack ends converged, with no twins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_applies_started_together_one_runs_and_the_other_is_refused_naming_it() {
-    let mut w = World::new("e2es3race");
     let bucket = "fastcart-team-state-race";
-    let (_, s3) = moto::moto().bucket(bucket).await;
-    w.backend = Some(format!("s3://{bucket}/states"));
+    let (w, s3) = World::in_s3("e2es3race", bucket).await;
     let c = w.clients().await;
     w.expect(0, &["apply", "--auto-approve"]);
     let group = outputs(&w)["log_group_name"].clone();
@@ -1538,12 +1519,7 @@ async fn two_applies_started_together_one_runs_and_the_other_is_refused_naming_i
         serial = next;
     }
     w.expect(0, &["plan", "--detailed-exitcode"]);
-    let twins: Vec<_> = w
-        .owned(&c)
-        .await
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
+    let twins = w.twins(&c).await;
     assert!(twins.is_empty(), "duplicates: {twins:#?}");
     destroy_leaves_nothing(&w).await;
 }
@@ -1553,10 +1529,8 @@ async fn two_applies_started_together_one_runs_and_the_other_is_refused_naming_i
 /// starts at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_gives_the_s3_lock_back() {
-    let mut w = World::new("e2es3int");
     let bucket = "fastcart-team-state-int";
-    let (_, s3) = moto::moto().bucket(bucket).await;
-    w.backend = Some(format!("s3://{bucket}/states"));
+    let (w, s3) = World::in_s3("e2es3int", bucket).await;
     let (mut child, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
         l.contains(": creating...")
     });

@@ -193,6 +193,25 @@ impl World {
         found
     }
 
+    /// Logical ids the stack's ownership tags mark on more than one object.
+    pub async fn twins(&self, c: &Arc<Clients>) -> BTreeMap<(String, String), Vec<String>> {
+        let mut found = self.owned(c).await;
+        found.retain(|_, ids| ids.len() > 1);
+        found
+    }
+
+    /// A world for the order stack whose state is in `bucket` (made here,
+    /// as the team would have made it) under `states/`, and an S3 client to
+    /// look inside.
+    pub async fn in_s3(env: &str, bucket: &str) -> (World, aws_sdk_s3::Client) {
+        let (_, s3) = moto::moto().bucket(bucket).await;
+        let w = World {
+            backend: Some(format!("s3://{bucket}/states")),
+            ..World::new(env)
+        };
+        (w, s3)
+    }
+
     pub fn state(&self) -> Value {
         let p = self.path(&format!(".fastcart/{}-{}/state.json", self.stack, self.env));
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
