@@ -1075,11 +1075,20 @@ struct LossyRun {
 /// The whole order stack through a proxy that loses `loss` of the answers:
 /// apply as a user would (again after a failure, at most three times), then
 /// count what exists straight from the emulator. Returns the figures; the
-/// caller decides what must hold.
-async fn lossy_run(seed: u64, loss: f64) -> (World, fault_proxy::FaultProxy, LossyRun) {
+/// caller decides what must hold. With `bucket`, the state, journal and
+/// lock are in S3 there, through the same proxy.
+async fn lossy_run(
+    seed: u64,
+    loss: f64,
+    bucket: Option<&str>,
+) -> (World, fault_proxy::FaultProxy, LossyRun) {
     let m = moto::moto();
     let proxy = fault_proxy::FaultProxy::start(&m.venv, &m.endpoint, loss, seed);
-    let w = World::behind(&format!("lost{seed}"), &proxy.endpoint);
+    let mut w = World::behind(&format!("lost{seed}"), &proxy.endpoint);
+    if let Some(bucket) = bucket {
+        m.bucket(bucket).await;
+        w.backend = Some(format!("s3://{bucket}/states"));
+    }
     let c = w.clients().await;
     let mut applies = 0;
     let mut converged = false;
@@ -1167,7 +1176,7 @@ async fn lost_answers_at_20_percent_converge_without_twins() {
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![11, 12, 13]);
     for seed in seeds {
-        let (w, _proxy, run) = lossy_run(seed, 0.2).await;
+        let (w, _proxy, run) = lossy_run(seed, 0.2, None).await;
         assert!(run.converged, "did not converge in 3 applies: {run:?}");
         assert_eq!(run.twins, 0, "{run:?}");
         assert!(
@@ -1184,8 +1193,23 @@ async fn lost_answers_at_20_percent_converge_without_twins() {
 /// twin behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_at_30_percent_leave_no_twin() {
-    let (w, proxy, run) = lossy_run(31, 0.3).await;
+    let (w, proxy, run) = lossy_run(31, 0.3, None).await;
     assert_eq!(run.twins, 0, "{run:?}");
+    proxy.set_loss(0.0);
+    destroy_leaves_nothing(&w).await;
+}
+
+/// The same with the state in S3 through the same flaky network: the lock,
+/// lease renewals, state saves and journal entries whose answers are lost
+/// are resent by the SDK and recognised as this run's own, so the stack
+/// converges with no twin and nothing is written under `.fastcart`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_with_the_state_in_s3_converge_without_twins() {
+    let (w, proxy, run) = lossy_run(21, 0.2, Some("fastcart-team-state-lossy")).await;
+    assert!(run.converged, "did not converge in 3 applies: {run:?}");
+    assert_eq!(run.twins, 0, "{run:?}");
+    assert!(!w.path(".fastcart").exists(), "no state on local disk");
+    w.expect(0, &["plan", "--detailed-exitcode"]);
     proxy.set_loss(0.0);
     destroy_leaves_nothing(&w).await;
 }
