@@ -19,11 +19,7 @@ fn main() -> ExitCode {
         eprintln!("{report:?}");
         return ExitCode::from(FAILED);
     }
-    // Two workers at least: while one waits for an answer on standard
-    // input, another hears Ctrl-C.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
         .enable_all()
         .build()
     {

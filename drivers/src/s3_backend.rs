@@ -280,9 +280,12 @@ impl Inner {
     /// When an answer is lost after the write took effect, the SDK sends it
     /// again, and the second attempt fails the condition on the first one's
     /// write. So a failed condition is checked: an object holding exactly
-    /// these bytes is this write (a lock, lease, state or journal entry
-    /// carries this run's token, serial or sequence number), not another
-    /// run's.
+    /// these bytes is taken as this write. For a lock or a lease the bytes
+    /// carry this run's token and expiry, so they are this run's. A state,
+    /// floor or journal entry with the same bytes from another run would
+    /// hold the same content, so taking it as written loses nothing, and
+    /// the next write's `If-Match` on this ETag still refuses a change made
+    /// since. An `If-Match` on an object gone is a failed condition too.
     fn put(&self, key: &str, body: Vec<u8>, if_match: Option<&str>) -> Result<Option<String>> {
         let sent = self.block(async {
             let call = self
@@ -300,10 +303,15 @@ impl Inner {
         });
         match sent {
             Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
-            Err(e) if precondition_failed(e.code()) => Ok(self
-                .get(key)?
-                .filter(|(now, _)| *now == body)
-                .map(|(_, etag)| etag)),
+            Err(e)
+                if precondition_failed(e.code())
+                    || (if_match.is_some() && e.code() == Some("NoSuchKey")) =>
+            {
+                Ok(self
+                    .get(key)?
+                    .filter(|(now, _)| *now == body)
+                    .map(|(_, etag)| etag))
+            }
             Err(e) => Err(self.error(&format!("writing {key}"), e)),
         }
     }
@@ -439,12 +447,22 @@ fn renew(inner: std::sync::Weak<Inner>, mut body: LeaseBody, mut etag: String, h
                 etag = new;
                 h.expires_ms.store(body.expires_ms, Ordering::SeqCst);
             }
-            Ok(None) => {
-                h.lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            // A failed renewal is tried again; the lease still runs out.
-            Err(_) => {}
+            // The condition failed, or the renewal failed and may have
+            // taken effect all the same: the lock decides. Still this run's
+            // token: its ETag and expiry are this run's lease now.
+            // Another's, or none: the lease is lost.
+            Ok(None) | Err(_) => match me.lock_body() {
+                Ok(Some((l, now))) if l.info.token == body.info.token => {
+                    etag = now;
+                    h.expires_ms.store(l.expires_ms, Ordering::SeqCst);
+                }
+                Ok(_) => {
+                    h.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                // Unreadable now: tried again; the lease still runs out.
+                Err(_) => {}
+            },
         }
     }
 }
@@ -498,50 +516,7 @@ impl StateBackend for S3Backend {
             host,
             expires_ms: now_ms() + me.lease.as_millis() as u64,
         };
-        let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
-        let key = me.key("lock.json");
-        let etag = match me.put(&key, text.clone(), None)? {
-            Some(etag) => etag,
-            None => {
-                // Held: taken over only when its lease ran out.
-                let Some((old, old_etag)) = me.lock_body()? else {
-                    return Err(Error::Backend {
-                        location: me.location(),
-                        message: "the lock was released while this run asked for it".into(),
-                        help: "run again".into(),
-                    });
-                };
-                if now_ms() < old.expires_ms {
-                    return Err(Error::Locked {
-                        path: me.location().into(),
-                        holder: format!(
-                            "{} on {} (pid {}, `{}`; if it died, its lease runs out at {})",
-                            old.info.holder,
-                            old.host,
-                            old.info.pid,
-                            old.info.command,
-                            fastcart_engine::store::rfc3339(old.expires_ms)
-                        ),
-                        since: old.info.since,
-                    });
-                }
-                body.expires_ms = now_ms() + me.lease.as_millis() as u64;
-                let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
-                match me.put(&key, text, Some(&old_etag))? {
-                    Some(etag) => {
-                        *me.replaced.lock().expect("replaced lock") = Some(old.info);
-                        etag
-                    }
-                    None => {
-                        return Err(Error::Backend {
-                            location: me.location(),
-                            message: "another run took over the expired lock first".into(),
-                            help: "wait for it to finish, then run again".into(),
-                        })
-                    }
-                }
-            }
-        };
+        let etag = self.take_lock(&mut body)?;
         let flags = HeldFlags {
             stop: Arc::new(AtomicBool::new(false)),
             lost: Arc::new(AtomicBool::new(false)),
@@ -585,18 +560,37 @@ impl StateBackend for S3Backend {
 
     fn force_unlock(&self) -> Result<Option<LockInfo>> {
         let me = &self.0;
-        let Some((held, etag)) = me.lock_body()? else {
+        let key = me.key("lock.json");
+        let Some((held, mut etag)) = me.lock_body()? else {
             return Ok(None);
         };
-        if !me.delete_if(&me.key("lock.json"), &etag)? {
-            return Err(Error::Backend {
-                location: me.location(),
-                message: "the lock changed while it was being removed: another run holds it now"
-                    .into(),
-                help: "nothing was removed; run again to see who holds it".into(),
-            });
+        // The holder's renewals change the ETag, not the token: the same
+        // lock is removed on its new ETag.
+        for _ in 0..3 {
+            if me.delete_if(&key, &etag)? {
+                return Ok(Some(held.info));
+            }
+            match me.lock_body()? {
+                None => return Ok(Some(held.info)),
+                Some((now, e)) if now.info.token == held.info.token => etag = e,
+                Some((now, _)) => {
+                    return Err(Error::Backend {
+                        location: me.location(),
+                        message: format!(
+                            "the lock changed hands while it was being removed: {} on {} (pid \
+                             {}, `{}`) holds it now",
+                            now.info.holder, now.host, now.info.pid, now.info.command
+                        ),
+                        help: "run again to remove that lock, if that run is gone too".into(),
+                    })
+                }
+            }
         }
-        Ok(Some(held.info))
+        Err(Error::Backend {
+            location: me.location(),
+            message: "the lock kept changing while it was being removed".into(),
+            help: "its holder is renewing it: it is alive; let it finish".into(),
+        })
     }
 
     fn load_saved(&self) -> Result<Option<State>> {
@@ -711,6 +705,54 @@ impl StateBackend for S3Backend {
 }
 
 impl S3Backend {
+    /// Creates the lock with `body`, or takes over one whose lease ran out
+    /// (`replaced` keeps whose it was); `Error::Locked`, naming the holder
+    /// and when its lease runs out, while another run's lease is live. A
+    /// lock given back, or taken over by a third run, while this run asked
+    /// is asked again, so a waiting run (`--lock-timeout`) keeps waiting.
+    fn take_lock(&self, body: &mut LeaseBody) -> Result<String> {
+        let me = &self.0;
+        let key = me.key("lock.json");
+        let lease = me.lease.as_millis() as u64;
+        for _ in 0..3 {
+            body.expires_ms = now_ms() + lease;
+            let text = serde_json::to_vec_pretty(&*body).expect("a lease serializes");
+            if let Some(etag) = me.put(&key, text, None)? {
+                return Ok(etag);
+            }
+            let Some((old, old_etag)) = me.lock_body()? else {
+                continue; // given back meanwhile
+            };
+            if now_ms() < old.expires_ms {
+                return Err(Error::Locked {
+                    path: me.location().into(),
+                    holder: format!(
+                        "{} on {} (pid {}, `{}`; if it died, its lease runs out at {})",
+                        old.info.holder,
+                        old.host,
+                        old.info.pid,
+                        old.info.command,
+                        fastcart_engine::store::rfc3339(old.expires_ms)
+                    ),
+                    since: old.info.since,
+                });
+            }
+            body.expires_ms = now_ms() + lease;
+            let text = serde_json::to_vec_pretty(&*body).expect("a lease serializes");
+            if let Some(etag) = me.put(&key, text, Some(&old_etag))? {
+                *me.replaced.lock().expect("replaced lock") = Some(old.info);
+                return Ok(etag);
+            }
+            // Another run took the expired lock over first: asked again,
+            // its lock is live and named.
+        }
+        Err(Error::Backend {
+            location: me.location(),
+            message: "the lock kept changing hands while this run asked for it".into(),
+            help: "run again".into(),
+        })
+    }
+
     /// The highest serial this backend wrote (0 when none) and the floor
     /// object's ETag, read from S3 and kept.
     fn read_floor(&self) -> Result<(u64, Option<String>)> {
