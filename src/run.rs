@@ -324,59 +324,117 @@ fn state_backend(
     }
 }
 
-/// Until dropped, Ctrl-C gives the session's lock back and exits 130, so a
-/// run stopped while it reads, plans or asks leaves no lock behind (a
-/// local lock file a person would have to force, or an S3 lease the next
-/// run would wait out). An apply drops it when its changes start, for its
-/// own handling: finish the calls in flight, save, then give the lock back.
-struct GiveBackOnCtrlC(tokio::task::JoinHandle<()>);
+/// What Ctrl-C (or SIGTERM) does to a command holding a session's lock, from the moment
+/// the session opens until the command ends: one listener, registered at
+/// once (a Ctrl-C before it would kill the process with the lock held, a
+/// local lock to force or an S3 lease to wait out), whose phase an apply
+/// switches when its changes start, so no Ctrl-C falls between two.
+struct CtrlC {
+    phase: Arc<std::sync::Mutex<OnCtrlC>>,
+    task: tokio::task::JoinHandle<()>,
+}
 
-impl GiveBackOnCtrlC {
-    fn new(session: &Session) -> GiveBackOnCtrlC {
+enum OnCtrlC {
+    /// Reading, planning or asking: give the lock back and exit 130.
+    GiveBack,
+    /// Applying: start nothing new, finish the calls in flight, save.
+    Cancel(CancellationToken),
+    /// Asked once already: give the lock back and exit 130 now.
+    Exit,
+}
+
+impl CtrlC {
+    fn new(session: &Session) -> CtrlC {
         let (backend, fence) = (session.backend().clone(), session.lock().fence);
-        // Listening from now on, not from the task's first turn: a Ctrl-C
-        // before it would still kill the process with the lock held.
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-        GiveBackOnCtrlC(tokio::spawn(async move {
-            let heard = match interrupt.as_mut() {
+        let phase = Arc::new(std::sync::Mutex::new(OnCtrlC::GiveBack));
+        // Ctrl-C, and SIGTERM as a CI runner cancelling the job sends it.
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        async fn next(s: &mut Option<Signal>) -> bool {
+            match s {
                 Some(s) => s.recv().await.is_some(),
-                None => tokio::signal::ctrl_c().await.is_ok(),
-            };
-            if heard {
-                let _ = backend.release(fence);
-                eprintln!(
-                    "\nInterrupted: the lock on {} is given back. Every request sent is in \
-                     the journal; run the command again.",
-                    backend.location()
-                );
-                std::process::exit(130);
+                None => std::future::pending().await,
             }
-        }))
+        }
+        let task = tokio::spawn({
+            let phase = phase.clone();
+            async move {
+                loop {
+                    let heard = tokio::select! {
+                        h = next(&mut interrupt) => h,
+                        h = next(&mut terminate) => h,
+                    };
+                    if !heard {
+                        return;
+                    }
+                    let mut now = phase.lock().expect("ctrl-c phase");
+                    let first = match &*now {
+                        OnCtrlC::Cancel(cancel) => {
+                            eprintln!("\nInterrupted: no new changes will start and waits stop; finishing the requests in flight, then saving state. Press Ctrl-C again to exit at once.");
+                            cancel.cancel();
+                            *now = OnCtrlC::Exit;
+                            continue;
+                        }
+                        OnCtrlC::GiveBack => true,
+                        OnCtrlC::Exit => false,
+                    };
+                    // Every request sent is in the journal, which the next
+                    // run folds into the state; only the lock must go.
+                    let lock = match backend.release(fence) {
+                        Ok(()) => format!("the lock on {} is given back", backend.location()),
+                        Err(e) => format!(
+                            "the lock on {} could not be given back ({e}); it stays until \
+                             removed with --force-unlock (an S3 lock: until its lease runs out)",
+                            backend.location()
+                        ),
+                    };
+                    eprintln!(
+                        "\nInterrupted{}: exiting now, {lock}. The journal records every \
+                         request sent; run the command again to continue.",
+                        if first { "" } else { " again" }
+                    );
+                    std::process::exit(130);
+                }
+            }
+        });
+        CtrlC { phase, task }
+    }
+
+    /// From now on the first Ctrl-C cancels `cancel` (an apply's changes
+    /// stop starting), and a second gives the lock back and exits.
+    fn cancel_on_first(&self, cancel: CancellationToken) {
+        *self.phase.lock().expect("ctrl-c phase") = OnCtrlC::Cancel(cancel);
     }
 }
 
-impl Drop for GiveBackOnCtrlC {
+impl Drop for CtrlC {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
+}
+
+/// How long to wait for a lock another run holds (`--lock-timeout`).
+fn lock_wait(g: &Global) -> std::time::Duration {
+    std::time::Duration::from_secs(g.lock_timeout)
 }
 
 /// Locks and loads the state `backend` holds, waiting up to
 /// `--lock-timeout` for a lock another run holds.
 fn open_waiting(g: &Global, backend: Arc<dyn StateBackend>, command: &str) -> Result<Session> {
-    let within = std::time::Duration::from_secs(g.lock_timeout);
-    Ok(Session::open_within(
-        backend,
-        command,
-        within,
-        &mut |held| {
-            eprintln!(
-                "Waiting up to {} s (--lock-timeout) for the lock: {held}",
-                g.lock_timeout
-            )
-        },
-    )?)
+    let opened = Session::open_within(backend, command, lock_wait(g), &mut |held| {
+        eprintln!(
+            "Waiting up to {} s (--lock-timeout) for the lock: {held}",
+            g.lock_timeout
+        )
+    });
+    match opened {
+        Err(e @ fastcart_engine::Error::Locked { .. }) if g.lock_timeout > 0 => {
+            Err(miette::Report::new(e)
+                .wrap_err(format!("still locked after waiting {} s", g.lock_timeout)))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The cloud context of the region, with the zones the session's state
@@ -447,7 +505,7 @@ async fn plan(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "plan", None)?;
-    let _interrupt = GiveBackOnCtrlC::new(&session);
+    let _interrupt = CtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
@@ -529,7 +587,7 @@ async fn apply(
     let destroying = stack.resources.is_empty();
     let unlock = flags.force_unlock.then_some(approval);
     let mut session = open_session(g, provider, stack, "apply", unlock)?;
-    let interrupt = GiveBackOnCtrlC::new(&session);
+    let interrupt = CtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let plan = match plan_file {
         Some(path) => {
@@ -553,25 +611,8 @@ async fn apply(
         )?;
     }
 
-    drop(interrupt);
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn({
-        let cancel = cancel.clone();
-        let (backend, fence) = (session.backend().clone(), session.lock().fence);
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: no new changes will start and waits stop; finishing the requests in flight, then saving state. Press Ctrl-C again to exit at once.");
-                cancel.cancel();
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                // Every request sent is in the journal, which the next run
-                // folds into the state; only the lock must go.
-                let _ = backend.release(fence);
-                eprintln!("Interrupted again: exiting now. The journal records every request sent; run `fastcart apply` again to continue.");
-                std::process::exit(130);
-            }
-        }
-    });
+    interrupt.cancel_on_first(cancel.clone());
     let progress = crate::progress::Progress::start(plan.summary.changes());
     let opts = ApplyOptions {
         limits: Limits {
@@ -589,7 +630,6 @@ async fn apply(
         .apply(stack, provider.registry(), &ctx, &plan, opts)
         .await;
     progress.stop();
-    watcher.abort();
     let report = report?;
     print_summary(&report, started.elapsed());
     if report.cancelled {
@@ -675,7 +715,7 @@ async fn import(
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
     let mut session = open_session(g, provider, &stack, "import", None)?;
-    let _interrupt = GiveBackOnCtrlC::new(&session);
+    let _interrupt = CtrlC::new(&session);
     let ctx = context_of(g, provider, &session).await?;
     let report = session
         .import(&stack, provider.registry(), &ctx, &given, apply)
@@ -778,7 +818,7 @@ async fn drift_check(
         return Err(no_state(g, &*backend));
     }
     let session = open_waiting(g, backend, "drift-check")?;
-    let _interrupt = GiveBackOnCtrlC::new(&session);
+    let _interrupt = CtrlC::new(&session);
     same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {
@@ -901,7 +941,7 @@ fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u
                 .into_diagnostic()
                 .wrap_err_with(|| format!("{} is not a fastcart state", file.display()))?;
             let to = state_backend(g, provider, g.stack(), g.env())?;
-            let serial = fastcart_engine::backend::push(to.clone(), pushed)?;
+            let serial = fastcart_engine::backend::push(to.clone(), pushed, lock_wait(g))?;
             eprintln!(
                 "Pushed {} to {} as serial {serial}.",
                 file.display(),
@@ -921,7 +961,8 @@ fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u
                 ..g.clone()
             };
             let dest = state_backend(&target, provider, g.stack(), g.env())?;
-            let serial = fastcart_engine::backend::migrate(from.clone(), dest.clone())?;
+            let serial =
+                fastcart_engine::backend::migrate(from.clone(), dest.clone(), lock_wait(g))?;
             eprintln!(
                 "Copied the state of {}-{} from {} to {} (serial {serial}). Use the new place \
                  from now on ({}), and remove the old copy once you have checked the new one.",

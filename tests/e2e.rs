@@ -887,10 +887,11 @@ async fn an_apply_killed_halfway_finishes_without_duplicates() {
     eprintln!("killing the apply after {kill_after} resources were created (FASTCART_KILL_AFTER={kill_after} repeats this)");
     let c = w.clients().await;
     let mut created = 0;
-    let (mut child, _rest, _) = w.spawn_until(&["apply", "--auto-approve"], |line| {
+    let (mut child, _rest, seen) = w.spawn_until(&["apply", "--auto-approve"], |line| {
         created += usize::from(line.contains(": created"));
         created >= kill_after
     });
+    assert!(seen, "the apply ended after {created} creates");
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(
@@ -1300,16 +1301,17 @@ async fn logs_at_trace_name_the_aws_calls_and_never_a_secret() {
 /// through `FASTCART_BACKEND`): planned, applied, checked and destroyed
 /// with nothing under the working directory's `.fastcart`; a second run
 /// started while an apply holds the lock refused at once, naming it; and a
-/// plan stopped with Ctrl-C gives the lock back.
+/// plan stopped with Ctrl-C or SIGTERM gives the lock back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
     let bucket = "fastcart-team-state";
     let (w, s3) = World::in_s3("e2es3", bucket).await;
 
     w.expect(2, &["plan", "--detailed-exitcode"]);
-    let (mut apply, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
+    let (mut apply, lines, seen) = w.spawn_until(&["apply", "--auto-approve"], |l| {
         l.contains(": creating...")
     });
+    assert!(seen, "the apply created nothing");
     let (code, text) = w.fastcart(&["plan"]);
     assert_eq!(code, 1, "{text}");
     let said = world::flat(&text);
@@ -1326,36 +1328,41 @@ async fn the_order_stack_runs_with_its_state_in_s3_and_none_on_local_disk() {
 
     w.expect(0, &["plan", "--detailed-exitcode"]);
 
-    // Ctrl-C while a plan holds the lock (it has begun reading AWS): the
-    // lock is given back at once, so the next run is not refused.
-    let mut plan = w
-        .command(&["plan", "--log-level", "debug"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logged = BufReader::new(plan.stderr.take().unwrap()).lines();
-    assert!(
-        logged
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("GetCallerIdentity")),
-        "the plan never reached AWS"
-    );
-    let sent = Command::new("kill")
-        .args(["-INT", &plan.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let rest: Vec<String> = logged.map_while(Result::ok).collect();
-    let exit = plan.wait().unwrap();
-    assert_eq!(exit.code(), Some(130), "{}", rest.join("\n"));
-    assert!(
-        rest.iter()
-            .any(|l| l.contains("Interrupted: the lock on s3://")),
-        "{}",
-        rest.join("\n")
-    );
+    // Ctrl-C, or SIGTERM as a CI runner cancelling a job sends, while a
+    // plan holds the lock (it has begun reading AWS): the lock is given
+    // back at once, so the next run is not refused.
+    for signal in ["-INT", "-TERM"] {
+        let mut plan = w
+            .command(&["plan", "--log-level", "debug"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut logged = BufReader::new(plan.stderr.take().unwrap()).lines();
+        assert!(
+            logged
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.contains("GetCallerIdentity")),
+            "the plan never reached AWS"
+        );
+        let sent = Command::new("kill")
+            .args([signal, &plan.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let rest: Vec<String> = logged.map_while(Result::ok).collect();
+        let exit = plan.wait().unwrap();
+        assert_eq!(exit.code(), Some(130), "{signal}: {}", rest.join("\n"));
+        assert!(
+            rest.iter().any(
+                |l| l.contains("Interrupted: exiting now, the lock on s3://")
+                    && l.contains("is given back")
+            ),
+            "{signal}: {}",
+            rest.join("\n")
+        );
+    }
     w.expect(0, &["drift-check"]);
     let printed = w.expect(0, &["outputs", "--json"]);
     assert!(printed.contains("vpc-"), "{printed}");
@@ -1390,13 +1397,17 @@ async fn an_apply_killed_holding_the_s3_lock_is_taken_over_after_its_lease() {
     let bucket = "fastcart-team-state-kill";
     let (w, s3) = World::in_s3("e2es3kill", bucket).await;
     let c = w.clients().await;
-    let lease = ["--lock-lease", "3"];
+    // Long enough that the refusal and the first ask of the waiting run
+    // both come while the dead run's lease is live (at least two thirds of
+    // it is left when it dies), short enough to wait out.
+    let lease = ["--lock-lease", "8"];
     let mut created = 0;
-    let (mut child, _rest, _) =
+    let (mut child, _rest, seen) =
         w.spawn_until(&["apply", "--auto-approve", lease[0], lease[1]], |l| {
             created += usize::from(l.contains(": created"));
             created >= 8
         });
+    assert!(seen, "the apply ended after {created} creates");
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().code(), None, "killed, not finished");
     let journal = s3
@@ -1555,9 +1566,10 @@ async fn two_applies_started_together_one_runs_and_the_other_is_refused_naming_i
 async fn ctrl_c_gives_the_s3_lock_back() {
     let bucket = "fastcart-team-state-int";
     let (w, s3) = World::in_s3("e2es3int", bucket).await;
-    let (mut child, lines, _) = w.spawn_until(&["apply", "--auto-approve"], |l| {
+    let (mut child, lines, seen) = w.spawn_until(&["apply", "--auto-approve"], |l| {
         l.contains(": creating...")
     });
+    assert!(seen, "the apply created nothing");
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

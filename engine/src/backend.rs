@@ -121,8 +121,8 @@ fn refused(to: &dyn StateBackend, message: String, help: &str) -> crate::error::
 /// under `to`'s lock. Refused when `to` holds a state of another stack or
 /// lineage, a higher serial, or journal entries `state` has not folded in.
 /// The state is written with a serial above both; returns it.
-pub fn push(to: Arc<dyn StateBackend>, mut state: State) -> Result<u64> {
-    let lock = Lock::take(to.clone(), "state push")?;
+pub fn push(to: Arc<dyn StateBackend>, mut state: State, wait: Duration) -> Result<u64> {
+    let lock = Lock::take_within(to.clone(), "state push", wait, &mut |_| {})?;
     if state.stack != to.stack() || state.env != to.env() {
         return Err(refused(
             &*to,
@@ -181,7 +181,11 @@ pub fn push(to: Arc<dyn StateBackend>, mut state: State) -> Result<u64> {
 /// operations included, so the next run recovers them), to `to`, which
 /// must hold none (`fastcart state migrate`). Both are locked meanwhile;
 /// `from` is left as it was. Returns the serial written.
-pub fn migrate(from: Arc<dyn StateBackend>, to: Arc<dyn StateBackend>) -> Result<u64> {
+pub fn migrate(
+    from: Arc<dyn StateBackend>,
+    to: Arc<dyn StateBackend>,
+    wait: Duration,
+) -> Result<u64> {
     if same_place(&*from, &*to) {
         // Else this run would wait on the lock it holds itself.
         return Err(refused(
@@ -190,8 +194,8 @@ pub fn migrate(from: Arc<dyn StateBackend>, to: Arc<dyn StateBackend>) -> Result
             "give --to another bucket, prefix or directory",
         ));
     }
-    let _from_lock = Lock::take(from.clone(), "state migrate")?;
-    let to_lock = Lock::take(to.clone(), "state migrate")?;
+    let _from_lock = Lock::take_within(from.clone(), "state migrate", wait, &mut |_| {})?;
+    let to_lock = Lock::take_within(to.clone(), "state migrate", wait, &mut |_| {})?;
     let Some(mut state) = from.load()? else {
         return Err(refused(
             &*from,
@@ -257,7 +261,8 @@ impl Lock {
         within: Duration,
         waiting: &mut dyn FnMut(&Error),
     ) -> Result<Lock> {
-        let deadline = Instant::now() + within;
+        // No deadline past what an Instant can hold: wait for good.
+        let deadline = Instant::now().checked_add(within);
         let mut told = false;
         loop {
             let err = match Lock::take(backend.clone(), command) {
@@ -265,14 +270,15 @@ impl Lock {
                 other => return other,
             };
             let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(LOCK_POLL, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
                 return Err(err);
             }
             if !told {
                 waiting(&err);
                 told = true;
             }
-            std::thread::sleep(LOCK_POLL.min(deadline - now));
+            std::thread::sleep(LOCK_POLL.min(left));
         }
     }
 }
@@ -346,7 +352,10 @@ mod tests {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (from, to) = (local(&a), local(&b));
         let before = applied(&from);
-        assert_eq!(migrate(from.clone(), to.clone()).unwrap(), 4);
+        assert_eq!(
+            migrate(from.clone(), to.clone(), Duration::ZERO).unwrap(),
+            4
+        );
         let moved = to.load().unwrap().unwrap();
         assert_eq!(moved.lineage, before.lineage);
         assert!(
@@ -354,13 +363,17 @@ mod tests {
             "the pending create moved too"
         );
         // Not over a state that is there.
-        let err = migrate(from.clone(), to).unwrap_err().to_string();
+        let err = migrate(from.clone(), to, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already holds a state"), "{err}");
         // Nor onto itself, however the directory is spelled (it would
         // wait on its own lock).
         let spelled = format!("{}/.", a.path().display());
         let itself: Arc<dyn StateBackend> = Arc::new(StateStore::new(&spelled, "s", "dev"));
-        let err = migrate(from, itself).unwrap_err().to_string();
+        let err = migrate(from, itself, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already is"), "{err}");
     }
 
@@ -371,16 +384,22 @@ mod tests {
         let now = applied(&b);
         let mut old = now.clone();
         old.serial = 2;
-        let err = push(b.clone(), old).unwrap_err().to_string();
+        let err = push(b.clone(), old, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lower than the backend's 3"), "{err}");
         let other = State::new("s", "dev");
-        let err = push(b.clone(), other).unwrap_err().to_string();
+        let err = push(b.clone(), other, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lineage"), "{err}");
         let mut behind = now.clone();
         behind.journal_seq = 0;
-        let err = push(b.clone(), behind).unwrap_err().to_string();
+        let err = push(b.clone(), behind, Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("journal has entries"), "{err}");
-        assert_eq!(push(b.clone(), now).unwrap(), 4);
+        assert_eq!(push(b.clone(), now, Duration::ZERO).unwrap(), 4);
         assert_eq!(b.load().unwrap().unwrap().serial, 4);
     }
 }
