@@ -96,12 +96,13 @@ impl Provider for Aws {
                 "--backend {url} names no backend fastcart knows"
             ));
         }
-        let backend = fastcart_drivers::s3_backend::S3Backend::new(
+        let backend = fastcart_drivers::s3_backend::S3Backend::counted(
             &self.clients.config,
             url,
             stack,
             env,
             lease,
+            self.clients.requests.clone(),
         )?;
         Ok(Arc::new(backend))
     }

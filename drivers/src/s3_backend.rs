@@ -25,6 +25,7 @@
 //! of the backend's own, so they work from any thread, inside an async
 //! runtime or not.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +65,9 @@ struct Inner {
     /// The serial floor and its ETag as last read or written (`None`: not
     /// read yet); under the lock only this run writes it.
     floor: Mutex<Option<(u64, Option<String>)>>,
+    /// The journal's objects in S3, as last listed plus this run's own
+    /// entries: what a save compacts, without listing them again.
+    journal_keys: Mutex<BTreeSet<String>>,
     /// This run's lease, while it holds the lock.
     held: Mutex<Option<Held>>,
     replaced: Mutex<Option<LockInfo>>,
@@ -135,12 +139,26 @@ impl S3Backend {
         env: &str,
         lease: Duration,
     ) -> Result<Self> {
+        Self::counted(config, url, stack, env, lease, Default::default())
+    }
+
+    /// The same, its requests counted in `requests` (the CLI's `-v` prints
+    /// them beside the drivers').
+    pub fn counted(
+        config: &aws_config::SdkConfig,
+        url: &str,
+        stack: &str,
+        env: &str,
+        lease: Duration,
+        requests: Arc<crate::sdk::RequestCounter>,
+    ) -> Result<Self> {
         let (bucket, prefix) = parse_url(url).map_err(|message| Error::Backend {
             location: url.to_string(),
             message,
             help: "give the backend as s3://BUCKET/PREFIX".into(),
         })?;
         let s3 = aws_sdk_s3::config::Builder::from(config)
+            .interceptor(crate::sdk::Counting(requests))
             .force_path_style(true)
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
@@ -170,6 +188,7 @@ impl S3Backend {
             lease,
             state_etag: Mutex::new(None),
             floor: Mutex::new(None),
+            journal_keys: Mutex::new(BTreeSet::new()),
             held: Mutex::new(None),
             replaced: Mutex::new(None),
         })))
@@ -337,17 +356,45 @@ impl Inner {
         }
     }
 
-    fn delete(&self, key: &str) -> Result<()> {
-        self.block(async {
-            self.client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-        })
-        .map(|_| ())
-        .map_err(|e| self.error(&format!("deleting {key}"), e))
+    /// Deletes `keys`, a thousand to a request (`DeleteObjects`).
+    fn delete_all(&self, keys: &[String]) -> Result<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .expect("a key is all an object identifier needs");
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .expect("objects are set");
+            let out = self
+                .block(async {
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete)
+                        .send()
+                        .await
+                })
+                .map_err(|e| self.error("deleting compacted journal entries", e))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(Error::Backend {
+                    location: self.location(),
+                    message: format!(
+                        "deleting compacted journal entry {}: {}",
+                        failed.key().unwrap_or("?"),
+                        failed.message().unwrap_or("refused")
+                    ),
+                    help: "the state is saved; give the credentials s3:DeleteObject on the \
+                           prefix, then run again"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Every key under `prefix`, in order.
@@ -632,7 +679,9 @@ impl StateBackend for S3Backend {
     fn read_journal(&self) -> Result<Vec<Entry>> {
         let me = &self.0;
         let mut entries = Vec::new();
-        for key in me.list(&me.key("journal/"))? {
+        let keys = me.list(&me.key("journal/"))?;
+        *me.journal_keys.lock().expect("journal keys") = keys.iter().cloned().collect();
+        for key in keys {
             let Some((body, _)) = me.get(&key)? else {
                 continue; // compacted meanwhile
             };
@@ -677,17 +726,23 @@ impl StateBackend for S3Backend {
             }
         }
         self.raise_floor(state.serial)?;
-        // Entries the saved state holds are folded in: compact them.
-        for key in me.list(&me.key("journal/"))? {
-            let seq = key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok());
-            if seq.is_some_and(|s| s <= state.journal_seq) {
-                me.delete(&key)?;
-            }
-        }
+        // Entries the saved state holds are folded in: compact them. The
+        // keys are those the load listed and this run wrote (only the lock's
+        // holder writes entries); one a third party put there stays until a
+        // load lists it. It is ignored by the fold meanwhile.
+        let done: Vec<String> = me
+            .journal_keys
+            .lock()
+            .expect("journal keys")
+            .iter()
+            .filter(|k| seq_of(k).is_some_and(|s| s <= state.journal_seq))
+            .cloned()
+            .collect();
+        me.delete_all(&done)?;
+        me.journal_keys
+            .lock()
+            .expect("journal keys")
+            .retain(|k| !done.contains(k));
         Ok(())
     }
 
@@ -803,6 +858,14 @@ impl S3Backend {
     }
 }
 
+/// The sequence number of a journal entry's key (`…/journal/<seq>.json`).
+fn seq_of(key: &str) -> Option<u64> {
+    key.rsplit('/')
+        .next()
+        .and_then(|n| n.strip_suffix(".json"))
+        .and_then(|n| n.parse().ok())
+}
+
 /// The journal on S3: an object per entry.
 struct S3Journal {
     backend: S3Backend,
@@ -817,7 +880,10 @@ impl JournalSink for S3Journal {
         let mut line = serde_json::to_vec(entry).expect("journal entry serializes");
         line.push(b'\n');
         match me.put(&key, line, None)? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                me.journal_keys.lock().expect("journal keys").insert(key);
+                Ok(())
+            }
             None => Err(Error::Backend {
                 location: me.location(),
                 message: format!("journal entry {} was written by another run", entry.seq),

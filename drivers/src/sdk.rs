@@ -50,7 +50,7 @@ impl fmt::Debug for RequestCounter {
 }
 
 #[derive(Debug, Clone)]
-struct Counting(Arc<RequestCounter>);
+pub(crate) struct Counting(pub(crate) Arc<RequestCounter>);
 
 impl Intercept for Counting {
     fn name(&self) -> &'static str {
