@@ -56,17 +56,14 @@ async fn make_as_pulumi(w: &World, c: &Arc<Clients>) -> BTreeMap<String, String>
             .and_then(|t| t.iter().find(|t| t["Key"] == "Name"))
             .and_then(|t| t["Value"].as_str())
             .map(String::from);
-        match spec.type_name.as_str() {
-            "AWS::EC2::SecurityGroup" => {
-                props.insert("GroupName".into(), auto_name(&name_tag.unwrap(), n).into());
-            }
-            "AWS::RDS::DBSubnetGroup" => {
-                props.insert(
-                    "DBSubnetGroupName".into(),
-                    auto_name(&name_tag.unwrap(), n).into(),
-                );
-            }
-            _ => {}
+        // Where the program names nothing, Pulumi picks the name.
+        let picked = match spec.type_name.as_str() {
+            "AWS::EC2::SecurityGroup" => Some("GroupName"),
+            "AWS::RDS::DBSubnetGroup" => Some("DBSubnetGroupName"),
+            _ => None,
+        };
+        if let Some(prop) = picked.filter(|p| !props.contains_key(*p)) {
+            props.insert(prop.into(), auto_name(&name_tag.unwrap(), n).into());
         }
         // Two settings that drifted from the program while Pulumi ran it:
         // the plan after the import shows them as in-place updates.
@@ -105,6 +102,18 @@ async fn make_as_pulumi(w: &World, c: &Arc<Clients>) -> BTreeMap<String, String>
 
 fn topological(graph: &StackGraph) -> Vec<String> {
     graph.topological().map(String::from).collect()
+}
+
+/// Asserts that a plan (as `plan --json` prints it) only updates or keeps.
+fn creates_replaces_and_deletes_nothing(plan: &Value) {
+    for step in plan["steps"].as_array().unwrap() {
+        let action = step["action"].as_str().unwrap();
+        assert!(
+            !matches!(action, "create" | "replace" | "delete"),
+            "{} would be {action}: {step:#}",
+            step["logical_id"]
+        );
+    }
 }
 
 /// The physical id the state holds for each logical id.
@@ -172,14 +181,7 @@ async fn the_running_pulumi_stack_is_taken_over_without_recreating_anything() {
 
     // The plan creates, replaces and deletes nothing.
     let plan: Value = serde_json::from_str(&w.expect(0, &["plan", "--json"])).unwrap();
-    for step in plan["steps"].as_array().unwrap() {
-        let action = step["action"].as_str().unwrap();
-        assert!(
-            !matches!(action, "create" | "replace" | "delete"),
-            "{} would be {action}: {step:#}",
-            step["logical_id"]
-        );
-    }
+    creates_replaces_and_deletes_nothing(&plan);
     let mut updated: Vec<&str> = plan["steps"]
         .as_array()
         .unwrap()
@@ -290,4 +292,25 @@ async fn two_objects_that_match_one_resource_are_refused_until_one_is_named() {
     let chosen = format!("RedisSecurityGroup={}", groups[1]);
     w.expect(0, &["import", "--apply", "--id", &chosen]);
     assert_eq!(state_ids(&w).get("RedisSecurityGroup"), Some(&groups[1]));
+}
+
+/// The Flask API platform, made as its Pulumi program would, is taken over
+/// the same way: every resource adopted as the very object made (the
+/// scaling target and policy included), and the next plan creates,
+/// replaces and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_flask_api_stack_is_taken_over_without_recreating_anything() {
+    let w = World::of("flask-api", "impflask");
+    let c = w.clients().await;
+    let made = make_as_pulumi(&w, &c).await;
+    assert_eq!(made.len(), w.stack().resources.len());
+    let shown = w.expect(0, &["import", "--apply"]);
+    assert!(shown.contains("0 without a match"), "{shown}");
+    assert_eq!(state_ids(&w), made);
+    let plan: Value = serde_json::from_str(&w.expect(0, &["plan", "--json"])).unwrap();
+    creates_replaces_and_deletes_nothing(&plan);
+    w.expect(0, &["apply", "--auto-approve"]);
+    w.expect(0, &["plan", "--detailed-exitcode"]);
+    assert_eq!(state_ids(&w), made, "the very objects the test made");
+    world::destroy_leaves_nothing(&w).await;
 }

@@ -21,8 +21,8 @@ use aws_sdk_applicationautoscaling::types::{
     TargetTrackingScalingPolicyConfiguration,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, Observed, ResourceHandle, TypeSchema,
-    UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, KeyQuery, Observed, ResourceHandle,
+    TypeSchema, UpdateRequest,
 };
 use serde_json::{json, Map, Value};
 
@@ -252,6 +252,21 @@ impl Driver for ScalableTarget {
                 Some(o)
             })
             .collect())
+    }
+
+    /// A target's id is what it scales (namespace, resource, dimension),
+    /// so the stack's properties name it.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let Ok(s) = Scaled::of(q.properties, "import") else {
+            return Ok(None);
+        };
+        let key = format!(
+            "ResourceId={}, ScalableDimension={}",
+            s.resource, s.dimension
+        );
+        crate::key::candidates(self, q, [s.id()], &key)
+            .await
+            .map(Some)
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
@@ -539,6 +554,25 @@ impl Driver for ScalingPolicy {
                 Some(o)
             })
             .collect())
+    }
+
+    /// A policy is named within its target: its name and the target's id.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let (Ok(s), Some(name)) = (
+            Scaled::of(q.properties, "import"),
+            crate::key::given(q, "PolicyName"),
+        ) else {
+            return Ok(None);
+        };
+        let target = (s.namespace.clone(), s.resource.clone());
+        let arns = self
+            .on(&target, &[name.to_string()])
+            .await?
+            .into_iter()
+            .filter(|p| p.scalable_dimension().as_str() == s.dimension)
+            .map(|p| p.policy_arn().to_string());
+        let key = format!("PolicyName={name}, ScalingTargetId={}", s.id());
+        crate::key::candidates(self, q, arns, &key).await.map(Some)
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {

@@ -18,8 +18,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Listener as AwsListener, ProtocolEnum,
 };
 use fastcart_engine::{
-    CreateRequest, Created, Driver, DriverError, ErrorKind, Observed, ResourceHandle, TypeSchema,
-    UpdateRequest,
+    Candidate, CreateRequest, Created, Driver, DriverError, ErrorKind, KeyQuery, Observed,
+    ResourceHandle, TypeSchema, UpdateRequest,
 };
 use serde_json::{json, Map, Value};
 
@@ -173,6 +173,24 @@ impl Driver for Listener {
             .iter()
             .map(|h| found.get(&h.physical_id).map(observe))
             .collect())
+    }
+
+    /// A load balancer has one listener per port: the two are its key.
+    async fn find_by_key(&self, q: &KeyQuery<'_>) -> Result<Option<Vec<Candidate>>, DriverError> {
+        let (Some(lb), Some(port)) = (
+            crate::key::given(q, "LoadBalancerArn"),
+            i32_of(q.properties, "Port"),
+        ) else {
+            return Ok(None);
+        };
+        let arns = self
+            .of_load_balancer(lb)
+            .await?
+            .into_iter()
+            .filter(|l| l.port() == Some(port))
+            .filter_map(|l| l.listener_arn().map(String::from));
+        let key = format!("LoadBalancerArn={lb}, Port={port}");
+        crate::key::candidates(self, q, arns, &key).await.map(Some)
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> Result<Created, DriverError> {
