@@ -34,7 +34,8 @@ pub struct Global {
     pub backend: Option<String>,
     /// How long a lock in a shared backend lasts without renewal: a run that died holding it
     /// is taken over after this
-    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS",
+          default_value_t = fastcart_drivers::s3_backend::DEFAULT_LEASE.as_secs())]
     pub lock_lease: u64,
     /// How long to wait for a lock another run holds before giving up (0: fail at once, naming
     /// the holder). A run that died holding a shared lock is taken over once its lease runs out

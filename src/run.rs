@@ -422,7 +422,11 @@ fn lock_wait(g: &Global) -> std::time::Duration {
 
 /// Locks and loads the state `backend` holds, waiting up to
 /// `--lock-timeout` for a lock another run holds.
-fn open_waiting(g: &Global, backend: Arc<dyn StateBackend>, command: &str) -> Result<Session> {
+fn open_waiting(
+    g: &Global,
+    backend: Arc<dyn StateBackend>,
+    command: &str,
+) -> Result<(Session, CtrlC)> {
     let opened = Session::open_within(backend, command, lock_wait(g), &mut |held| {
         eprintln!(
             "Waiting up to {} s (--lock-timeout) for the lock: {held}",
@@ -434,7 +438,11 @@ fn open_waiting(g: &Global, backend: Arc<dyn StateBackend>, command: &str) -> Re
             Err(miette::Report::new(e)
                 .wrap_err(format!("still locked after waiting {} s", g.lock_timeout)))
         }
-        other => Ok(other?),
+        other => {
+            let session = other?;
+            let interrupt = CtrlC::new(&session);
+            Ok((session, interrupt))
+        }
     }
 }
 
@@ -456,7 +464,7 @@ fn open_session(
     stack: &StackSpec,
     command: &str,
     force_unlock: Option<Approval>,
-) -> Result<Session> {
+) -> Result<(Session, CtrlC)> {
     let backend = state_backend(g, provider, &stack.name, &stack.env)?;
     if let Some(approval) = force_unlock {
         // A lock may belong to a run that is alive: ask before taking it.
@@ -470,17 +478,19 @@ fn open_session(
         confirm(approval, "remove the lock")?;
         if let Some(held) = backend.force_unlock()? {
             eprintln!(
-                "Removed the lock held by {} (pid {}, `{}`) since {}.",
-                held.holder, held.pid, held.command, held.since
+                "Removed the lock held by {} since {}.",
+                held.who(),
+                held.since
             );
         }
     }
-    let session = open_waiting(g, backend, command)?;
+    let (session, interrupt) = open_waiting(g, backend, command)?;
     if let Some(old) = session.backend().taken_over() {
         eprintln!(
-            "Took over the lock of {} (pid {}, `{}`, since {}), whose lease ran out: that run \
-             is gone, and what it journaled is recovered.",
-            old.holder, old.pid, old.command, old.since
+            "Took over the lock of {} (since {}), whose lease ran out: that run is gone, and \
+             what it journaled is recovered.",
+            old.who(),
+            old.since
         );
     }
     same_region(g, session.state())?;
@@ -494,7 +504,7 @@ fn open_session(
             st.resources.len()
         );
     }
-    Ok(session)
+    Ok((session, interrupt))
 }
 
 async fn plan(
@@ -505,8 +515,7 @@ async fn plan(
     detailed_exitcode: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, provider, &stack, "plan", None)?;
-    let _interrupt = CtrlC::new(&session);
+    let (mut session, _interrupt) = open_session(g, provider, &stack, "plan", None)?;
     let ctx = context_of(g, provider, &session).await?;
     let plan = session.plan(&stack, provider.registry(), &ctx).await?;
     if json {
@@ -587,8 +596,7 @@ async fn apply(
 ) -> Result<u8> {
     let destroying = stack.resources.is_empty();
     let unlock = flags.force_unlock.then_some(approval);
-    let mut session = open_session(g, provider, stack, "apply", unlock)?;
-    let interrupt = CtrlC::new(&session);
+    let (mut session, interrupt) = open_session(g, provider, stack, "apply", unlock)?;
     let ctx = context_of(g, provider, &session).await?;
     let plan = match plan_file {
         Some(path) => {
@@ -715,8 +723,7 @@ async fn import(
     json: bool,
 ) -> Result<u8> {
     let stack = find_stack(g, provider)?;
-    let mut session = open_session(g, provider, &stack, "import", None)?;
-    let _interrupt = CtrlC::new(&session);
+    let (mut session, _interrupt) = open_session(g, provider, &stack, "import", None)?;
     let ctx = context_of(g, provider, &session).await?;
     let report = session
         .import(&stack, provider.registry(), &ctx, &given, apply)
@@ -818,8 +825,7 @@ async fn drift_check(
     if backend.load()?.is_none() {
         return Err(no_state(g, &*backend));
     }
-    let session = open_waiting(g, backend, "drift-check")?;
-    let _interrupt = CtrlC::new(&session);
+    let (session, _interrupt) = open_waiting(g, backend, "drift-check")?;
     same_region(g, session.state())?;
     let report = session.drift(provider.registry()).await?;
     if json {
@@ -952,12 +958,13 @@ fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u
         }
         StateCommand::Migrate { to } => {
             let from = state_backend(g, provider, g.stack(), g.env())?;
+            let shared = to.starts_with("s3://");
             let target = Global {
-                backend: to.starts_with("s3://").then(|| to.clone()),
-                state_dir: if to.starts_with("s3://") {
+                backend: shared.then(|| to.clone()),
+                state_dir: if shared {
                     g.state_dir.clone()
                 } else {
-                    PathBuf::from(to)
+                    PathBuf::from(&to)
                 },
                 ..g.clone()
             };
@@ -971,7 +978,7 @@ fn state(g: &Global, provider: &dyn Provider, command: StateCommand) -> Result<u
                 g.env(),
                 from.location(),
                 dest.location(),
-                if to.starts_with("s3://") {
+                if shared {
                     format!("--backend {to}")
                 } else {
                     format!("--state-dir {to}")

@@ -7,7 +7,7 @@
 //!   lease expiry, which a thread of the holder renews (`If-Match` on the
 //!   lock's ETag) every third of the lease. A lock whose lease ran out (its
 //!   run died) is taken over with `If-Match` on the ETag read, so two runs
-//!   cannot both take it; [`S3Backend::replaced`] says whose it was.
+//!   cannot both take it; `taken_over` says whose it was.
 //! - `state.json` is written with `If-Match` on the ETag last read (or
 //!   `If-None-Match: *` when there was none): a write that lost a race is
 //!   refused, never merged. `serial` beside it keeps the highest serial
@@ -29,12 +29,13 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use fastcart_engine::journal::{self, Entry};
-use fastcart_engine::state::{State, STATE_VERSION};
+use fastcart_engine::state::State;
+use fastcart_engine::store::now_ms;
 use fastcart_engine::{Error, Fence, JournalSink, LockInfo, Result, StateBackend};
 use serde::{Deserialize, Serialize};
 
@@ -75,11 +76,17 @@ struct Inner {
 
 struct Held {
     fence: Fence,
-    /// Set by the renewer when the lock moved, or when this run lets go.
-    lost: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    expires_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Shared with the renewer.
+    flags: HeldFlags,
     renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a conditional write did.
+enum Put {
+    /// Written (by this call, or by an earlier attempt of it): the ETag.
+    Written(String),
+    /// The condition failed; the object there now, if any.
+    Refused(Option<(Vec<u8>, String)>),
 }
 
 /// The S3 backend of one stack and environment.
@@ -98,13 +105,6 @@ impl Drop for Inner {
             rt.shutdown_background();
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// `s3://BUCKET/PREFIX` as the bucket and the prefix (without slashes at
@@ -198,17 +198,12 @@ impl S3Backend {
     /// renewed, and the lock stays where it is until the lease runs out.
     pub fn die(&self) {
         let held = self.0.held.lock().expect("held lock").as_mut().map(|h| {
-            h.stop.store(true, Ordering::SeqCst);
+            h.flags.stop.store(true, Ordering::SeqCst);
             h.renewer.take()
         });
         if let Some(Some(t)) = held {
             let _ = t.join();
         }
-    }
-
-    /// The lock an expired lease left behind that `acquire` took over.
-    pub fn replaced(&self) -> Option<LockInfo> {
-        self.0.replaced.lock().expect("replaced lock").clone()
     }
 }
 
@@ -306,6 +301,15 @@ impl Inner {
     /// the next write's `If-Match` on this ETag still refuses a change made
     /// since. An `If-Match` on an object gone is a failed condition too.
     fn put(&self, key: &str, body: Vec<u8>, if_match: Option<&str>) -> Result<Option<String>> {
+        Ok(match self.put_seen(key, body, if_match)? {
+            Put::Written(etag) => Some(etag),
+            Put::Refused(_) => None,
+        })
+    }
+
+    /// As [`Inner::put`], with the object found there when the condition
+    /// failed, which the lock's callers read instead of asking again.
+    fn put_seen(&self, key: &str, body: Vec<u8>, if_match: Option<&str>) -> Result<Put> {
         let sent = self.block(async {
             let call = self
                 .client
@@ -321,15 +325,15 @@ impl Inner {
             call.send().await
         });
         match sent {
-            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Ok(out) => Ok(Put::Written(out.e_tag().unwrap_or_default().to_string())),
             Err(e)
                 if precondition_failed(e.code())
                     || (if_match.is_some() && e.code() == Some("NoSuchKey")) =>
             {
-                Ok(self
-                    .get(key)?
-                    .filter(|(now, _)| *now == body)
-                    .map(|(_, etag)| etag))
+                Ok(match self.get(key)? {
+                    Some((now, etag)) if now == body => Put::Written(etag),
+                    now => Put::Refused(now),
+                })
             }
             Err(e) => Err(self.error(&format!("writing {key}"), e)),
         }
@@ -423,7 +427,12 @@ impl Inner {
     }
 
     fn lock_body(&self) -> Result<Option<(LeaseBody, String)>> {
-        let Some((body, etag)) = self.get(&self.key("lock.json"))? else {
+        self.lease_of(self.get(&self.key("lock.json"))?)
+    }
+
+    /// The lock object `found` (its bytes and ETag) read as a lease.
+    fn lease_of(&self, found: Option<(Vec<u8>, String)>) -> Result<Option<(LeaseBody, String)>> {
+        let Some((body, etag)) = found else {
             return Ok(None);
         };
         let lease = serde_json::from_slice(&body).map_err(|e| Error::Backend {
@@ -439,8 +448,8 @@ impl Inner {
         let held = self.held.lock().expect("held lock");
         let valid = held.as_ref().is_some_and(|h| {
             h.fence == fence
-                && !h.lost.load(Ordering::SeqCst)
-                && now_ms() < h.expires_ms.load(Ordering::SeqCst)
+                && !h.flags.lost.load(Ordering::SeqCst)
+                && now_ms() < h.flags.expires_ms.load(Ordering::SeqCst)
         });
         drop(held);
         if valid {
@@ -456,10 +465,7 @@ impl Inner {
                     help: "run again; where runs are this slow, give a longer --lock-lease".into(),
                 })
             }
-            Ok(Some((l, _))) => format!(
-                "{} (pid {}, `{}`)",
-                l.info.holder, l.info.pid, l.info.command
-            ),
+            Ok(Some((l, _))) => l.info.who(),
             Ok(None) => "nobody (it was removed with --force-unlock)".into(),
             Err(e) => format!("an unknown holder ({e})"),
         };
@@ -489,50 +495,41 @@ fn renew(inner: std::sync::Weak<Inner>, mut body: LeaseBody, mut etag: String, h
         let Some(me) = inner.upgrade() else { return };
         body.expires_ms = now_ms() + me.lease.as_millis() as u64;
         let text = serde_json::to_vec_pretty(&body).expect("a lease serializes");
-        match me.put(&me.key("lock.json"), text, Some(&etag)) {
-            Ok(Some(new)) => {
+        // The condition failed, or the renewal failed and may have taken
+        // effect all the same: the lock decides. Still this run's token:
+        // its ETag and expiry are this run's lease now. Another's, or
+        // none: the lease is lost.
+        let seen = match me.put_seen(&me.key("lock.json"), text, Some(&etag)) {
+            Ok(Put::Written(new)) => {
                 etag = new;
                 h.expires_ms.store(body.expires_ms, Ordering::SeqCst);
+                continue;
             }
-            // The condition failed, or the renewal failed and may have
-            // taken effect all the same: the lock decides. Still this run's
-            // token: its ETag and expiry are this run's lease now.
-            // Another's, or none: the lease is lost.
-            Ok(None) | Err(_) => match me.lock_body() {
-                Ok(Some((l, now))) if l.info.token == body.info.token => {
-                    etag = now;
-                    h.expires_ms.store(l.expires_ms, Ordering::SeqCst);
-                }
-                Ok(_) => {
-                    h.lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-                // Unreadable now: tried again; the lease still runs out.
-                Err(_) => {}
-            },
+            Ok(Put::Refused(now)) => me.lease_of(now),
+            Err(_) => me.lock_body(),
+        };
+        match seen {
+            Ok(Some((l, now))) if l.info.token == body.info.token => {
+                etag = now;
+                h.expires_ms.store(l.expires_ms, Ordering::SeqCst);
+            }
+            Ok(_) => {
+                h.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // Unreadable now: tried again; the lease still runs out.
+            Err(_) => {}
         }
     }
 }
 
+/// What the holder and its renewer share: `stop` (this run lets go),
+/// `lost` (a renewal found the lock moved) and the lease's end.
 #[derive(Clone)]
 struct HeldFlags {
     stop: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
     expires_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-fn holder() -> (String, String) {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    (format!("{user}@{host}"), host)
-}
-
-fn new_token() -> u64 {
-    let mut buf = [0u8; 8];
-    getrandom::getrandom(&mut buf).expect("the OS random source works");
-    u64::from_le_bytes(buf).max(1)
 }
 
 impl StateBackend for S3Backend {
@@ -550,17 +547,10 @@ impl StateBackend for S3Backend {
 
     fn acquire(&self, command: &str) -> Result<(LockInfo, Fence)> {
         let me = &self.0;
-        let (who, host) = holder();
-        let token = new_token();
+        let info = LockInfo::new(command);
         let mut body = LeaseBody {
-            info: LockInfo {
-                holder: who,
-                pid: std::process::id(),
-                command: command.into(),
-                since: fastcart_engine::store::now_rfc3339(),
-                token,
-            },
-            host,
+            host: info.holder.rsplit('@').next().unwrap_or_default().into(),
+            info,
             expires_ms: now_ms() + me.lease.as_millis() as u64,
         };
         let etag = self.take_lock(&mut body)?;
@@ -577,21 +567,20 @@ impl StateBackend for S3Backend {
                 .spawn(move || renew(weak, body, etag, flags))
                 .ok()
         };
+        let fence = Fence(body.info.token);
         *me.held.lock().expect("held lock") = Some(Held {
-            fence: Fence(token),
-            lost: flags.lost,
-            stop: flags.stop,
-            expires_ms: flags.expires_ms,
+            fence,
+            flags,
             renewer,
         });
-        Ok((body.info, Fence(token)))
+        Ok((body.info, fence))
     }
 
     fn release(&self, fence: Fence) -> Result<()> {
         let me = &self.0;
         let held = me.held.lock().expect("held lock").take();
         if let Some(mut h) = held {
-            h.stop.store(true, Ordering::SeqCst);
+            h.flags.stop.store(true, Ordering::SeqCst);
             if let Some(t) = h.renewer.take() {
                 let _ = t.join();
             }
@@ -624,9 +613,8 @@ impl StateBackend for S3Backend {
                     return Err(Error::Backend {
                         location: me.location(),
                         message: format!(
-                            "the lock changed hands while it was being removed: {} on {} (pid \
-                             {}, `{}`) holds it now",
-                            now.info.holder, now.host, now.info.pid, now.info.command
+                            "the lock changed hands while it was being removed: {} holds it now",
+                            now.info.who()
                         ),
                         help: "run again to remove that lock, if that run is gone too".into(),
                     })
@@ -652,18 +640,7 @@ impl StateBackend for S3Backend {
             message,
         };
         let state: State = serde_json::from_slice(&body).map_err(|e| corrupt(e.to_string()))?;
-        if state.version > STATE_VERSION {
-            return Err(corrupt(format!(
-                "it has format version {}, newer than this fastcart understands ({STATE_VERSION})",
-                state.version
-            )));
-        }
-        if state.stack != me.stack || state.env != me.env {
-            return Err(corrupt(format!(
-                "it belongs to stack {}-{}, not {}-{}",
-                state.stack, state.env, me.stack, me.env
-            )));
-        }
+        fastcart_engine::backend::check_saved(&state, &me.stack, &me.env).map_err(corrupt)?;
         let (floor, _) = self.read_floor()?;
         if state.serial < floor {
             return Err(corrupt(format!(
@@ -747,7 +724,7 @@ impl StateBackend for S3Backend {
     }
 
     fn taken_over(&self) -> Option<LockInfo> {
-        self.replaced()
+        self.0.replaced.lock().expect("replaced lock").clone()
     }
 
     fn journal(&self, fence: Fence) -> Result<Box<dyn JournalSink>> {
@@ -761,7 +738,7 @@ impl StateBackend for S3Backend {
 
 impl S3Backend {
     /// Creates the lock with `body`, or takes over one whose lease ran out
-    /// (`replaced` keeps whose it was); `Error::Locked`, naming the holder
+    /// (`taken_over` says whose it was); `Error::Locked`, naming the holder
     /// and when its lease runs out, while another run's lease is live. A
     /// lock given back, or taken over by a third run, while this run asked
     /// is asked again, so a waiting run (`--lock-timeout`) keeps waiting.
@@ -772,21 +749,19 @@ impl S3Backend {
         for _ in 0..3 {
             body.expires_ms = now_ms() + lease;
             let text = serde_json::to_vec_pretty(&*body).expect("a lease serializes");
-            if let Some(etag) = me.put(&key, text, None)? {
-                return Ok(etag);
-            }
-            let Some((old, old_etag)) = me.lock_body()? else {
+            let now = match me.put_seen(&key, text, None)? {
+                Put::Written(etag) => return Ok(etag),
+                Put::Refused(now) => now,
+            };
+            let Some((old, old_etag)) = me.lease_of(now)? else {
                 continue; // given back meanwhile
             };
             if now_ms() < old.expires_ms {
                 return Err(Error::Locked {
                     path: me.location().into(),
                     holder: format!(
-                        "{} on {} (pid {}, `{}`; if it died, its lease runs out at {})",
-                        old.info.holder,
-                        old.host,
-                        old.info.pid,
-                        old.info.command,
+                        "{}; if it died, its lease runs out at {}",
+                        old.info.who(),
                         fastcart_engine::store::rfc3339(old.expires_ms)
                     ),
                     since: old.info.since,

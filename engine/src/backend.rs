@@ -36,6 +36,25 @@ pub struct LockInfo {
     pub token: u64,
 }
 
+impl LockInfo {
+    /// This process's claim on a lock for `command`: who and where it runs,
+    /// since now, with a fresh random fence token.
+    pub fn new(command: &str) -> LockInfo {
+        LockInfo {
+            holder: crate::store::holder(),
+            pid: std::process::id(),
+            command: command.into(),
+            since: crate::store::now_rfc3339(),
+            token: crate::store::new_token(),
+        }
+    }
+
+    /// The holder as messages name it: `user@host (pid N, `command`)`.
+    pub fn who(&self) -> String {
+        format!("{} (pid {}, `{}`)", self.holder, self.pid, self.command)
+    }
+}
+
 /// Proof of holding a lock, carried by every write of the run that took it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fence(pub u64);
@@ -107,6 +126,26 @@ pub fn fold(stack: &str, env: &str, saved: Option<State>, entries: &[Entry]) -> 
         state.record(e);
     }
     Some(state)
+}
+
+/// Why a saved state cannot be `stack`-`env`'s: a format newer than this
+/// fastcart reads, or another stack's. Each backend reports it as
+/// [`Error::CorruptState`] at its own path.
+pub fn check_saved(state: &State, stack: &str, env: &str) -> std::result::Result<(), String> {
+    use crate::state::STATE_VERSION;
+    if state.version > STATE_VERSION {
+        return Err(format!(
+            "it has format version {}, newer than this fastcart understands ({STATE_VERSION})",
+            state.version
+        ));
+    }
+    if state.stack != stack || state.env != env {
+        return Err(format!(
+            "it belongs to stack {}-{}, not {stack}-{env}",
+            state.stack, state.env
+        ));
+    }
+    Ok(())
 }
 
 fn refused(to: &dyn StateBackend, message: String, help: &str) -> crate::error::Error {

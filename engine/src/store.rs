@@ -16,7 +16,7 @@ pub use crate::backend::LockInfo;
 use crate::backend::{Fence, JournalSink, Lock, StateBackend};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry};
-use crate::state::{State, STATE_VERSION};
+use crate::state::State;
 
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -75,7 +75,7 @@ impl StateStore {
                 location: self.location(),
                 now: held.map_or_else(
                     || "nobody (it was removed with --force-unlock)".into(),
-                    |h| format!("{} (pid {}, `{}`)", h.holder, h.pid, h.command),
+                    |h| h.who(),
                 ),
             }),
         }
@@ -104,13 +104,7 @@ impl StateBackend for StateStore {
     fn acquire(&self, command: &str) -> Result<(LockInfo, Fence)> {
         self.ensure_dir()?;
         let path = self.lock_path();
-        let info = LockInfo {
-            holder: holder(),
-            pid: std::process::id(),
-            command: command.into(),
-            since: now_rfc3339(),
-            token: new_token(),
-        };
+        let info = LockInfo::new(command);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
                 let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
@@ -125,10 +119,9 @@ impl StateBackend for StateStore {
                 let held = self.holder_now();
                 Err(Error::Locked {
                     path: self.state_path(),
-                    holder: held.as_ref().map_or_else(
-                        || "an unknown process".into(),
-                        |h| format!("{} (pid {}, `{}`)", h.holder, h.pid, h.command),
-                    ),
+                    holder: held
+                        .as_ref()
+                        .map_or_else(|| "an unknown process".into(), LockInfo::who),
                     since: held.map_or_else(|| "an unknown time".into(), |h| h.since),
                 })
             }
@@ -170,24 +163,8 @@ impl StateBackend for StateStore {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        if state.version > STATE_VERSION {
-            return Err(Error::CorruptState {
-                path,
-                message: format!(
-                    "it has format version {}, newer than this fastcart understands ({STATE_VERSION})",
-                    state.version
-                ),
-            });
-        }
-        if state.stack != self.stack || state.env != self.env {
-            return Err(Error::CorruptState {
-                path,
-                message: format!(
-                    "it belongs to stack {}-{}, not {}-{}",
-                    state.stack, state.env, self.stack, self.env
-                ),
-            });
-        }
+        crate::backend::check_saved(&state, &self.stack, &self.env)
+            .map_err(|message| Error::CorruptState { path, message })?;
         Ok(Some(state))
     }
 
@@ -259,7 +236,7 @@ impl StateBackend for StateStore {
 }
 
 /// A run's fence: random, so that a lock taken over is told from ours.
-fn new_token() -> u64 {
+pub(crate) fn new_token() -> u64 {
     let mut buf = [0u8; 8];
     getrandom::getrandom(&mut buf).expect("the OS random source works");
     u64::from_le_bytes(buf).max(1)
@@ -283,14 +260,16 @@ impl JournalSink for JournalWriter {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn holder() -> String {
+/// `user@host` of this process.
+pub(crate) fn holder() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())

@@ -69,7 +69,7 @@ async fn one_run_holds_the_lock_and_a_dead_runs_lease_is_taken_over() {
     first.die();
     std::thread::sleep(LEASE + Duration::from_millis(300));
     let taken = Lock::take(Arc::new(second.clone()), "apply").unwrap();
-    let replaced = second.replaced().expect("whose lock it replaced");
+    let replaced = second.taken_over().expect("whose lock it replaced");
     assert_eq!(replaced.token, lock.fence.0);
     let err = first
         .save(lock.fence, &State::new("shop", "dev"))
